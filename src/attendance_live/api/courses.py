@@ -1,0 +1,87 @@
+"""Courses and their enrollments, sessions and live snapshot."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Response, status
+
+from attendance_live.api.deps import Caller, CourseId, Service, UserId
+from attendance_live.api.schemas import CourseCreate, Detail, EnrollmentPut, SessionStart
+from attendance_live.service.views import ActiveSessions, CourseView, EnrollmentView, SessionView
+
+router = APIRouter(prefix="/api/courses", tags=["courses"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Detail, "description": "Missing, invalid or expired token"},
+    403: {"model": Detail, "description": "Related to the course, but without the right"},
+    404: {"model": Detail, "description": "No such course, or no relation to it"},
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**ERRORS, 409: {"model": Detail}})
+async def create_course(body: CourseCreate, caller: Caller, service: Service) -> CourseView:
+    """Create a course (teachers and admins); the caller becomes its teacher."""
+    return await service.create_course(caller, course_id=body.id, code=body.code, title=body.title)
+
+
+@router.get("", responses=ERRORS)
+async def list_courses(caller: Caller, service: Service) -> list[CourseView]:
+    """The courses the caller teaches or is approved in (admins: all)."""
+    return await service.list_courses(caller)
+
+
+@router.get("/{course_id}", responses=ERRORS)
+async def get_course(course_id: CourseId, caller: Caller, service: Service) -> CourseView:
+    return await service.get_course(caller, course_id)
+
+
+@router.put("/{course_id}/enrollments/{user_id}", responses={**ERRORS, 201: {"model": EnrollmentView}})
+async def put_enrollment(
+    course_id: CourseId,
+    user_id: UserId,
+    body: EnrollmentPut,
+    caller: Caller,
+    service: Service,
+    response: Response,
+) -> EnrollmentView:
+    """Add or change an enrollment (200 when changed, 201 when created)."""
+    view, created = await service.put_enrollment(
+        caller, course_id, user_id, status=body.status, name=body.name, email=body.email
+    )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return view
+
+
+@router.get("/{course_id}/enrollments", responses=ERRORS)
+async def list_enrollments(course_id: CourseId, caller: Caller, service: Service) -> list[EnrollmentView]:
+    return await service.list_enrollments(caller, course_id)
+
+
+@router.post("/{course_id}/sessions", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+async def start_session(
+    course_id: CourseId,
+    caller: Caller,
+    service: Service,
+    body: SessionStart | None = Body(default=None),
+) -> SessionView:
+    """Start an attendance session; every approved student starts absent."""
+    body = body or SessionStart()
+    return await service.start_session(
+        caller,
+        course_id,
+        topic=body.topic or None,
+        max_duration_minutes=body.max_duration_minutes,
+        late_after_minutes=body.late_after_minutes,
+    )
+
+
+@router.get("/{course_id}/sessions", responses=ERRORS)
+async def list_sessions(course_id: CourseId, caller: Caller, service: Service) -> list[SessionView]:
+    """The course's sessions, newest first, without records (teacher, admin)."""
+    return await service.list_sessions(caller, course_id)
+
+
+@router.get("/{course_id}/active-sessions", responses=ERRORS)
+async def active_sessions(course_id: CourseId, caller: Caller, service: Service) -> ActiveSessions:
+    """The same body as the ``activeSessionsData`` Socket.IO event."""
+    return await service.active_sessions(caller, course_id)

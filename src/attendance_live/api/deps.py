@@ -1,0 +1,63 @@
+"""Typed dependencies: the application context and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from attendance_live.auth.tokens import Identity, TokenError
+from attendance_live.context import AppContext
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.errors import ServiceError
+
+__all__ = ["Caller", "Service", "Context", "CourseId", "SessionId", "UserId", "Unauthorized"]
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`")
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+Context = Annotated[AppContext, Depends(get_context)]
+
+
+def get_service(context: Context) -> AttendanceService:
+    return context.service
+
+
+Service = Annotated[AttendanceService, Depends(get_service)]
+
+_FIXES = {
+    "Authentication required": "send the header Authorization: Bearer <token>",
+    "Invalid token": "sign in again to get a valid token",
+    "Token expired": "sign in again to get a new token",
+}
+
+
+async def get_caller(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    try:
+        identity = context.tokens.verify(credentials.credentials if credentials else None)
+    except TokenError as exc:
+        raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
+    await context.service.remember_user(identity)
+    return identity
+
+
+Caller = Annotated[Identity, Depends(get_caller)]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+CourseId = Annotated[str, Path(pattern=_ID, max_length=128)]
+SessionId = Annotated[str, Path(pattern=_ID, max_length=128)]
+UserId = Annotated[str, Path(pattern=_ID, max_length=128)]

@@ -1,0 +1,90 @@
+"""Every error leaves the API as ``{"detail": "..."}`` with the right status.
+
+Validation errors keep pydantic's list in ``errors`` and sum it up in
+``detail``; a body that is not JSON is a 400; a database that cannot be reached
+is a 503 that says to retry; anything unexpected is a 500 with a reference
+that is also in the log (and never a traceback in the response).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from attendance_live.service.errors import ServiceError
+
+__all__ = ["install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "The database is unavailable right now; nothing was changed. Try again in a moment."
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "path", "query")] or [str(loc[0]) if loc else "request"]
+    return ".".join(parts)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No such endpoint: {request.method} {request.url.path}; see /docs"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return JSONResponse(
+            {"detail": "The request body is not valid JSON; send a JSON object", "errors": errors},
+            status_code=400,
+        )
+    summary = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
+    return JSONResponse({"detail": f"Invalid request: {summary}", "errors": errors}, status_code=422)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, OSError | ConnectionError):
+        return await _database_down(request, exc)
+    reference = uuid.uuid4().hex[:12]
+    log.exception("unhandled error %s during %s %s", reference, request.method, request.url.path)
+    return JSONResponse(
+        {"detail": f"Internal server error (reference {reference}); the server has logged it"},
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,42 @@
+"""Request bodies, validated at the edge. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CourseCreate", "EnrollmentPut", "SessionStart", "RecordPut", "Detail"]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CourseCreate(_Body):
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="Omit to have one generated")
+    code: str = Field(min_length=1, max_length=64, examples=["CS101"])
+    title: str = Field(min_length=1, max_length=200, examples=["Introduction to Computing"])
+
+
+class EnrollmentPut(_Body):
+    status: Literal["pending", "approved", "rejected"]
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class SessionStart(_Body):
+    topic: str | None = Field(default=None, max_length=200)
+    max_duration_minutes: int | None = Field(default=None, ge=1, le=1440)
+    late_after_minutes: int | None = Field(default=None, ge=0, le=1440)
+
+
+class RecordPut(_Body):
+    status: Literal["present", "late", "excused", "absent"]
+    remarks: str | None = Field(default=None, max_length=1000)
+
+
+class Detail(BaseModel):
+    detail: str

@@ -1,0 +1,217 @@
+"""``attendance-live serve | migrate | demo | token | watch``.
+
+Bad configuration ends the command with one line naming the variable and the
+fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from attendance_live import __version__
+from attendance_live.config import ConfigError, Settings, ensure_secret, load_settings
+from attendance_live.logs import configure_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("attendance_live")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attendance-live",
+        description="Real-time attendance sessions over Socket.IO and HTTP.",
+    )
+    parser.add_argument("--version", action="version", version=f"attendance-live {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (HOST:PORT, default 127.0.0.1:4002)")
+    serve.add_argument("--host", help="address to listen on (overrides HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides PORT)")
+    serve.add_argument(
+        "--demo", action="store_true", help="create the demo course and serve /api/demo/users"
+    )
+
+    commands.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+
+    demo = commands.add_parser("demo", help="create the demo course and print its users' tokens")
+    demo.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    token = commands.add_parser("token", help="mint a token with the configured secret")
+    token.add_argument("user_id", metavar="USER_ID")
+    token.add_argument("--name", help="display name (default: the user id)")
+    token.add_argument("--email")
+    token.add_argument("--role", choices=["student", "teacher", "admin"], default="student")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+
+    watch = commands.add_parser("watch", help="print a course's live events as they arrive")
+    watch.add_argument("course_id", metavar="COURSE_ID")
+    watch.add_argument("--token", help="JWT to connect with (default: ATTENDANCE_LIVE_TOKEN)")
+    watch.add_argument("--url", help="server URL (default: http://HOST:PORT)")
+    watch.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    watch.add_argument("--max-events", type=int, default=0, help="exit after this many events")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides: dict[str, Any] = {}
+        if getattr(args, "host", None):
+            overrides["host"] = args.host
+        if getattr(args, "port", None) is not None:
+            overrides["port"] = args.port
+        settings = load_settings(**overrides)
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command in ("serve", "demo", "token"):
+            settings = ensure_secret(settings)
+        handler = {
+            "serve": _serve,
+            "migrate": _migrate,
+            "demo": _demo,
+            "token": _token,
+            "watch": _watch,
+        }[args.command]
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+async def _prepare(settings: Settings, *, seed: bool) -> None:
+    """Bring the schema up to date (embedded SQLite) or check it is (PostgreSQL)."""
+    from attendance_live.db.engine import Database
+    from attendance_live.db.migrate import current_revision, head_revision, upgrade
+
+    database = Database(settings.database_url)
+    try:
+        if settings.is_sqlite:
+            await upgrade(database)
+        else:
+            current = await current_revision(database)
+            if current != head_revision():
+                raise ConfigError(
+                    "DATABASE_URL",
+                    f"points at a schema at revision {current or 'none'}, not {head_revision()}: "
+                    "run `attendance-live migrate` first",
+                )
+        if seed:
+            from attendance_live.demo import seed_demo
+            from attendance_live.service.attendance import AttendanceService
+            from attendance_live.service.events import EventBus
+
+            await seed_demo(AttendanceService(database, EventBus()))
+    finally:
+        await database.dispose()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from attendance_live.app import create_app
+
+    asyncio.run(_prepare(settings, seed=args.demo))
+    application = create_app(settings, demo=args.demo)
+    log.info("listening on %s (Socket.IO at /socket.io/, API docs at /docs)", _base_url(settings))
+    uvicorn.run(
+        application.asgi,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        ws_max_size=settings.max_message_bytes + 1024,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.db.engine import Database
+    from attendance_live.db.migrate import current_revision, upgrade
+
+    async def run() -> str | None:
+        database = Database(settings.database_url)
+        try:
+            await upgrade(database)
+            return await current_revision(database)
+        finally:
+            await database.dispose()
+
+    print(f"database schema is at revision {asyncio.run(run())}")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.auth.tokens import TokenService
+    from attendance_live.demo import demo_listing
+
+    asyncio.run(_prepare(settings, seed=True))
+    listing = demo_listing(TokenService(settings.secret(), settings.jwt_algorithm))
+    base = _base_url(settings)
+    teacher = listing["teacher"]["token"]
+    student = listing["students"][0]["token"]
+    course = listing["course"]["id"]
+    curl = [
+        f"SESSION=$(curl -s -X POST {base}/api/courses/{course}/sessions "
+        f"-H 'Authorization: Bearer {teacher}' -H 'Content-Type: application/json' "
+        "-d '{\"topic\": \"Demo lecture\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
+        f"curl -s -X POST {base}/api/sessions/$SESSION/check-in -H 'Authorization: Bearer {student}'",
+        f"curl -s -X POST {base}/api/sessions/$SESSION/end -H 'Authorization: Bearer {teacher}'",
+    ]
+    if args.json:
+        print(json.dumps({**listing, "curl": curl}, indent=2, ensure_ascii=False))
+        return 0
+    print(f"Demo course {listing['course']['code']} ({course}) is ready at {base}.\n")
+    print(f"Teacher  {listing['teacher']['name']:<14} {listing['teacher']['id']}\n  token: {teacher}\n")
+    for s in listing["students"]:
+        print(f"Student  {s['name']:<14} {s['id']} ({s['enrollment']})\n  token: {s['token']}\n")
+    print("With the server running (attendance-live serve), start a session, check in, end it:\n")
+    print("\n".join(curl))
+    print(f"\nWatch it live:  attendance-live watch {course} --token {shlex.quote(student)}")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.auth.tokens import TokenService
+    from attendance_live.service.attendance import validate_id
+    from attendance_live.service.errors import InvalidInput
+
+    try:
+        validate_id(args.user_id, "USER_ID")
+    except InvalidInput as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    print(tokens.mint(args.user_id, name=args.name, role=args.role, email=args.email, ttl_seconds=args.ttl))
+    return 0
+
+
+def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.watch import watch
+
+    token = args.token or (
+        settings.attendance_live_token.get_secret_value() if settings.attendance_live_token else None
+    )
+    if not token:
+        print("watch needs a token: pass --token or set ATTENDANCE_LIVE_TOKEN", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        watch(args.url or _base_url(settings), token, args.course_id, as_json=args.json, max_events=args.max_events)
+    )

@@ -1,0 +1,191 @@
+"""The one settings object. Nothing else in the package reads ``os.environ``.
+
+Every variable of the public contract lives here, with the project's own
+additions below it. ``load_settings()`` turns a pydantic validation failure
+into a :class:`ConfigError` whose message names the variable and the fix, so
+a bad configuration stops the server with one readable line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["ConfigError", "Settings", "load_settings", "ensure_secret"]
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_BYTES = 32
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./attendance-live.db"
+DEFAULT_SECRET_FILE = ".attendance-live-secret"
+SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+# How each variable is fixed when it is wrong; shown beside the problem.
+_FIXES: dict[str, str] = {
+    "ACCESS_TOKEN_SECRET": (
+        "set it to at least 32 random bytes, e.g. "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`, "
+        "or unset it to use a generated local secret"
+    ),
+    "DATABASE_URL": (
+        "use sqlite+aiosqlite:///PATH (or sqlite:///PATH) "
+        "or postgresql+asyncpg://USER:PASSWORD@HOST/DB (or postgresql://...)"
+    ),
+    "REDIS_URL": "use redis://HOST:PORT/DB, or unset it to run one node",
+    "PORT": "use a whole number from 1 to 65535",
+    "HOST": "use an address to listen on, e.g. 127.0.0.1 or 0.0.0.0",
+    "CORS_ORIGINS": "use * or a comma-separated list of origins such as http://localhost:3000",
+    "SESSION_MAX_MINUTES": "use a whole number of minutes from 1 to 10080",
+    "LOG_LEVEL": "use one of debug, info, warning, error",
+    "LOG_FORMAT": "use text or json",
+    "JWT_ALGORITHM": "use one of HS256, HS384, HS512",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; ``str()`` is one line naming it and the fix."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        fix = _FIXES.get(variable, "correct it")
+        super().__init__(f"Configuration error: {variable} {problem}; {fix}.")
+        self.variable = variable
+        self.problem = problem
+
+
+def normalise_database_url(raw: str) -> str:
+    """Accept the plain SQLAlchemy URL forms and return the async-driver form."""
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ValueError(f"is not a database URL ({raw!r} could not be parsed)") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "aiosqlite", "pysqlite"):
+        if not url.database:
+            raise ValueError("names no database file (in-memory SQLite would lose everything)")
+        return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres") and driver in ("", "asyncpg", "psycopg2"):
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"uses an unsupported database {url.drivername!r}")
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment (names are the upper-case field names)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- the contract's variables ---
+    access_token_secret: SecretStr | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=4002, ge=1, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    session_max_minutes: int = Field(default=180, ge=1, le=10080)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- the project's additions ---
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    secret_file: Path = Path(DEFAULT_SECRET_FILE)
+    log_format: Literal["text", "json"] = "text"
+    socket_rate_limit: float = Field(default=20.0, gt=0, le=10000)
+    socket_rate_burst: int = Field(default=40, ge=1, le=100000)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    auto_end_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The token `attendance-live watch` connects with when --token is not given.
+    attendance_live_token: SecretStr | None = None
+
+    @field_validator("access_token_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"is shorter than {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"is not a Redis URL ({value.split('@')[-1]!r})")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            origins = [part.strip() for part in value.split(",") if part.strip()]
+            return origins or ["*"]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secret(self) -> str:
+        """The signing secret; ``ensure_secret`` must have run when none was configured."""
+        if self.access_token_secret is None:
+            raise ConfigError("ACCESS_TOKEN_SECRET", "is not set")
+        return self.access_token_secret.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise :class:`ConfigError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        if variable != "ACCESS_TOKEN_SECRET" and isinstance(value, str | int) and "(" not in message:
+            message = f"{message} (got {str(value)[:80]!r})"
+        raise ConfigError(variable, message[:1].lower() + message[1:]) from None
+
+
+def ensure_secret(settings: Settings) -> Settings:
+    """Give settings a secret: the configured one, or one generated into a local file.
+
+    ``serve``, ``demo`` and ``token`` share the generated secret, so the
+    embedded default works with nothing configured. The file is created with
+    mode 600 and reused afterwards.
+    """
+    if settings.access_token_secret is not None:
+        return settings
+    path = settings.secret_file
+    if path.exists():
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                "ACCESS_TOKEN_SECRET", f"is unset and the secret file {path} holds a short secret"
+            )
+    else:
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secret + "\n")
+    log.warning(
+        "ACCESS_TOKEN_SECRET is not set: using the generated secret in %s "
+        "(set ACCESS_TOKEN_SECRET to share tokens with another auth server)",
+        path.resolve(),
+    )
+    return settings.model_copy(update={"access_token_secret": SecretStr(secret)})

@@ -1,0 +1,26 @@
+"""Everything one running server holds, built once by ``app.create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from attendance_live.auth.tokens import TokenService
+from attendance_live.config import Settings
+from attendance_live.db.engine import Database
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.events import EventBus
+
+__all__ = ["AppContext"]
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: Settings
+    database: Database
+    bus: EventBus
+    service: AttendanceService
+    tokens: TokenService
+    demo: bool = False
+    # Reports "ok" or "down: ..." for /readyz; None when Redis is not configured.
+    redis_state: Callable[[], Awaitable[str]] | None = None

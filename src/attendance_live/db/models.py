@@ -1,0 +1,161 @@
+"""The tables. Invalid states are made unrepresentable where the database can say so.
+
+* one enrollment per (course, user) and one record per (session, user): primary keys;
+* status columns are checked against their allowed values;
+* every reference is a foreign key (SQLite enforces them: ``PRAGMA foreign_keys=ON``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ENROLLMENT_STATUSES = ("pending", "approved", "rejected")
+SESSION_STATUSES = ("active", "ended")
+RECORD_STATUSES = ("present", "late", "excused", "absent")
+USER_ROLES = ("student", "teacher", "admin")
+
+ID_LENGTH = 128
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (portable across SQLite and PostgreSQL), read back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite aggregates may hand back text
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    role: Mapped[str] = mapped_column(String(16), default="student")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role"),)
+
+
+class Course(Base):
+    __tablename__ = "courses"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    teacher_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    course_id: Mapped[str] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),)
+
+
+class AttendanceSession(Base):
+    __tablename__ = "attendance_sessions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    topic: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    late_after_minutes: Mapped[int] = mapped_column(Integer)
+    max_duration_minutes: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_by_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    started_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Final statistics, frozen when the session ends (null while active).
+    final_present: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    final_late: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    final_absent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    final_excused: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    final_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint("late_after_minutes >= 0", name="late_after_nonnegative"),
+        CheckConstraint("max_duration_minutes > 0", name="max_duration_positive"),
+        CheckConstraint(
+            "(status = 'active' AND ended_at IS NULL) OR (status = 'ended' AND ended_at IS NOT NULL)",
+            name="ended_consistent",
+        ),
+        Index("ix_attendance_sessions_course_status", "course_id", "status"),
+        Index("ix_attendance_sessions_status_expires", "status", "expires_at"),
+    )
+
+
+class AttendanceRecord(Base):
+    __tablename__ = "attendance_records"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("attendance_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    marked_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    remarks: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", RECORD_STATUSES), name="status"),
+        Index("ix_attendance_records_session_status", "session_id", "status"),
+    )

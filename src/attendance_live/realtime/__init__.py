@@ -1,0 +1,1 @@
+"""The real-time half: the Socket.IO server (the seed's protocol) and the notifier."""

@@ -1,0 +1,138 @@
+"""Turns domain events into Socket.IO emits to course and session rooms.
+
+Order, per course, is the order in which the service committed the changes:
+each course has one worker that handles its events one after another.
+
+* ``SessionStarted`` → ``courseSessionStarted`` then ``activeSessionsData``
+* ``SessionEnded``   → ``courseSessionEnded`` then ``activeSessionsData``
+* ``RecordChanged``  → ``attendanceUpdated`` to the session's roster room, and
+  ``activeSessionsData`` when the session's studentCount moved.
+
+Snapshots are read from the database when they are sent, so the last one a
+client receives is always the true state. Consecutive record changes that are
+already queued share one snapshot (a burst of 1,000 check-ins does not become
+1,000 broadcasts of stale counts); each change is still followed by a snapshot
+that includes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from attendance_live.realtime.payloads import ended_payload, started_payload
+from attendance_live.realtime.server import RealtimeServer, course_room, session_room
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.events import (
+    DomainEvent,
+    EnrollmentChanged,
+    RecordChanged,
+    SessionEnded,
+    SessionStarted,
+)
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, realtime: RealtimeServer, service: AttendanceService, *, local_only: bool) -> None:
+        self.realtime = realtime
+        self.sio = realtime.sio
+        self.service = service
+        # With one node, rooms nobody on this node is in need no emit at all.
+        self.local_only = local_only
+        self._queues: dict[str, deque[DomainEvent]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self.emitted = 0
+
+    async def handle(self, event: DomainEvent) -> None:
+        """Bus subscriber: queue the event behind the course's earlier ones."""
+        queue = self._queues.setdefault(event.course_id, deque())
+        queue.append(event)
+        if event.course_id not in self._workers:
+            self._workers[event.course_id] = asyncio.create_task(
+                self._drain(event.course_id), name=f"notify:{event.course_id}"
+            )
+
+    async def idle(self) -> None:
+        """Wait until every queued event has been sent (for tests and shutdown)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._workers.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def _drain(self, course_id: str) -> None:
+        queue = self._queues[course_id]
+        try:
+            while queue:
+                event = queue.popleft()
+                snapshot_due = await self._apply(event)
+                while queue and isinstance(queue[0], RecordChanged):
+                    snapshot_due = await self._apply(queue.popleft()) or snapshot_due
+                if snapshot_due:
+                    await self._snapshot(course_id)
+        except asyncio.CancelledError:
+            queue.clear()
+            raise
+        except Exception:
+            log.exception("notifying course %s failed; its subscribers may need to resubscribe", course_id)
+        finally:
+            del self._workers[course_id]
+            if queue:  # raced with handle() after the loop ended
+                self._workers[course_id] = asyncio.create_task(self._drain(course_id))
+            else:
+                del self._queues[course_id]
+
+    async def _apply(self, event: DomainEvent) -> bool:
+        """Send what ``event`` calls for; return whether a snapshot must follow."""
+        if isinstance(event, SessionStarted | SessionEnded):
+            view = await self.service.session_summary(event.session_id)
+            if view is None:
+                return False
+            if isinstance(event, SessionStarted):
+                await self._emit("courseSessionStarted", started_payload(view), course_room(event.course_id))
+            else:
+                await self._emit("courseSessionEnded", ended_payload(view), course_room(event.course_id))
+            return True
+        if isinstance(event, RecordChanged):
+            await self._roster_update(event)
+            return event.count_changed
+        if isinstance(event, EnrollmentChanged) and event.status != "approved":
+            await self.realtime.remove_user_from_course(event.user_id, event.course_id)
+        return False
+
+    async def _roster_update(self, event: RecordChanged) -> None:
+        room = session_room(event.session_id)
+        if not self._anyone_in(room):
+            return
+        found = await self.service.record_with_statistics(event.session_id, event.user_id)
+        if found is None:
+            return
+        record, statistics = found
+        payload = {
+            "session_id": event.session_id,
+            "course_id": event.course_id,
+            **record.model_dump(),
+            "statistics": statistics.model_dump(),
+        }
+        await self._emit("attendanceUpdated", payload, room)
+
+    async def _snapshot(self, course_id: str) -> None:
+        room = course_room(course_id)
+        if not self._anyone_in(room):
+            return
+        snapshot = await self.service.active_sessions_snapshot(course_id)
+        await self._emit("activeSessionsData", snapshot.model_dump(), room)
+
+    def _anyone_in(self, room: str) -> bool:
+        return not self.local_only or self.realtime.room_size(room) > 0
+
+    async def _emit(self, event: str, payload: dict[str, object], room: str) -> None:
+        await self.sio.emit(event, payload, room=room)
+        self.emitted += 1

@@ -1,0 +1,287 @@
+"""The Socket.IO server: the seed's protocol, authenticated and authorized from data.
+
+Handshake: ``auth: {token}``; a refused connection gets ``connect_error`` with
+``Authentication required``, ``Invalid token`` or ``Token expired``.
+
+Client events (each payload validated; bad input answers ``activeSessionsError``
+and leaves the connection usable):
+
+* ``subscribeToCourse {course_id}``  → join ``course:<id>``, answer ``activeSessionsData``
+* ``unsubscribeFromCourse {course_id}`` → leave the room
+* ``checkActiveSessions {course_id}`` → answer ``activeSessionsResponse``
+* ``subscribeToSession {session_id}``  → (teacher, admin) ``sessionRosterData``, then
+  ``attendanceUpdated`` on every record change
+* ``unsubscribeFromSession {session_id}``
+
+Handlers run in order per connection (``async_handlers=False``), so a client
+that subscribes and then unsubscribes ends unsubscribed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from attendance_live.auth.tokens import Identity, TokenError, TokenService
+from attendance_live.config import Settings
+from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.payloads import PayloadError, require_id
+from attendance_live.realtime.ratelimit import TokenBucket
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.errors import Forbidden, NotFound
+
+__all__ = ["RealtimeServer", "course_room", "session_room"]
+
+log = logging.getLogger(__name__)
+
+ERROR_EVENT = "activeSessionsError"
+
+
+def course_room(course_id: str) -> str:
+    return f"course:{course_id}"
+
+
+def session_room(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+@dataclass(slots=True)
+class Connection:
+    """What the server keeps per connected socket (freed on disconnect)."""
+
+    identity: Identity
+    bucket: TokenBucket
+    courses: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+
+
+class _Refusal(Exception):
+    """A request the client may not make; answered with an error event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+EventHandler = Callable[[str, Connection, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
+
+
+class RealtimeServer:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenService,
+        service: AttendanceService,
+        client_manager: socketio.AsyncManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.service = service
+        origins: str | list[str] = "*" if "*" in settings.cors_origins else settings.cors_origins
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=client_manager,
+            cors_allowed_origins=origins,
+            max_http_buffer_size=settings.max_message_bytes,
+            async_handlers=False,
+            json=jsoncodec,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.connections: dict[str, Connection] = {}
+        self.user_sids: dict[str, set[str]] = {}
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_unknown)
+        self._handlers: dict[str, EventHandler] = {
+            "subscribeToCourse": self._subscribe_course,
+            "unsubscribeFromCourse": self._unsubscribe_course,
+            "checkActiveSessions": self._check_active,
+            "subscribeToSession": self._subscribe_session,
+            "unsubscribeFromSession": self._unsubscribe_session,
+        }
+        for name in self._handlers:
+            self.sio.on(name, self._dispatcher(name))
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            identity = self.tokens.verify(token)
+        except TokenError as exc:
+            log.info("socket refused: %s (%s)", exc.message, exc.reason)
+            raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
+        await self.service.remember_user(identity)
+        self.connections[sid] = Connection(
+            identity, TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst)
+        )
+        self.user_sids.setdefault(identity.user_id, set()).add(sid)
+        log.debug("socket %s connected as %s", sid, identity.user_id)
+
+    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        sids = self.user_sids.get(conn.identity.user_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self.user_sids[conn.identity.user_id]
+        log.debug("socket %s disconnected (%s)", sid, reason)
+
+    async def _on_unknown(self, event: str, sid: str, *args: Any) -> None:
+        conn = self.connections.get(sid)
+        if conn is None or not conn.bucket.take():
+            return
+        log.info("ignored unknown event %r from socket %s", str(event)[:64], sid)
+
+    # --------------------------------------------------------------- dispatch
+
+    def _dispatcher(self, event: str) -> Callable[..., Awaitable[dict[str, Any] | None]]:
+        handler = self._handlers[event]
+
+        async def dispatch(sid: str, *args: Any) -> dict[str, Any] | None:
+            conn = self.connections.get(sid)
+            if conn is None:
+                return None
+            if not conn.bucket.take():
+                if conn.bucket.should_warn():
+                    return await self._error(
+                        sid, event, "rate_limited",
+                        f"Too many events: at most {self.settings.socket_rate_limit:g} a second; slow down",
+                        args,
+                    )
+                return None
+            try:
+                return await handler(sid, conn, args)
+            except PayloadError as exc:
+                return await self._error(sid, event, "invalid_payload", str(exc), args)
+            except _Refusal as exc:
+                return await self._error(sid, event, exc.code, exc.message, args)
+            except (OperationalError, DBAPIError, OSError):
+                log.exception("database unavailable while handling %s", event)
+                return await self._error(
+                    sid, event, "internal", "The server cannot reach its database; try again shortly", args
+                )
+            except Exception:
+                log.exception("handler for %s failed", event)
+                return await self._error(sid, event, "internal", "Internal server error; try again", args)
+
+        return dispatch
+
+    async def _error(
+        self, sid: str, event: str, code: str, message: str, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"message": message, "code": code, "event": event}
+        first = args[0] if args else None
+        if isinstance(first, dict):
+            for key in ("course_id", "session_id"):
+                value = first.get(key)
+                if isinstance(value, str) and len(value) <= 128:
+                    payload[key] = value
+        await self.sio.emit(ERROR_EVENT, payload, to=sid)
+        return payload
+
+    # ----------------------------------------------------------------- events
+
+    async def _authorized_snapshot(self, conn: Connection, course_id: str) -> dict[str, Any]:
+        if not await self.service.approved_member(conn.identity, course_id):
+            raise _Refusal(
+                "forbidden",
+                f"Course {course_id!r} was not found or you are not an approved member of it",
+            )
+        return (await self.service.active_sessions_snapshot(course_id)).model_dump()
+
+    async def _subscribe_course(
+        self, sid: str, conn: Connection, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        course_id = require_id(args, "subscribeToCourse", "course_id")
+        if not await self.service.approved_member(conn.identity, course_id):
+            raise _Refusal(
+                "forbidden",
+                f"Course {course_id!r} was not found or you are not an approved member of it",
+            )
+        # Join before reading, so no change committed after the read can be missed.
+        await self.sio.enter_room(sid, course_room(course_id))
+        conn.courses.add(course_id)
+        payload = (await self.service.active_sessions_snapshot(course_id)).model_dump()
+        await self.sio.emit("activeSessionsData", payload, to=sid)
+        return payload
+
+    async def _unsubscribe_course(
+        self, sid: str, conn: Connection, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        course_id = require_id(args, "unsubscribeFromCourse", "course_id")
+        await self.sio.leave_room(sid, course_room(course_id))
+        conn.courses.discard(course_id)
+        return {"course_id": course_id, "subscribed": False}
+
+    async def _check_active(
+        self, sid: str, conn: Connection, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        course_id = require_id(args, "checkActiveSessions", "course_id")
+        payload = await self._authorized_snapshot(conn, course_id)
+        await self.sio.emit("activeSessionsResponse", payload, to=sid)
+        return payload
+
+    async def _subscribe_session(
+        self, sid: str, conn: Connection, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        session_id = require_id(args, "subscribeToSession", "session_id")
+        try:
+            view = await self.service.roster(conn.identity, session_id)
+        except (NotFound, Forbidden):
+            raise _Refusal(
+                "forbidden",
+                f"Session {session_id!r} was not found or only its course's teacher may follow its roster",
+            ) from None
+        await self.sio.enter_room(sid, session_room(session_id))
+        conn.sessions.add(session_id)
+        payload = {
+            "session_id": view.id,
+            "course_id": view.course_id,
+            "status": view.status,
+            "statistics": view.statistics.model_dump(),
+            "records": [r.model_dump() for r in view.records],
+        }
+        await self.sio.emit("sessionRosterData", payload, to=sid)
+        return payload
+
+    async def _unsubscribe_session(
+        self, sid: str, conn: Connection, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        session_id = require_id(args, "unsubscribeFromSession", "session_id")
+        await self.sio.leave_room(sid, session_room(session_id))
+        conn.sessions.discard(session_id)
+        return {"session_id": session_id, "subscribed": False}
+
+    # ---------------------------------------------------------------- helpers
+
+    async def remove_user_from_course(self, user_id: str, course_id: str) -> None:
+        """Take every socket of ``user_id`` on this node out of the course's room."""
+        for sid in list(self.user_sids.get(user_id, ())):
+            conn = self.connections.get(sid)
+            if conn is None:
+                continue
+            await self.sio.leave_room(sid, course_room(course_id))
+            conn.courses.discard(course_id)
+
+    def room_size(self, room: str) -> int:
+        """Local participants of a room (this node only)."""
+        rooms = self.sio.manager.rooms.get("/", {})
+        return len(rooms.get(room, {}))
+
+    async def close(self) -> None:
+        """Disconnect every client cleanly so they reconnect (elsewhere)."""
+        for sid in list(self.connections):
+            try:
+                await self.sio.disconnect(sid)
+            except Exception:
+                log.exception("could not disconnect socket %s", sid)

@@ -1,0 +1,1 @@
+"""The service layer: every state change happens here, then a domain event is published."""

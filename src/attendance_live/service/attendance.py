@@ -1,0 +1,823 @@
+"""The service layer: the only code that changes state.
+
+Every operation is one transaction. Transitions are conditional updates
+(``UPDATE … WHERE status = 'active'``) or primary keys, so two clicks, two
+nodes or a timer racing a teacher give one result. Domain events are collected
+during the transaction and published only after it commits.
+
+Authorization comes from data: the course's teacher and admins manage a
+course; students with an approved enrollment are its members. A caller with
+no relation to a course gets :class:`NotFound`, the same as for a course that
+does not exist; a related caller without the right gets :class:`Forbidden`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attendance_live.auth.tokens import Identity
+from attendance_live.db.engine import Database
+from attendance_live.db.models import (
+    AttendanceRecord,
+    AttendanceSession,
+    Course,
+    Enrollment,
+    User,
+)
+from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from attendance_live.service.events import (
+    DomainEvent,
+    EnrollmentChanged,
+    EventBus,
+    RecordChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from attendance_live.service.views import (
+    ActiveSession,
+    ActiveSessions,
+    CourseView,
+    EnrollmentView,
+    RecordView,
+    SessionView,
+    Statistics,
+    UserView,
+)
+from attendance_live.timeutil import Clock, iso_z, utcnow
+
+__all__ = ["AttendanceService", "Relation", "SYSTEM"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+PRESENT_STATUSES = ("present", "late")
+Relation = Literal["manager", "member", "pending"]
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def validate_id(value: str, what: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise InvalidInput(
+            f"{what} {value[:40]!r} is not valid: use 1 to 128 letters, digits or ._:@- "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One transaction and the events it will publish once committed."""
+
+    db: AsyncSession
+    events: list[DomainEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    course: Course
+    teacher_name: str
+    relation: Relation
+
+    @property
+    def manages(self) -> bool:
+        return self.relation == "manager"
+
+
+class AttendanceService:
+    """Courses, enrollments and attendance sessions; see the module docstring."""
+
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        *,
+        clock: Clock = utcnow,
+        default_max_minutes: int = 180,
+        default_late_minutes: int = 10,
+    ) -> None:
+        self.database = database
+        self.bus = bus
+        self.clock = clock
+        self.default_max_minutes = default_max_minutes
+        self.default_late_minutes = default_late_minutes
+        # user id -> (name, email, role) last written; skips a write per request.
+        self._known_users: dict[str, tuple[str, str | None, str]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[_Unit]:
+        events: list[DomainEvent] = []
+        async with self.database.write() as session:
+            yield _Unit(session, events)
+        # Reached only when the transaction committed.
+        for event in events:
+            await self.bus.publish(event)
+
+    def _upsert(self, db: AsyncSession, model: type[object]):  # type: ignore[no-untyped-def]
+        if db.bind.dialect.name == "postgresql":
+            return pg_insert(model)
+        return sqlite_insert(model)
+
+    async def _access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
+        row = (
+            await db.execute(
+                select(Course, User.name, Enrollment.status)
+                .join(User, User.id == Course.teacher_id)
+                .outerjoin(
+                    Enrollment,
+                    and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id),
+                )
+                .where(Course.id == course_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Course {course_id!r} not found")
+        course, teacher_name, enrollment = row
+        if actor.is_admin or course.teacher_id == actor.user_id:
+            return _Access(course, teacher_name, "manager")
+        if enrollment == "approved":
+            return _Access(course, teacher_name, "member")
+        if enrollment == "pending":
+            return _Access(course, teacher_name, "pending")
+        raise NotFound(f"Course {course_id!r} not found")
+
+    async def _member_access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
+        access = await self._access(db, actor, course_id)
+        if access.relation == "pending":
+            raise Forbidden(
+                f"Your enrollment in course {course_id!r} is pending; "
+                "ask the course's teacher to approve it"
+            )
+        return access
+
+    async def _manager_access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
+        access = await self._member_access(db, actor, course_id)
+        if not access.manages:
+            raise Forbidden(f"Only the teacher of course {course_id!r} or an admin can do this")
+        return access
+
+    async def _session_access(
+        self, db: AsyncSession, actor: Identity, session_id: str, *, lock: bool = False
+    ) -> tuple[AttendanceSession, _Access]:
+        query = select(AttendanceSession).where(AttendanceSession.id == session_id)
+        if lock:
+            # PostgreSQL: holds off a concurrent end until this transaction commits.
+            query = query.with_for_update(read=True)
+        attendance = (await db.execute(query)).scalar_one_or_none()
+        if attendance is None:
+            raise NotFound(f"Session {session_id!r} not found")
+        try:
+            access = await self._access(db, actor, attendance.course_id)
+        except NotFound:
+            raise NotFound(f"Session {session_id!r} not found") from None
+        return attendance, access
+
+    # ------------------------------------------------------------------- users
+
+    async def remember_user(self, actor: Identity) -> None:
+        """Create or refresh the user's row from its token's claims (skipped when unchanged)."""
+        facts = (actor.name, actor.email, actor.role)
+        if self._known_users.get(actor.user_id) == facts:
+            return
+        now = self.clock()
+        async with self.database.write() as db:
+            statement = self._upsert(db, User).values(
+                id=actor.user_id,
+                name=actor.name,
+                email=actor.email,
+                role=actor.role,
+                created_at=now,
+                updated_at=now,
+            )
+            # A claim the token lacks keeps what is stored (a name set at enrollment,
+            # an email); a claim it carries wins.
+            excluded = statement.excluded
+            statement = statement.on_conflict_do_update(
+                index_elements=[User.id],
+                set_={
+                    "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
+                    "email": func.coalesce(excluded.email, User.email),
+                    "role": excluded.role,
+                    "updated_at": now,
+                },
+            )
+            await db.execute(statement)
+        self._known_users[actor.user_id] = facts
+
+    async def me(self, actor: Identity) -> UserView:
+        return UserView(id=actor.user_id, name=actor.name, email=actor.email, role=actor.role)
+
+    # ----------------------------------------------------------------- courses
+
+    async def create_course(
+        self, actor: Identity, *, course_id: str | None, code: str, title: str
+    ) -> CourseView:
+        if not actor.may_create_courses:
+            raise Forbidden("Only teachers and admins can create courses")
+        course_id = validate_id(course_id, "course id") if course_id else uuid.uuid4().hex
+        now = self.clock()
+        async with self._write() as unit:
+            if await unit.db.get(Course, course_id) is not None:
+                raise Conflict(f"Course {course_id!r} already exists; choose another id")
+            unit.db.add(
+                Course(id=course_id, code=code, title=title, teacher_id=actor.user_id, created_at=now)
+            )
+        return CourseView(
+            id=course_id,
+            code=code,
+            title=title,
+            teacher_id=actor.user_id,
+            teacher_name=actor.name,
+            created_at=iso_z(now) or "",
+            my_role="admin" if actor.is_admin else "teacher",
+        )
+
+    async def list_courses(self, actor: Identity) -> list[CourseView]:
+        async with self.database.read() as db:
+            query = select(Course, User.name).join(User, User.id == Course.teacher_id)
+            if not actor.is_admin:
+                approved = select(Enrollment.course_id).where(
+                    Enrollment.user_id == actor.user_id, Enrollment.status == "approved"
+                )
+                query = query.where(
+                    or_(Course.teacher_id == actor.user_id, Course.id.in_(approved))
+                )
+            rows = (await db.execute(query.order_by(Course.code, Course.id))).all()
+        return [self._course_view(actor, course, name) for course, name in rows]
+
+    def _course_view(self, actor: Identity, course: Course, teacher_name: str) -> CourseView:
+        if course.teacher_id == actor.user_id:
+            role = "teacher"
+        elif actor.is_admin:
+            role = "admin"
+        else:
+            role = "student"
+        return CourseView(
+            id=course.id,
+            code=course.code,
+            title=course.title,
+            teacher_id=course.teacher_id,
+            teacher_name=teacher_name,
+            created_at=iso_z(course.created_at) or "",
+            my_role=role,
+        )
+
+    async def get_course(self, actor: Identity, course_id: str) -> CourseView:
+        async with self.database.read() as db:
+            access = await self._member_access(db, actor, course_id)
+        return self._course_view(actor, access.course, access.teacher_name)
+
+    # ------------------------------------------------------------- enrollments
+
+    async def put_enrollment(
+        self,
+        actor: Identity,
+        course_id: str,
+        user_id: str,
+        *,
+        status: str,
+        name: str | None,
+        email: str | None,
+    ) -> tuple[EnrollmentView, bool]:
+        """Add or change an enrollment; returns it and whether it was created."""
+        validate_id(user_id, "user id")
+        now = self.clock()
+        async with self._write() as unit:
+            access = await self._manager_access(unit.db, actor, course_id)
+            if user_id == access.course.teacher_id:
+                raise InvalidInput(f"User {user_id!r} teaches course {course_id!r} and cannot enroll in it")
+            user = await unit.db.get(User, user_id)
+            if user is None:
+                user = User(
+                    id=user_id, name=name or user_id, email=email, role="student",
+                    created_at=now, updated_at=now,
+                )
+                unit.db.add(user)
+            else:
+                if name:
+                    user.name = name
+                if email:
+                    user.email = email
+                user.updated_at = now
+            enrollment = await unit.db.get(Enrollment, (course_id, user_id))
+            created = enrollment is None
+            if enrollment is None:
+                enrollment = Enrollment(
+                    course_id=course_id, user_id=user_id, status=status, created_at=now, updated_at=now
+                )
+                unit.db.add(enrollment)
+            elif enrollment.status != status:
+                enrollment.status = status
+                enrollment.updated_at = now
+            await unit.db.flush()
+            unit.events.append(EnrollmentChanged(course_id, user_id, status))
+            view = EnrollmentView(
+                course_id=course_id, user_id=user_id, name=user.name, email=user.email,
+                status=enrollment.status, updated_at=iso_z(enrollment.updated_at) or "",
+            )
+        self._known_users.pop(user_id, None)
+        return view, created
+
+    async def list_enrollments(self, actor: Identity, course_id: str) -> list[EnrollmentView]:
+        async with self.database.read() as db:
+            await self._manager_access(db, actor, course_id)
+            rows = (
+                await db.execute(
+                    select(Enrollment, User)
+                    .join(User, User.id == Enrollment.user_id)
+                    .where(Enrollment.course_id == course_id)
+                    .order_by(User.name, User.id)
+                )
+            ).all()
+        return [
+            EnrollmentView(
+                course_id=course_id, user_id=user.id, name=user.name, email=user.email,
+                status=enrollment.status, updated_at=iso_z(enrollment.updated_at) or "",
+            )
+            for enrollment, user in rows
+        ]
+
+    async def approved_member(self, actor: Identity, course_id: str) -> bool:
+        """Whether the caller may follow the course (teacher, admin, approved student)."""
+        async with self.database.read() as db:
+            try:
+                await self._member_access(db, actor, course_id)
+            except (NotFound, Forbidden):
+                return False
+        return True
+
+    # ---------------------------------------------------------------- sessions
+
+    async def start_session(
+        self,
+        actor: Identity,
+        course_id: str,
+        *,
+        topic: str | None = None,
+        max_duration_minutes: int | None = None,
+        late_after_minutes: int | None = None,
+    ) -> SessionView:
+        now = self.clock()
+        max_minutes = max_duration_minutes or self.default_max_minutes
+        late_minutes = self.default_late_minutes if late_after_minutes is None else late_after_minutes
+        if late_minutes > max_minutes:
+            raise InvalidInput(
+                f"late_after_minutes ({late_minutes}) is longer than max_duration_minutes "
+                f"({max_minutes}); choose a late threshold within the session"
+            )
+        session_id = uuid.uuid4().hex
+        async with self._write() as unit:
+            access = await self._manager_access(unit.db, actor, course_id)
+            unit.db.add(
+                AttendanceSession(
+                    id=session_id,
+                    course_id=course_id,
+                    topic=topic,
+                    status="active",
+                    late_after_minutes=late_minutes,
+                    max_duration_minutes=max_minutes,
+                    started_at=now,
+                    started_by_id=actor.user_id,
+                    started_by=actor.name,
+                    expires_at=now + timedelta(minutes=max_minutes),
+                )
+            )
+            await unit.db.flush()
+            # The roster: every approved enrollment, each absent until it checks in.
+            await unit.db.execute(
+                insert(AttendanceRecord).from_select(
+                    ["session_id", "user_id", "status"],
+                    select(
+                        func.cast(session_id, AttendanceRecord.session_id.type),
+                        Enrollment.user_id,
+                        func.cast("absent", AttendanceRecord.status.type),
+                    ).where(Enrollment.course_id == course_id, Enrollment.status == "approved"),
+                )
+            )
+            unit.events.append(SessionStarted(course_id, session_id))
+            view = await self._session_view(unit.db, session_id, access, actor)
+        return view
+
+    async def get_session(self, actor: Identity, session_id: str) -> SessionView:
+        async with self.database.read() as db:
+            _, access = await self._session_access(db, actor, session_id)
+            if access.relation == "pending":
+                raise Forbidden(
+                    "Your enrollment in this session's course is pending; "
+                    "ask the course's teacher to approve it"
+                )
+            return await self._session_view(db, session_id, access, actor)
+
+    async def list_sessions(self, actor: Identity, course_id: str) -> list[SessionView]:
+        async with self.database.read() as db:
+            access = await self._manager_access(db, actor, course_id)
+            ids = (
+                await db.execute(
+                    select(AttendanceSession.id)
+                    .where(AttendanceSession.course_id == course_id)
+                    .order_by(AttendanceSession.started_at.desc())
+                    .limit(500)
+                )
+            ).scalars().all()
+            return [
+                await self._session_view(db, sid, access, actor, with_records=False) for sid in ids
+            ]
+
+    async def check_in(self, actor: Identity, session_id: str) -> RecordView:
+        now = self.clock()
+        async with self._write() as unit:
+            attendance, access = await self._session_access(unit.db, actor, session_id, lock=True)
+            if access.relation == "pending":
+                raise Forbidden(
+                    "Your enrollment in this course is pending; ask the course's teacher to approve it"
+                )
+            if access.relation != "member":
+                raise Forbidden("Only approved students of the course can check in")
+            if attendance.status != "active":
+                raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
+            late = now - attendance.started_at > timedelta(minutes=attendance.late_after_minutes)
+            status = "late" if late else "present"
+            changed = await unit.db.execute(
+                update(AttendanceRecord)
+                .where(
+                    AttendanceRecord.session_id == session_id,
+                    AttendanceRecord.user_id == actor.user_id,
+                    AttendanceRecord.status == "absent",
+                    AttendanceRecord.marked_by.is_(None),
+                )
+                .values(status=status, marked_at=now, marked_by=actor.user_id)
+                .execution_options(synchronize_session=False)
+            )
+            updated = changed.rowcount == 1  # type: ignore[attr-defined]
+            if not updated:
+                # Approved after the session started: joins the roster now.
+                inserted = await unit.db.execute(
+                    self._upsert(unit.db, AttendanceRecord)
+                    .values(
+                        session_id=session_id, user_id=actor.user_id, status=status,
+                        marked_at=now, marked_by=actor.user_id,
+                    )
+                    .on_conflict_do_nothing(index_elements=["session_id", "user_id"])
+                )
+                updated = inserted.rowcount == 1  # type: ignore[attr-defined]
+            if updated:
+                unit.events.append(RecordChanged(attendance.course_id, session_id, actor.user_id, True))
+            record = await self._record(unit.db, session_id, actor.user_id)
+        return record
+
+    async def mark_record(
+        self,
+        actor: Identity,
+        session_id: str,
+        user_id: str,
+        *,
+        status: str,
+        remarks: str | None,
+    ) -> RecordView:
+        now = self.clock()
+        async with self._write() as unit:
+            attendance, access = await self._session_access(unit.db, actor, session_id, lock=True)
+            if not access.manages:
+                raise Forbidden("Only the course's teacher or an admin can mark attendance")
+            if attendance.status != "active":
+                raise Conflict(f"Session {session_id!r} has ended; its records are final")
+            record = await unit.db.get(AttendanceRecord, (session_id, user_id))
+            if record is None:
+                enrolled = await unit.db.get(Enrollment, (attendance.course_id, user_id))
+                if enrolled is None or enrolled.status != "approved":
+                    raise NotFound(
+                        f"User {user_id!r} is not on this session's roster; "
+                        "approve their enrollment in the course first"
+                    )
+                record = AttendanceRecord(session_id=session_id, user_id=user_id, status="absent")
+                unit.db.add(record)
+            was_counted = record.status in PRESENT_STATUSES
+            record.status = status
+            record.marked_at = now
+            record.marked_by = actor.user_id
+            if remarks is not None:
+                record.remarks = remarks
+            await unit.db.flush()
+            unit.events.append(
+                RecordChanged(
+                    attendance.course_id, session_id, user_id,
+                    was_counted != (status in PRESENT_STATUSES),
+                )
+            )
+            view = await self._record(unit.db, session_id, user_id)
+        return view
+
+    async def end_session(self, actor: Identity, session_id: str) -> SessionView:
+        async with self._write() as unit:
+            attendance, access = await self._session_access(unit.db, actor, session_id)
+            if not access.manages:
+                raise Forbidden("Only the course's teacher or an admin can end a session")
+            ended = await self._end(unit, attendance.course_id, session_id, actor.user_id, actor.name)
+            if not ended:
+                raise Conflict(f"Session {session_id!r} has already ended")
+            view = await self._session_view(unit.db, session_id, access, actor)
+        return view
+
+    async def end_expired(self) -> list[str]:
+        """End every active session past its maximum duration; returns their ids.
+
+        Safe to run on every node at once: each end is a conditional update,
+        so each session ends (and is announced) exactly once.
+        """
+        now = self.clock()
+        async with self.database.read() as db:
+            rows = (
+                await db.execute(
+                    select(AttendanceSession.id, AttendanceSession.course_id).where(
+                        AttendanceSession.status == "active", AttendanceSession.expires_at <= now
+                    )
+                )
+            ).all()
+        ended: list[str] = []
+        for session_id, course_id in rows:
+            async with self._write() as unit:
+                if await self._end(unit, course_id, session_id, None, SYSTEM):
+                    ended.append(session_id)
+        if ended:
+            log.info("auto-ended %d session(s) past their maximum duration", len(ended))
+        return ended
+
+    async def next_expiry(self) -> datetime | None:
+        async with self.database.read() as db:
+            value = (
+                await db.execute(
+                    select(func.min(AttendanceSession.expires_at)).where(
+                        AttendanceSession.status == "active"
+                    )
+                )
+            ).scalar_one_or_none()
+        return value
+
+    async def _end(
+        self, unit: _Unit, course_id: str, session_id: str, by_id: str | None, by_name: str
+    ) -> bool:
+        now = self.clock()
+        result = await unit.db.execute(
+            update(AttendanceSession)
+            .where(AttendanceSession.id == session_id, AttendanceSession.status == "active")
+            .values(status="ended", ended_at=now, ended_by_id=by_id, ended_by=by_name)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        stats = await self._statistics(unit.db, session_id)
+        await unit.db.execute(
+            update(AttendanceSession)
+            .where(AttendanceSession.id == session_id)
+            .values(
+                final_present=stats.present - stats.late,
+                final_late=stats.late,
+                final_absent=stats.absent,
+                final_excused=stats.excused,
+                final_total=stats.total,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        unit.events.append(SessionEnded(course_id, session_id))
+        return True
+
+    # ---------------------------------------------------------------- snapshots
+
+    async def active_sessions(self, actor: Identity, course_id: str) -> ActiveSessions:
+        """The seed's ``activeSessionsData`` body, for a member of the course."""
+        async with self.database.read() as db:
+            await self._member_access(db, actor, course_id)
+            return await self._active_sessions(db, course_id)
+
+    async def active_sessions_snapshot(self, course_id: str) -> ActiveSessions:
+        """The same body without an access check (for broadcasts to an authorized room)."""
+        async with self.database.read() as db:
+            return await self._active_sessions(db, course_id)
+
+    async def _active_sessions(self, db: AsyncSession, course_id: str) -> ActiveSessions:
+        counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))
+        rows = (
+            await db.execute(
+                select(
+                    AttendanceSession.id,
+                    AttendanceSession.started_at,
+                    AttendanceSession.topic,
+                    Course.teacher_id,
+                    func.coalesce(counted, 0),
+                    func.count(AttendanceRecord.user_id),
+                )
+                .join(Course, Course.id == AttendanceSession.course_id)
+                .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
+                .where(AttendanceSession.course_id == course_id, AttendanceSession.status == "active")
+                .group_by(AttendanceSession.id, AttendanceSession.started_at, AttendanceSession.topic, Course.teacher_id)
+                .order_by(AttendanceSession.started_at, AttendanceSession.id)
+            )
+        ).all()
+        return ActiveSessions(
+            course_id=course_id,
+            activeSessions=[
+                ActiveSession(
+                    sessionId=sid,
+                    teacherId=teacher_id,
+                    studentCount=int(count),
+                    startedAt=iso_z(started_at) or "",
+                    topic=topic,
+                    totalStudents=int(total),
+                )
+                for sid, started_at, topic, teacher_id, count, total in rows
+            ],
+        )
+
+    async def session_summary(self, session_id: str) -> SessionView | None:
+        """A session without its records, for notifications (no access check)."""
+        async with self.database.read() as db:
+            attendance = await db.get(AttendanceSession, session_id)
+            if attendance is None:
+                return None
+            teacher = (
+                await db.execute(
+                    select(Course.teacher_id, User.name)
+                    .join(User, User.id == Course.teacher_id)
+                    .where(Course.id == attendance.course_id)
+                )
+            ).one()
+            return await self._build_view(db, attendance, teacher[0], teacher[1], records=[])
+
+    async def roster(self, actor: Identity, session_id: str) -> SessionView:
+        """The whole session with every record, for the course's teacher and admins."""
+        async with self.database.read() as db:
+            _, access = await self._session_access(db, actor, session_id)
+            if not access.manages:
+                raise Forbidden("Only the course's teacher or an admin can follow the roster")
+            return await self._session_view(db, session_id, access, actor)
+
+    async def record_with_statistics(
+        self, session_id: str, user_id: str
+    ) -> tuple[RecordView, Statistics] | None:
+        async with self.database.read() as db:
+            try:
+                record = await self._record(db, session_id, user_id)
+            except NotFound:
+                return None
+            return record, await self._statistics(db, session_id)
+
+    async def report_csv(self, actor: Identity, session_id: str) -> tuple[SessionView, str]:
+        async with self.database.read() as db:
+            _, access = await self._session_access(db, actor, session_id)
+            if not access.manages:
+                raise Forbidden("Only the course's teacher or an admin can download the report")
+            view = await self._session_view(db, session_id, access, actor)
+            emails = dict(
+                (
+                    await db.execute(
+                        select(User.id, User.email)
+                        .join(AttendanceRecord, AttendanceRecord.user_id == User.id)
+                        .where(AttendanceRecord.session_id == session_id)
+                    )
+                ).all()
+            )
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(
+            ["user_id", "name", "email", "status", "checked_in_at", "marked_by", "remarks"]
+        )
+        for record in view.records:
+            checked_in = record.marked_at if record.status in PRESENT_STATUSES else ""
+            writer.writerow(
+                [
+                    _csv_safe(record.user_id),
+                    _csv_safe(record.name),
+                    _csv_safe(emails.get(record.user_id) or ""),
+                    record.status,
+                    checked_in or "",
+                    _csv_safe(record.marked_by or ""),
+                    _csv_safe(record.remarks or ""),
+                ]
+            )
+        return view, out.getvalue()
+
+    # ------------------------------------------------------------------- views
+
+    async def _statistics(self, db: AsyncSession, session_id: str) -> Statistics:
+        rows = (
+            await db.execute(
+                select(AttendanceRecord.status, func.count())
+                .where(AttendanceRecord.session_id == session_id)
+                .group_by(AttendanceRecord.status)
+            )
+        ).all()
+        counts = {status: int(n) for status, n in rows}
+        return Statistics.of(
+            counts.get("present", 0), counts.get("late", 0),
+            counts.get("absent", 0), counts.get("excused", 0),
+        )
+
+    async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
+        row = (
+            await db.execute(
+                select(AttendanceRecord, User.name)
+                .join(User, User.id == AttendanceRecord.user_id)
+                .where(AttendanceRecord.session_id == session_id, AttendanceRecord.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"User {user_id!r} has no record in session {session_id!r}")
+        return _record_view(row[0], row[1])
+
+    async def _session_view(
+        self,
+        db: AsyncSession,
+        session_id: str,
+        access: _Access,
+        actor: Identity,
+        *,
+        with_records: bool = True,
+    ) -> SessionView:
+        attendance = (
+            await db.execute(
+                select(AttendanceSession)
+                .where(AttendanceSession.id == session_id)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        records: list[RecordView] = []
+        if with_records:
+            query = (
+                select(AttendanceRecord, User.name)
+                .join(User, User.id == AttendanceRecord.user_id)
+                .where(AttendanceRecord.session_id == session_id)
+                .order_by(User.name, User.id)
+                .execution_options(populate_existing=True)
+            )
+            if not access.manages:
+                query = query.where(AttendanceRecord.user_id == actor.user_id)
+            records = [_record_view(r, name) for r, name in (await db.execute(query)).all()]
+        return await self._build_view(
+            db, attendance, access.course.teacher_id, access.teacher_name, records
+        )
+
+    async def _build_view(
+        self,
+        db: AsyncSession,
+        attendance: AttendanceSession,
+        teacher_id: str,
+        teacher_name: str,
+        records: Sequence[RecordView],
+    ) -> SessionView:
+        statistics = await self._statistics(db, attendance.id)
+        final = None
+        if attendance.status == "ended" and attendance.final_total is not None:
+            final = Statistics.of(
+                attendance.final_present or 0, attendance.final_late or 0,
+                attendance.final_absent or 0, attendance.final_excused or 0,
+            )
+        return SessionView(
+            id=attendance.id,
+            course_id=attendance.course_id,
+            teacher_id=teacher_id,
+            teacher_name=teacher_name,
+            topic=attendance.topic,
+            status=attendance.status,
+            late_after_minutes=attendance.late_after_minutes,
+            max_duration_minutes=attendance.max_duration_minutes,
+            started_at=iso_z(attendance.started_at) or "",
+            started_by=attendance.started_by,
+            expires_at=iso_z(attendance.expires_at) or "",
+            ended_at=iso_z(attendance.ended_at),
+            ended_by=attendance.ended_by,
+            statistics=statistics,
+            final_statistics=final,
+            records=list(records),
+        )
+
+
+def _record_view(record: AttendanceRecord, name: str) -> RecordView:
+    return RecordView(
+        user_id=record.user_id,
+        name=name,
+        status=record.status,
+        marked_at=iso_z(record.marked_at),
+        marked_by=record.marked_by,
+        remarks=record.remarks,
+    )
+
+
+def _csv_safe(value: str) -> str:
+    """Keep spreadsheet programs from running a cell as a formula."""
+    return "'" + value if value.startswith(CSV_FORMULA_PREFIXES) else value

@@ -1,0 +1,74 @@
+"""The auto-end timer: ends each session that outlives its maximum duration.
+
+It sleeps until the earliest expiry (or ``poll_seconds``, whichever is
+sooner), and is woken early when a session starts. It runs on every node;
+the service's conditional update makes each session end exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.events import DomainEvent, SessionStarted
+
+__all__ = ["AutoEnder"]
+
+log = logging.getLogger(__name__)
+
+MIN_SLEEP_SECONDS = 0.05
+
+
+class AutoEnder:
+    def __init__(self, service: AttendanceService, *, poll_seconds: float = 30.0) -> None:
+        self.service = service
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="auto-end")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def wake(self) -> None:
+        """Look again now (a session started, or a test moved the clock)."""
+        self._wake.set()
+
+    async def on_event(self, event: DomainEvent) -> None:
+        if isinstance(event, SessionStarted):
+            self.wake()
+
+    async def run_once(self) -> float:
+        """End what has expired; return how long to sleep before looking again."""
+        await self.service.end_expired()
+        self.passes += 1
+        upcoming = await self.service.next_expiry()
+        if upcoming is None:
+            return self.poll_seconds
+        wait = (upcoming - self.service.clock()).total_seconds()
+        return max(MIN_SLEEP_SECONDS, min(wait, self.poll_seconds))
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("auto-end pass failed; retrying in %.0f s", self.poll_seconds)
+                delay = self.poll_seconds
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,75 @@
+"""Domain events and the in-process bus that carries them.
+
+The service layer publishes an event only after its transaction commits; the
+real-time notifier (and anything else) subscribes. Handlers run in order of
+subscription; one failing handler is logged and does not stop the others or
+the request that caused the event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "DomainEvent",
+    "SessionStarted",
+    "SessionEnded",
+    "RecordChanged",
+    "EnrollmentChanged",
+    "EventBus",
+    "Handler",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    course_id: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    course_id: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanged:
+    course_id: str
+    session_id: str
+    user_id: str
+    # Whether the session's studentCount (present + late) may have moved.
+    count_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentChanged:
+    course_id: str
+    user_id: str
+    status: str
+
+
+DomainEvent = SessionStarted | SessionEnded | RecordChanged | EnrollmentChanged
+Handler = Callable[[DomainEvent], Awaitable[None]]
+
+
+class EventBus:
+    """Publish/subscribe within one process."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    async def publish(self, event: DomainEvent) -> None:
+        for handler in list(self._handlers):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception("event handler %r failed on %s", handler, type(event).__name__)
