@@ -58,9 +58,7 @@ class Application:
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:
     database = Database(settings.database_url)
     bus = EventBus()
-    service = AttendanceService(
-        database, bus, clock=clock, default_max_minutes=settings.session_max_minutes
-    )
+    service = AttendanceService(database, bus, clock=clock, default_max_minutes=settings.session_max_minutes)
     tokens = TokenService(settings.secret(), settings.jwt_algorithm)
     context = AppContext(settings, database, bus, service, tokens, demo=demo)
 

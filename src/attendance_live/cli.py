@@ -35,9 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server (HOST:PORT, default 127.0.0.1:4002)")
     serve.add_argument("--host", help="address to listen on (overrides HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides PORT)")
-    serve.add_argument(
-        "--demo", action="store_true", help="create the demo course and serve /api/demo/users"
-    )
+    serve.add_argument("--demo", action="store_true", help="create the demo course and serve /api/demo/users")
 
     commands.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
 
@@ -88,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _base_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}"
@@ -171,7 +169,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     curl = [
         f"SESSION=$(curl -s -X POST {base}/api/courses/{course}/sessions "
         f"-H 'Authorization: Bearer {teacher}' -H 'Content-Type: application/json' "
-        "-d '{\"topic\": \"Demo lecture\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
+        '-d \'{"topic": "Demo lecture"}\' '
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
         f"curl -s -X POST {base}/api/sessions/$SESSION/check-in -H 'Authorization: Bearer {student}'",
         f"curl -s -X POST {base}/api/sessions/$SESSION/end -H 'Authorization: Bearer {teacher}'",
     ]
@@ -213,5 +212,11 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
         print("watch needs a token: pass --token or set ATTENDANCE_LIVE_TOKEN", file=sys.stderr)
         return 2
     return asyncio.run(
-        watch(args.url or _base_url(settings), token, args.course_id, as_json=args.json, max_events=args.max_events)
+        watch(
+            args.url or _base_url(settings),
+            token,
+            args.course_id,
+            as_json=args.json,
+            max_events=args.max_events,
+        )
     )

@@ -20,13 +20,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["ConfigError", "Settings", "load_settings", "ensure_secret"]
+__all__ = ["ConfigError", "Settings", "ensure_secret", "load_settings"]
 
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./attendance-live.db"
-DEFAULT_SECRET_FILE = ".attendance-live-secret"
+DEFAULT_SECRET_FILE = ".attendance-live-secret"  # noqa: S105 - a file name
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512")
 
 # How each variable is fixed when it is wrong; shown beside the problem.

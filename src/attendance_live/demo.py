@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from attendance_live.auth.tokens import Identity, Role, TokenService
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Conflict
 
-__all__ = ["seed_demo", "demo_listing", "DEMO_COURSE_ID"]
+__all__ = ["DEMO_COURSE_ID", "demo_listing", "seed_demo"]
 
 DEMO_COURSE_ID = "demo-course"
 DEMO_COURSE_CODE = "DEMO-101"
@@ -25,7 +26,9 @@ STUDENTS = [
 ]
 
 
-def _user(tokens: TokenService, user_id: str, name: str, role: Role, enrollment: str | None) -> dict[str, Any]:
+def _user(
+    tokens: TokenService, user_id: str, name: str, role: Role, enrollment: str | None
+) -> dict[str, Any]:
     email = TEACHER[2] if user_id == TEACHER[0] else f"{user_id}@example.edu"
     token = tokens.mint(user_id, name=name, role=role, email=email, ttl_seconds=DEMO_TOKEN_TTL)
     return {"id": user_id, "name": name, "role": role, "enrollment": enrollment, "token": token}
@@ -43,12 +46,10 @@ def demo_listing(tokens: TokenService) -> dict[str, Any]:
 async def seed_demo(service: AttendanceService) -> None:
     teacher = Identity(user_id=TEACHER[0], name=TEACHER[1], email=TEACHER[2], role="teacher")
     await service.remember_user(teacher)
-    try:
+    with contextlib.suppress(Conflict):  # already there: keep it
         await service.create_course(
             teacher, course_id=DEMO_COURSE_ID, code=DEMO_COURSE_CODE, title=DEMO_COURSE_TITLE
         )
-    except Conflict:
-        pass
     for user_id, name, status in STUDENTS:
         email = f"{user_id}@example.edu"
         await service.put_enrollment(teacher, DEMO_COURSE_ID, user_id, status=status, name=name, email=email)

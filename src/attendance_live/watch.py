@@ -10,7 +10,7 @@ from typing import Any
 
 import socketio
 
-__all__ = ["watch", "describe"]
+__all__ = ["describe", "watch"]
 
 EVENTS = (
     "courseSessionStarted",
@@ -36,11 +36,15 @@ def describe(event: str, data: Any) -> str:
         return f"{event}: {data!r}"
     if event == "courseSessionStarted":
         topic = f" \u201c{data['topic']}\u201d" if data.get("topic") else ""
-        return f"session {data.get('session_id')}{topic} started by {data.get('started_by')} at {_local(data.get('started_at'))}"
+        return (
+            f"session {data.get('session_id')}{topic} started by {data.get('started_by')} "
+            f"at {_local(data.get('started_at'))}"
+        )
     if event == "courseSessionEnded":
         s = data.get("final_statistics") or {}
         return (
-            f"session {data.get('session_id')} ended by {data.get('ended_by')} at {_local(data.get('ended_at'))}: "
+            f"session {data.get('session_id')} ended by {data.get('ended_by')} "
+            f"at {_local(data.get('ended_at'))}: "
             f"{s.get('present')} present, {s.get('absent')} absent of {s.get('total')}"
         )
     if event in ("activeSessionsData", "activeSessionsResponse"):
@@ -48,7 +52,8 @@ def describe(event: str, data: Any) -> str:
         if not sessions:
             return f"course {data.get('course_id')}: no active sessions"
         parts = [
-            f"{s.get('sessionId')} ({s.get('studentCount')}/{s.get('totalStudents', '?')} checked in, since {_local(s.get('startedAt'))})"
+            f"{s.get('sessionId')} ({s.get('studentCount')}/{s.get('totalStudents', '?')} checked in, "
+            f"since {_local(s.get('startedAt'))})"
             for s in sessions
         ]
         return f"course {data.get('course_id')}: {len(sessions)} active: " + ", ".join(parts)
@@ -74,18 +79,15 @@ async def watch(url: str, token: str, course_id: str, *, as_json: bool = False, 
         if max_events and seen >= max_events:
             done.set()
 
-    @client.event
     async def connect() -> None:
         if not as_json:
             out(f"connected to {url}; subscribing to course {course_id}")
         await client.emit("subscribeToCourse", {"course_id": course_id})
 
-    @client.event
     async def disconnect(reason: object = None) -> None:
         if not as_json:
             out("disconnected; reconnecting...")
 
-    @client.event
     async def connect_error(data: Any) -> None:
         nonlocal status
         message = data.get("message") if isinstance(data, dict) else str(data)
@@ -93,6 +95,9 @@ async def watch(url: str, token: str, course_id: str, *, as_json: bool = False, 
         status = 1
         done.set()
 
+    client.on("connect", connect)
+    client.on("disconnect", disconnect)
+    client.on("connect_error", connect_error)
     for name in EVENTS:
         client.on(name, lambda data=None, _name=name: note(_name, data))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Body, Response, status
 
 from attendance_live.api.deps import Caller, CourseId, Service, UserId
@@ -62,7 +64,7 @@ async def start_session(
     course_id: CourseId,
     caller: Caller,
     service: Service,
-    body: SessionStart | None = Body(default=None),
+    body: Annotated[SessionStart | None, Body()] = None,
 ) -> SessionView:
     """Start an attendance session; every approved student starts absent."""
     body = body or SessionStart()

@@ -12,7 +12,7 @@ from attendance_live.context import AppContext
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import ServiceError
 
-__all__ = ["Caller", "Service", "Context", "CourseId", "SessionId", "UserId", "Unauthorized"]
+__all__ = ["Caller", "Context", "CourseId", "Service", "SessionId", "Unauthorized", "UserId"]
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`")
 

@@ -32,7 +32,9 @@ async def readyz(context: Context) -> JSONResponse:
         checks["database"] = f"down: {type(exc).__name__}"
     checks["redis"] = await context.redis_state() if context.redis_state else "disabled"
     ready = all(v in ("ok", "disabled") for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/api/me", tags=["users"])

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CourseCreate", "EnrollmentPut", "SessionStart", "RecordPut", "Detail"]
+__all__ = ["CourseCreate", "Detail", "EnrollmentPut", "RecordPut", "SessionStart"]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 

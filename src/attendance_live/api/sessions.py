@@ -11,7 +11,9 @@ from attendance_live.service.views import RecordView, SessionView
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
-CONFLICT: dict[int | str, dict[str, object]] = {409: {"model": Detail, "description": "The session has ended"}}
+CONFLICT: dict[int | str, dict[str, object]] = {
+    409: {"model": Detail, "description": "The session has ended"}
+}
 
 
 @router.get("/{session_id}", responses=ERRORS)

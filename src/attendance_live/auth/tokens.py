@@ -26,8 +26,8 @@ MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200
 
 AUTHENTICATION_REQUIRED: Final = "Authentication required"
-INVALID_TOKEN: Final = "Invalid token"
-TOKEN_EXPIRED: Final = "Token expired"
+INVALID_TOKEN: Final = "Invalid token"  # noqa: S105 - a message
+TOKEN_EXPIRED: Final = "Token expired"  # noqa: S105 - a message
 
 
 class TokenError(Exception):
@@ -103,7 +103,7 @@ class TokenService:
             raise TokenError(INVALID_TOKEN, type(exc).__name__) from exc
         user_id = _user_id(claims)
         role_claim = claims.get("role")
-        role: Role = role_claim if role_claim in ROLES else "student"  # type: ignore[assignment]
+        role: Role = role_claim if role_claim in ROLES else "student"
         return Identity(
             user_id=user_id,
             name=_text_claim(claims, "name") or user_id,

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from attendance_live.service.views import SessionView
 
-__all__ = ["PayloadError", "require_id", "started_payload", "ended_payload", "MAX_ID_CHARS"]
+__all__ = ["MAX_ID_CHARS", "PayloadError", "ended_payload", "require_id", "started_payload"]
 
 MAX_ID_CHARS: Final = 128
 
@@ -46,7 +46,9 @@ def require_id(args: tuple[Any, ...], event: str, field: str) -> str:
         raise PayloadError(f"{event} needs a payload {{{field}}}; send {example}")
     payload = args[0]
     if not isinstance(payload, dict):
-        raise PayloadError(f"{event} payload must be an object with {field}, not {_kind(payload)}; send {example}")
+        raise PayloadError(
+            f"{event} payload must be an object with {field}, not {_kind(payload)}; send {example}"
+        )
     value = payload.get(field)
     if not isinstance(value, str):
         got = "missing" if field not in payload else _kind(value)

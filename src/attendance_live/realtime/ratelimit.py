@@ -8,7 +8,7 @@ __all__ = ["TokenBucket"]
 
 
 class TokenBucket:
-    __slots__ = ("rate", "burst", "tokens", "stamp", "warned_at")
+    __slots__ = ("burst", "rate", "stamp", "tokens", "warned_at")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate

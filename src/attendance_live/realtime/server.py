@@ -126,6 +126,7 @@ class RealtimeServer:
         log.debug("socket %s connected as %s", sid, identity.user_id)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+        self._release_long_poll(sid)
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
@@ -135,6 +136,16 @@ class RealtimeServer:
             if not sids:
                 del self.user_sids[conn.identity.user_id]
         log.debug("socket %s disconnected (%s)", sid, reason)
+
+    def _release_long_poll(self, sid: str) -> None:
+        # python-engineio closes a polling client's socket on its CLOSE packet
+        # without waking the GET it is holding, which then lingers for
+        # ping_interval + ping_timeout (45 s) and holds up a graceful shutdown.
+        # An empty wake-up answers that GET at once.
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is not None and not socket.upgraded:
+            socket.queue.put_nowait(None)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> None:
         conn = self.connections.get(sid)
@@ -154,7 +165,9 @@ class RealtimeServer:
             if not conn.bucket.take():
                 if conn.bucket.should_warn():
                     return await self._error(
-                        sid, event, "rate_limited",
+                        sid,
+                        event,
+                        "rate_limited",
                         f"Too many events: at most {self.settings.socket_rate_limit:g} a second; slow down",
                         args,
                     )
@@ -199,9 +212,7 @@ class RealtimeServer:
             )
         return (await self.service.active_sessions_snapshot(course_id)).model_dump()
 
-    async def _subscribe_course(
-        self, sid: str, conn: Connection, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    async def _subscribe_course(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "subscribeToCourse", "course_id")
         if not await self.service.approved_member(conn.identity, course_id):
             raise _Refusal(
@@ -215,25 +226,19 @@ class RealtimeServer:
         await self.sio.emit("activeSessionsData", payload, to=sid)
         return payload
 
-    async def _unsubscribe_course(
-        self, sid: str, conn: Connection, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    async def _unsubscribe_course(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "unsubscribeFromCourse", "course_id")
         await self.sio.leave_room(sid, course_room(course_id))
         conn.courses.discard(course_id)
         return {"course_id": course_id, "subscribed": False}
 
-    async def _check_active(
-        self, sid: str, conn: Connection, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    async def _check_active(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "checkActiveSessions", "course_id")
         payload = await self._authorized_snapshot(conn, course_id)
         await self.sio.emit("activeSessionsResponse", payload, to=sid)
         return payload
 
-    async def _subscribe_session(
-        self, sid: str, conn: Connection, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    async def _subscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         session_id = require_id(args, "subscribeToSession", "session_id")
         try:
             view = await self.service.roster(conn.identity, session_id)
@@ -254,9 +259,7 @@ class RealtimeServer:
         await self.sio.emit("sessionRosterData", payload, to=sid)
         return payload
 
-    async def _unsubscribe_session(
-        self, sid: str, conn: Connection, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    async def _unsubscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         session_id = require_id(args, "unsubscribeFromSession", "session_id")
         await self.sio.leave_room(sid, session_room(session_id))
         conn.sessions.discard(session_id)

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +36,7 @@ from attendance_live.db.engine import Database
 from attendance_live.db.models import (
     AttendanceRecord,
     AttendanceSession,
+    Base,
     Course,
     Enrollment,
     User,
@@ -59,7 +62,7 @@ from attendance_live.service.views import (
 )
 from attendance_live.timeutil import Clock, iso_z, utcnow
 
-__all__ = ["AttendanceService", "Relation", "SYSTEM"]
+__all__ = ["SYSTEM", "AttendanceService", "Relation"]
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +132,9 @@ class AttendanceService:
         for event in events:
             await self.bus.publish(event)
 
-    def _upsert(self, db: AsyncSession, model: type[object]):  # type: ignore[no-untyped-def]
-        if db.bind.dialect.name == "postgresql":
+    def _upsert(self, model: type[Base]) -> PgInsert | SqliteInsert:
+        """An INSERT that knows ON CONFLICT, in the dialect in use."""
+        if self.database.dialect == "postgresql":
             return pg_insert(model)
         return sqlite_insert(model)
 
@@ -161,8 +165,7 @@ class AttendanceService:
         access = await self._access(db, actor, course_id)
         if access.relation == "pending":
             raise Forbidden(
-                f"Your enrollment in course {course_id!r} is pending; "
-                "ask the course's teacher to approve it"
+                f"Your enrollment in course {course_id!r} is pending; ask the course's teacher to approve it"
             )
         return access
 
@@ -197,7 +200,7 @@ class AttendanceService:
             return
         now = self.clock()
         async with self.database.write() as db:
-            statement = self._upsert(db, User).values(
+            statement = self._upsert(User).values(
                 id=actor.user_id,
                 name=actor.name,
                 email=actor.email,
@@ -255,9 +258,7 @@ class AttendanceService:
                 approved = select(Enrollment.course_id).where(
                     Enrollment.user_id == actor.user_id, Enrollment.status == "approved"
                 )
-                query = query.where(
-                    or_(Course.teacher_id == actor.user_id, Course.id.in_(approved))
-                )
+                query = query.where(or_(Course.teacher_id == actor.user_id, Course.id.in_(approved)))
             rows = (await db.execute(query.order_by(Course.code, Course.id))).all()
         return [self._course_view(actor, course, name) for course, name in rows]
 
@@ -305,8 +306,12 @@ class AttendanceService:
             user = await unit.db.get(User, user_id)
             if user is None:
                 user = User(
-                    id=user_id, name=name or user_id, email=email, role="student",
-                    created_at=now, updated_at=now,
+                    id=user_id,
+                    name=name or user_id,
+                    email=email,
+                    role="student",
+                    created_at=now,
+                    updated_at=now,
                 )
                 unit.db.add(user)
             else:
@@ -328,8 +333,12 @@ class AttendanceService:
             await unit.db.flush()
             unit.events.append(EnrollmentChanged(course_id, user_id, status))
             view = EnrollmentView(
-                course_id=course_id, user_id=user_id, name=user.name, email=user.email,
-                status=enrollment.status, updated_at=iso_z(enrollment.updated_at) or "",
+                course_id=course_id,
+                user_id=user_id,
+                name=user.name,
+                email=user.email,
+                status=enrollment.status,
+                updated_at=iso_z(enrollment.updated_at) or "",
             )
         self._known_users.pop(user_id, None)
         return view, created
@@ -347,8 +356,12 @@ class AttendanceService:
             ).all()
         return [
             EnrollmentView(
-                course_id=course_id, user_id=user.id, name=user.name, email=user.email,
-                status=enrollment.status, updated_at=iso_z(enrollment.updated_at) or "",
+                course_id=course_id,
+                user_id=user.id,
+                name=user.name,
+                email=user.email,
+                status=enrollment.status,
+                updated_at=iso_z(enrollment.updated_at) or "",
             )
             for enrollment, user in rows
         ]
@@ -404,9 +417,9 @@ class AttendanceService:
                 insert(AttendanceRecord).from_select(
                     ["session_id", "user_id", "status"],
                     select(
-                        func.cast(session_id, AttendanceRecord.session_id.type),
+                        literal(session_id, AttendanceRecord.session_id.type),
                         Enrollment.user_id,
-                        func.cast("absent", AttendanceRecord.status.type),
+                        literal("absent", AttendanceRecord.status.type),
                     ).where(Enrollment.course_id == course_id, Enrollment.status == "approved"),
                 )
             )
@@ -428,16 +441,18 @@ class AttendanceService:
         async with self.database.read() as db:
             access = await self._manager_access(db, actor, course_id)
             ids = (
-                await db.execute(
-                    select(AttendanceSession.id)
-                    .where(AttendanceSession.course_id == course_id)
-                    .order_by(AttendanceSession.started_at.desc())
-                    .limit(500)
+                (
+                    await db.execute(
+                        select(AttendanceSession.id)
+                        .where(AttendanceSession.course_id == course_id)
+                        .order_by(AttendanceSession.started_at.desc())
+                        .limit(500)
+                    )
                 )
-            ).scalars().all()
-            return [
-                await self._session_view(db, sid, access, actor, with_records=False) for sid in ids
-            ]
+                .scalars()
+                .all()
+            )
+            return [await self._session_view(db, sid, access, actor, with_records=False) for sid in ids]
 
     async def check_in(self, actor: Identity, session_id: str) -> RecordView:
         now = self.clock()
@@ -468,10 +483,13 @@ class AttendanceService:
             if not updated:
                 # Approved after the session started: joins the roster now.
                 inserted = await unit.db.execute(
-                    self._upsert(unit.db, AttendanceRecord)
+                    self._upsert(AttendanceRecord)
                     .values(
-                        session_id=session_id, user_id=actor.user_id, status=status,
-                        marked_at=now, marked_by=actor.user_id,
+                        session_id=session_id,
+                        user_id=actor.user_id,
+                        status=status,
+                        marked_at=now,
+                        marked_by=actor.user_id,
                     )
                     .on_conflict_do_nothing(index_elements=["session_id", "user_id"])
                 )
@@ -516,7 +534,9 @@ class AttendanceService:
             await unit.db.flush()
             unit.events.append(
                 RecordChanged(
-                    attendance.course_id, session_id, user_id,
+                    attendance.course_id,
+                    session_id,
+                    user_id,
                     was_counted != (status in PRESENT_STATUSES),
                 )
             )
@@ -562,9 +582,7 @@ class AttendanceService:
         async with self.database.read() as db:
             value = (
                 await db.execute(
-                    select(func.min(AttendanceSession.expires_at)).where(
-                        AttendanceSession.status == "active"
-                    )
+                    select(func.min(AttendanceSession.expires_at)).where(AttendanceSession.status == "active")
                 )
             ).scalar_one_or_none()
         return value
@@ -625,7 +643,12 @@ class AttendanceService:
                 .join(Course, Course.id == AttendanceSession.course_id)
                 .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
                 .where(AttendanceSession.course_id == course_id, AttendanceSession.status == "active")
-                .group_by(AttendanceSession.id, AttendanceSession.started_at, AttendanceSession.topic, Course.teacher_id)
+                .group_by(
+                    AttendanceSession.id,
+                    AttendanceSession.started_at,
+                    AttendanceSession.topic,
+                    Course.teacher_id,
+                )
                 .order_by(AttendanceSession.started_at, AttendanceSession.id)
             )
         ).all()
@@ -694,9 +717,7 @@ class AttendanceService:
             )
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(
-            ["user_id", "name", "email", "status", "checked_in_at", "marked_by", "remarks"]
-        )
+        writer.writerow(["user_id", "name", "email", "status", "checked_in_at", "marked_by", "remarks"])
         for record in view.records:
             checked_in = record.marked_at if record.status in PRESENT_STATUSES else ""
             writer.writerow(
@@ -724,8 +745,10 @@ class AttendanceService:
         ).all()
         counts = {status: int(n) for status, n in rows}
         return Statistics.of(
-            counts.get("present", 0), counts.get("late", 0),
-            counts.get("absent", 0), counts.get("excused", 0),
+            counts.get("present", 0),
+            counts.get("late", 0),
+            counts.get("absent", 0),
+            counts.get("excused", 0),
         )
 
     async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
@@ -768,9 +791,7 @@ class AttendanceService:
             if not access.manages:
                 query = query.where(AttendanceRecord.user_id == actor.user_id)
             records = [_record_view(r, name) for r, name in (await db.execute(query)).all()]
-        return await self._build_view(
-            db, attendance, access.course.teacher_id, access.teacher_name, records
-        )
+        return await self._build_view(db, attendance, access.course.teacher_id, access.teacher_name, records)
 
     async def _build_view(
         self,
@@ -784,8 +805,10 @@ class AttendanceService:
         final = None
         if attendance.status == "ended" and attendance.final_total is not None:
             final = Statistics.of(
-                attendance.final_present or 0, attendance.final_late or 0,
-                attendance.final_absent or 0, attendance.final_excused or 0,
+                attendance.final_present or 0,
+                attendance.final_late or 0,
+                attendance.final_absent or 0,
+                attendance.final_excused or 0,
             )
         return SessionView(
             id=attendance.id,

@@ -8,6 +8,7 @@ the service's conditional update makes each session end exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from attendance_live.service.attendance import AttendanceService
@@ -34,10 +35,8 @@ class AutoEnder:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     def wake(self) -> None:
@@ -68,7 +67,5 @@ class AutoEnder:
             except Exception:
                 log.exception("auto-end pass failed; retrying in %.0f s", self.poll_seconds)
                 delay = self.poll_seconds
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass

@@ -1,16 +1,16 @@
 """Service errors. Each carries an HTTP status and a message that says what to do.
 
-    ServiceError
-    ├── InvalidInput      422  the request is well-formed but not acceptable
-    ├── NotFound          404  does not exist, or the caller has no relation to it
-    ├── Forbidden         403  related, but without the right
-    ├── Conflict          409  the state does not allow it (already ended, already exists)
-    └── Unavailable       503  the database cannot be reached right now
+ServiceError
+├── InvalidInput      422  the request is well-formed but not acceptable
+├── NotFound          404  does not exist, or the caller has no relation to it
+├── Forbidden         403  related, but without the right
+├── Conflict          409  the state does not allow it (already ended, already exists)
+└── Unavailable       503  the database cannot be reached right now
 """
 
 from __future__ import annotations
 
-__all__ = ["ServiceError", "InvalidInput", "NotFound", "Forbidden", "Conflict", "Unavailable"]
+__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError", "Unavailable"]
 
 
 class ServiceError(Exception):

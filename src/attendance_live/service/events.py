@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 __all__ = [
     "DomainEvent",
-    "SessionStarted",
-    "SessionEnded",
-    "RecordChanged",
     "EnrollmentChanged",
     "EventBus",
     "Handler",
+    "RecordChanged",
+    "SessionEnded",
+    "SessionStarted",
 ]
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "Statistics",
-    "RecordView",
-    "SessionView",
-    "CourseView",
-    "EnrollmentView",
     "ActiveSession",
     "ActiveSessions",
+    "CourseView",
+    "EnrollmentView",
+    "RecordView",
+    "SessionView",
+    "Statistics",
     "UserView",
 ]
 

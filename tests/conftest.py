@@ -1,0 +1,95 @@
+"""Fixtures: a migrated database, the app with its lifespan, HTTP, a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from attendance_live.app import Application, create_app
+from attendance_live.auth.tokens import TokenService
+from attendance_live.config import Settings
+from attendance_live.db.engine import Database
+from attendance_live.db.migrate import upgrade
+from tests.helpers import FakeClock, World, build_world
+
+SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        access_token_secret=SECRET,
+        database_url=database_url,
+        secret_file=tmp_path / "secret",
+        socket_rate_limit=50,
+        socket_rate_burst=100,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tokens() -> TokenService:
+    return TokenService(SECRET)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Application]:
+    database = Database(settings.database_url)
+    await upgrade(database)
+    await database.dispose()
+    application = create_app(settings, clock=clock)
+    async with application.http.router.lifespan_context(application.http):
+        yield application
+
+
+@pytest.fixture
+async def http(app: Application) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def world(tokens: TokenService, http: httpx.AsyncClient) -> World:
+    return await build_world(tokens, http)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def live_url(app: Application) -> AsyncIterator[str]:
+    """The app served by a real uvicorn on a free loopback port (lifespan run by ``app``)."""
+    port = free_port()
+    config = uvicorn.Config(
+        app.asgi, host="127.0.0.1", port=port, lifespan="off", log_config=None, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    await app.realtime.close()
+    server.should_exit = True
+    await task
