@@ -22,6 +22,7 @@ SERVER_EVENTS = (
     "activeSessionsError",
     "sessionRosterData",
     "attendanceUpdated",
+    "myAttendanceUpdated",
 )
 
 

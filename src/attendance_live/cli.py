@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import shlex
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -126,8 +127,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(_prepare(settings, seed=args.demo))
     application = create_app(settings, demo=args.demo)
-    log.info("listening on %s (Socket.IO at /socket.io/, API docs at /docs)", _base_url(settings))
-    uvicorn.run(
+
+    class Server(uvicorn.Server):
+        """On SIGTERM: stop accepting, close every Socket.IO transport, then drain."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()
+            # Before uvicorn waits on open connections: a held long-poll would
+            # otherwise keep shutdown waiting, and clients should move on now.
+            await application.realtime.close()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         application.asgi,
         host=settings.host,
         port=settings.port,
@@ -137,6 +149,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
         ws_max_size=settings.max_message_bytes + 1024,
     )
+    log.info("listening on %s (Socket.IO at /socket.io/, API docs at /docs)", _base_url(settings))
+    Server(config).run()
     return 0
 
 

@@ -61,6 +61,15 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         logger.propagate = True
     # Libraries' chatter stays at warning unless we ask for debug.
     quiet = logging.DEBUG if level == "debug" else logging.WARNING
-    for name in ("sqlalchemy", "aiosqlite", "asyncio", "alembic", "engineio", "socketio"):
+    for name in (
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncio",
+        "alembic",
+        "engineio",
+        "socketio",
+        "attendance_live.engineio",
+        "attendance_live.socketio",
+    ):
         logging.getLogger(name).setLevel(quiet)
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -113,7 +113,7 @@ async def test_openapi_and_docs(http: httpx.AsyncClient) -> None:
 
 
 async def test_health(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.get("/healthz")).json() == {"status": "ok", "demo": False}
     ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": "ok", "redis": "disabled"}

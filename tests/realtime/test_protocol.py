@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import socketio
+import websockets
 
 from attendance_live.app import Application
 from tests.helpers import FakeClock, Recorder, World
@@ -122,8 +125,11 @@ async def test_session_lifecycle_events_in_order(
     assert after == {"course_id": "cs101", "activeSessions": []}
     assert student.names()[-2:] == ["courseSessionEnded", "activeSessionsData"]
 
-    # the teacher got the same sequence; the other course's subscriber got none of it
-    assert teacher.names() == student.names()
+    # the teacher got the same course events; the other course's subscriber got none of them
+    def course_events(r: Recorder) -> list[str]:
+        return [n for n in r.names() if n != "myAttendanceUpdated"]
+
+    assert course_events(teacher) == course_events(student)
     await app_idle_and_barrier(outsider, "other")
     assert outsider.names() == ["activeSessionsData", "activeSessionsResponse"]
 
@@ -415,3 +421,46 @@ async def test_disconnects_free_rooms_and_connection_state(
             break
         await asyncio.sleep(0.01)
     assert footprint() == before
+
+
+async def test_a_student_hears_about_its_own_record_only(
+    live_url: str, world: World, recorders: Make, http: httpx.AsyncClient, app: Application
+) -> None:
+    alice = await subscribed(recorders, live_url, world, "s1")
+    bilal = await subscribed(recorders, live_url, world, "s2")
+    session = await world.start()
+    await http.put(
+        f"/api/sessions/{session['id']}/records/s1",
+        json={"status": "excused", "remarks": "match day"},
+        headers=world.teacher.headers,
+    )
+    mine = await alice.next("myAttendanceUpdated")
+    assert mine["session_id"] == session["id"]
+    assert (mine["user_id"], mine["status"], mine["remarks"]) == ("s1", "excused", "match day")
+    assert "statistics" not in mine
+    await app.notifier.idle()
+    await bilal.barrier("cs101")
+    assert bilal.count("myAttendanceUpdated") == 0
+
+
+async def test_shutdown_closes_transports_without_a_socketio_disconnect(
+    live_url: str, world: World, app: Application
+) -> None:
+    # socket.io-client never reconnects after a Socket.IO DISCONNECT packet
+    # ("io server disconnect"); a closed transport makes it reconnect.
+    url = live_url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    frames: list[str] = []
+    async with websockets.connect(url) as ws:
+        assert str(await ws.recv()).startswith("0{")
+        await ws.send("40" + json.dumps({"token": world.users["s1"].token}))
+        assert str(await ws.recv()).startswith('40{"sid"')
+        await app.realtime.close()
+
+        async def drain() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for frame in ws:
+                    frames.append(str(frame))
+
+        # bounded: without the server closing the connection this would hang until ping timeout
+        await asyncio.wait_for(drain(), 10)
+    assert frames == ["1"]  # Engine.IO CLOSE, then the connection ends; never "41"

@@ -16,9 +16,9 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["health"])
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+async def healthz(context: Context) -> dict[str, str | bool]:
+    """Liveness: the process answers. ``demo`` says whether ``/api/demo/users`` is served."""
+    return {"status": "ok", "demo": context.demo}
 
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "A dependency is down"}})

@@ -22,7 +22,7 @@ import logging
 from collections import deque
 
 from attendance_live.realtime.payloads import ended_payload, started_payload
-from attendance_live.realtime.server import RealtimeServer, course_room, session_room
+from attendance_live.realtime.server import RealtimeServer, course_room, session_room, user_room
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.events import (
     DomainEvent,
@@ -108,20 +108,20 @@ class Notifier:
         return False
 
     async def _roster_update(self, event: RecordChanged) -> None:
-        room = session_room(event.session_id)
-        if not self._anyone_in(room):
+        """``attendanceUpdated`` to the roster's followers, ``myAttendanceUpdated`` to the student."""
+        roster, own = session_room(event.session_id), user_room(event.user_id)
+        to_roster, to_student = self._anyone_in(roster), self._anyone_in(own)
+        if not (to_roster or to_student):
             return
         found = await self.service.record_with_statistics(event.session_id, event.user_id)
         if found is None:
             return
         record, statistics = found
-        payload = {
-            "session_id": event.session_id,
-            "course_id": event.course_id,
-            **record.model_dump(),
-            "statistics": statistics.model_dump(),
-        }
-        await self._emit("attendanceUpdated", payload, room)
+        payload = {"session_id": event.session_id, "course_id": event.course_id, **record.model_dump()}
+        if to_student:
+            await self._emit("myAttendanceUpdated", payload, own)
+        if to_roster:
+            await self._emit("attendanceUpdated", {**payload, "statistics": statistics.model_dump()}, roster)
 
     async def _snapshot(self, course_id: str) -> None:
         room = course_room(course_id)

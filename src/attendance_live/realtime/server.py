@@ -50,6 +50,11 @@ def session_room(session_id: str) -> str:
     return f"session:{session_id}"
 
 
+def user_room(user_id: str) -> str:
+    """Every socket of one user, on every node (for changes to that user's own records)."""
+    return f"user:{user_id}"
+
+
 @dataclass(slots=True)
 class Connection:
     """What the server keeps per connected socket (freed on disconnect)."""
@@ -91,8 +96,10 @@ class RealtimeServer:
             max_http_buffer_size=settings.max_message_bytes,
             async_handlers=False,
             json=jsoncodec,
-            logger=False,
-            engineio_logger=False,
+            # Our loggers, so their lines get our format and token redaction
+            # (given False, the libraries attach an unformatted handler of their own).
+            logger=logging.getLogger("attendance_live.socketio"),
+            engineio_logger=logging.getLogger("attendance_live.engineio"),
         )
         self.connections: dict[str, Connection] = {}
         self.user_sids: dict[str, set[str]] = {}
@@ -123,6 +130,7 @@ class RealtimeServer:
             identity, TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst)
         )
         self.user_sids.setdefault(identity.user_id, set()).add(sid)
+        await self.sio.enter_room(sid, user_room(identity.user_id))
         log.debug("socket %s connected as %s", sid, identity.user_id)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
@@ -282,9 +290,23 @@ class RealtimeServer:
         return len(rooms.get(room, {}))
 
     async def close(self) -> None:
-        """Disconnect every client cleanly so they reconnect (elsewhere)."""
-        for sid in list(self.connections):
+        """Close every transport so that clients reconnect (to this node again, or another).
+
+        This closes at the Engine.IO level on purpose: a Socket.IO DISCONNECT
+        packet ("io server disconnect") tells socket.io-client *not* to
+        reconnect, which is wrong for a restart or a deploy.
+        """
+        eio = self.sio.eio
+        for eio_sid, socket in list(eio.sockets.items()):
             try:
-                await self.sio.disconnect(sid)
+                # An Engine.IO CLOSE packet, without waiting for the client to
+                # fetch it (engineio's disconnect() would: a polling client that
+                # never polls again would hold shutdown forever).
+                await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+                # The websocket writer closes the connection only when it dequeues
+                # None; a held long-poll returns at once. Without this the
+                # transport lingers until ping timeout.
+                socket.queue.put_nowait(None)
             except Exception:
-                log.exception("could not disconnect socket %s", sid)
+                log.exception("could not close transport %s", eio_sid)
+            eio.sockets.pop(eio_sid, None)
