@@ -1,0 +1,289 @@
+// The dashboard in a real browser against the real server: a teacher and two
+// students, each in a browser context of their own (separate session storage,
+// separate sockets). Run: `npm --prefix web run test:e2e` (after `npm run build`).
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, chromiumPath, distIsBuilt, resetServerLog, screenshotDir, startServer } from './support.js';
+
+const COURSE_ID = 'demo-course';
+const TOPIC = 'E2E: sorting algorithms';
+
+let server;
+let browser;
+let demo;
+/** @type {Record<string, {context: import('playwright-core').BrowserContext, page: import('playwright-core').Page}>} */
+const people = {};
+const consoleErrors = [];
+
+async function openPerson(key, viewport, options = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, ...options });
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`[${key}] console.error: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`[${key}] uncaught: ${error.message}`));
+  people[key] = { context, page };
+  return page;
+}
+
+async function shot(page, name) {
+  const file = path.join(screenshotDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+before(async () => {
+  const executablePath = chromiumPath(); // fails with the install command when missing
+  distIsBuilt();
+  resetServerLog();
+  server = await startServer();
+  mkdirSync(screenshotDir, { recursive: true });
+  // playwright's launch() gives the browser a fresh temporary profile (user-data-dir).
+  browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+  const response = await fetch(`${server.baseUrl}/api/demo/users`);
+  assert.equal(response.status, 200, 'GET /api/demo/users must answer 200 when the server runs with --demo');
+  demo = await response.json();
+  await openPerson('teacher', { width: 1280, height: 900 });
+  await openPerson('student1', { width: 375, height: 812 }); // phone width
+  // Another time zone: the page must show times in the viewer's own zone.
+  await openPerson('student2', { width: 800, height: 900 }, { timezoneId: 'Asia/Kolkata', locale: 'en-US' });
+});
+
+after(async () => {
+  try {
+    await browser?.close();
+  } finally {
+    await server?.stop();
+  }
+});
+
+function student(n) {
+  return demo.students.find((s) => s.id === `demo-student-${n}`);
+}
+
+test('the sign-in page offers the demo users; the teacher and a student pick theirs', async () => {
+  const { page: teacher } = people.teacher;
+  await teacher.goto(`${server.baseUrl}/`);
+  await teacher.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
+  assert.equal(await teacher.locator('input[name="token"]').count(), 1, 'the sign-in form has an input named token');
+  await teacher.getByRole('button', { name: `Sign in as ${demo.teacher.name}` }).waitFor();
+  await shot(teacher, 'sign-in');
+  await teacher.getByRole('button', { name: `Sign in as ${demo.teacher.name}` }).click();
+  await teacher.getByRole('heading', { name: 'Your courses' }).waitFor();
+
+  const { page: s1 } = people.student1;
+  await s1.goto(`${server.baseUrl}/`);
+  await s1.getByRole('button', { name: `Sign in as ${student(1).name}` }).click();
+  await s1.getByRole('heading', { name: 'Your courses' }).waitFor();
+  await shot(s1, 'course-list-student-375px');
+});
+
+test('a student signs in with the keyboard alone by pasting a token and pressing Enter', async () => {
+  const { page } = people.student2;
+  await page.goto(`${server.baseUrl}/`);
+  await page.locator('input[name="token"]').waitFor();
+  let focusedName = null;
+  for (let i = 0; i < 10 && focusedName !== 'token'; i += 1) {
+    await page.keyboard.press('Tab');
+    focusedName = await page.evaluate(() => document.activeElement?.getAttribute('name'));
+  }
+  assert.equal(focusedName, 'token', 'Tab reaches the token input');
+  await page.keyboard.insertText(student(2).token);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Your courses' }).waitFor();
+  assert.ok(!page.url().includes(student(2).token.slice(0, 20)), 'the token is not in the URL');
+  const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length }));
+  assert.deepEqual(stored, { session: 1, local: 0 }, 'the token is in sessionStorage only');
+});
+
+test('everyone opens the course page; students see the seed view with no session', async () => {
+  for (const key of ['teacher', 'student1', 'student2']) {
+    const { page } = people[key];
+    await page.getByRole('link', { name: /DEMO-101/ }).click();
+    await page.waitForURL(`${server.baseUrl}/courses/${COURSE_ID}`);
+    await page.locator('.status.connected').waitFor({ timeout: 10_000 });
+  }
+  for (const key of ['student1', 'student2']) {
+    const { page } = people[key];
+    const empty = page.locator('.no-sessions');
+    await empty.waitFor();
+    assert.equal((await empty.textContent()).trim(), 'No active attendance sessions');
+    await page.evaluate(() => {
+      window.__notReloaded = true; // gone if the page reloads
+    });
+  }
+  await people.teacher.page.getByRole('heading', { name: 'Start a session' }).waitFor();
+});
+
+test('the students see a started session within one second, without a reload', async () => {
+  const { page: teacher } = people.teacher;
+  await teacher.getByLabel('Topic (optional)').fill(TOPIC);
+  await teacher.getByLabel('Late after (minutes)').fill('10');
+  await teacher.getByLabel('Maximum duration (minutes)').fill('60');
+  const startedAt = Date.now();
+  await teacher.getByRole('button', { name: 'Start session' }).click();
+  const results = await Promise.allSettled(
+    ['student1', 'student2'].map((key) =>
+      people[key].page.locator('.active-sessions .session-card').first().waitFor({ state: 'visible', timeout: 1000 }),
+    ),
+  );
+  const elapsed = Date.now() - startedAt;
+  results.forEach((result, index) => {
+    assert.equal(
+      result.status,
+      'fulfilled',
+      `student${index + 1}'s page did not show the session within 1 s of the start click: ${result.reason?.message}`,
+    );
+  });
+  console.log(`both students saw the session ${elapsed} ms after the start click began`);
+  for (const key of ['student1', 'student2']) {
+    const { page } = people[key];
+    assert.equal(await page.evaluate(() => window.__notReloaded), true, `${key}'s page was not reloaded`);
+    assert.equal(await page.locator('.no-sessions').count(), 0);
+    await page.locator('.notification-started').waitFor({ timeout: 2000 });
+    await page.locator('.session-card', { hasText: TOPIC }).waitFor();
+    await page.getByRole('button', { name: 'Check in' }).waitFor({ state: 'visible' });
+  }
+  // Times are shown in the viewer's time zone (student2 is in Asia/Kolkata, UTC+5:30).
+  const started = people.student2.page.locator('.session-card time').first();
+  const iso = await started.getAttribute('datetime');
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', { timeZone: 'Asia/Kolkata', hour: 'numeric', minute: '2-digit', hour12: true })
+      .formatToParts(new Date(iso))
+      .map((part) => [part.type, part.value]),
+  );
+  const shown = await started.textContent();
+  assert.ok(shown.startsWith(`${parts.hour}:${parts.minute}:`), `${iso} shown as "${shown}", expected ${parts.hour}:${parts.minute} in Asia/Kolkata`);
+
+  await teacher.locator('.live-session').waitFor();
+  await teacher.locator('.live-session tbody tr').first().waitFor({ timeout: 5000 });
+  const rows = await teacher.locator('.live-session tbody tr').count();
+  const approved = demo.students.filter((s) => s.enrollment === 'approved').length;
+  assert.equal(rows, approved, 'the live roster lists every approved student');
+});
+
+test("a student's check-in updates the teacher's live roster", async () => {
+  const { page: s1 } = people.student1;
+  const button = s1.getByRole('button', { name: 'Check in' });
+  await button.waitFor();
+  await s1.waitForFunction(() => {
+    const b = document.querySelector('.session-card .check-in');
+    return b && !b.disabled;
+  });
+  await button.focus();
+  await s1.keyboard.press('Enter'); // keyboard operable
+  await s1.getByRole('button', { name: 'Checked in' }).waitFor({ timeout: 5000 });
+  await s1.locator('.my-status [data-status="present"]').waitFor();
+
+  const { page: teacher } = people.teacher;
+  const row = teacher.locator('.live-session tr[data-user-id="demo-student-1"]');
+  await teacher.locator('.live-session tr[data-user-id="demo-student-1"][data-status="present"]').waitFor({ timeout: 5000 });
+  assert.match(await row.textContent(), /Present/);
+  await teacher.locator('.live-session [data-stat="present"] dd', { hasText: '1' }).waitFor({ timeout: 5000 });
+  // The other student sees the count change without a reload.
+  await people.student2.page.locator('.session-card', { hasText: /Students: 1 of/ }).waitFor({ timeout: 5000 });
+
+  await shot(s1, 'student-live-375px');
+});
+
+test('the teacher overrides a status, and the student sees it; the CSV report downloads', async () => {
+  const { page: teacher } = people.teacher;
+  const name = student(2).name;
+  await teacher.getByLabel(`Status for ${name}`, { exact: true }).selectOption('late');
+  await teacher.getByLabel(`Remarks for ${name}`, { exact: true }).fill('Arrived after the break');
+  await teacher.getByRole('button', { name: `Save status for ${name}` }).click();
+  await teacher.locator('.live-session tr[data-user-id="demo-student-2"][data-status="late"]').waitFor({ timeout: 5000 });
+  await people.student2.page.locator('.my-status [data-status="late"]').waitFor({ timeout: 5000 });
+
+  const [download] = await Promise.all([
+    teacher.waitForEvent('download'),
+    teacher.getByRole('button', { name: 'Download CSV report' }).click(),
+  ]);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+  assert.ok(download.suggestedFilename().endsWith('.csv'), `a .csv file, got ${download.suggestedFilename()}`);
+  const approved = demo.students.filter((s) => s.enrollment === 'approved').length;
+  assert.equal(csv.length, 1 + approved, 'a header and one row per roster record');
+  assert.ok(csv.some((line) => line.includes('demo-student-1') && line.includes('present')), csv.join('\n'));
+  await shot(teacher, 'teacher-live');
+  await shot(people.student2.page, 'student-live');
+});
+
+test('ending the session notifies the students and shows the final statistics', async () => {
+  const { page: teacher } = people.teacher;
+  await teacher.getByRole('button', { name: 'End session' }).click();
+  const summary = teacher.locator('.ended-summary');
+  await summary.waitFor({ timeout: 5000 });
+  assert.equal((await summary.locator('[data-stat="present"] dd').textContent()).trim(), '2');
+  assert.equal((await summary.locator('[data-stat="late"] dd').textContent()).trim(), '1');
+  const approved = demo.students.filter((s) => s.enrollment === 'approved').length;
+  assert.equal((await summary.locator('[data-stat="total"] dd').textContent()).trim(), String(approved));
+  await teacher.locator('.past-session[data-status="ended"]').first().waitFor({ timeout: 5000 });
+
+  for (const key of ['student1', 'student2']) {
+    const { page } = people[key];
+    await page.locator('.notification-ended').waitFor({ timeout: 5000 });
+    assert.match(await page.locator('.notification-ended').textContent(), /ended by/);
+    const empty = page.locator('.no-sessions');
+    await empty.waitFor({ timeout: 5000 });
+    assert.equal((await empty.textContent()).trim(), 'No active attendance sessions');
+    assert.equal(await page.evaluate(() => window.__notReloaded), true, `${key}'s page was not reloaded`);
+  }
+  await shot(teacher, 'teacher-ended');
+  await shot(people.student1.page, 'student-ended-375px');
+});
+
+test('after a server restart every page reconnects and subscribes again', async () => {
+  const pages = Object.values(people).map(({ page }) => page);
+  const mark = consoleErrors.length;
+  const { dir, port, secret } = server;
+  await server.stop({ keepDir: true });
+  await Promise.all(pages.map((page) => page.locator('.status.disconnected').waitFor({ timeout: 10_000 })));
+  server = await startServer({ dir, port, secret });
+  await Promise.all(pages.map((page) => page.locator('.status.connected').waitFor({ timeout: 30_000 })));
+
+  // While the server was down the browser itself logs the refused connections;
+  // those, and only those, are expected here.
+  const during = consoleErrors.splice(mark);
+  const unexpected = during.filter(
+    (line) => !/WebSocket connection to .* failed|Failed to load resource|ERR_CONNECTION_REFUSED/.test(line),
+  );
+  consoleErrors.push(...unexpected);
+
+  // Only a page that subscribed again is in the course's room to hear this.
+  const { page: teacher } = people.teacher;
+  await teacher.getByLabel('Topic (optional)').fill('After the restart');
+  await teacher.getByRole('button', { name: 'Start session' }).click();
+  for (const key of ['student1', 'student2']) {
+    await people[key].page.locator('.session-card', { hasText: 'After the restart' }).waitFor({ timeout: 5000 });
+  }
+  await teacher.locator('.live-session tbody tr').first().waitFor({ timeout: 5000 });
+  await teacher.getByRole('button', { name: 'End session' }).click();
+  for (const key of ['student1', 'student2']) {
+    await people[key].page.locator('.no-sessions').waitFor({ timeout: 5000 });
+  }
+});
+
+test('a reload of /courses/{id} keeps the tab signed in and the page readable at 375px', async () => {
+  const { page } = people.student1;
+  await page.reload();
+  await page.locator('.no-sessions').waitFor({ timeout: 10_000 });
+  await page.locator('.status.connected').waitFor({ timeout: 10_000 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at 375px (overflow ${overflow}px)`);
+  const { page: teacher } = people.teacher;
+  await teacher.setViewportSize({ width: 375, height: 812 });
+  await teacher.getByRole('button', { name: 'Show records' }).first().click();
+  await teacher.locator('.past-session table.roster').waitFor({ timeout: 5000 });
+  const teacherOverflow = await teacher.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  await shot(teacher, 'teacher-ended-375px');
+  assert.ok(teacherOverflow <= 0, `the teacher view fits 375px too (overflow ${teacherOverflow}px)`);
+});
+
+test('no page logged a console error', () => {
+  assert.deepEqual(consoleErrors, []);
+});

@@ -1,0 +1,92 @@
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { apiRequest } from './api.js';
+import { clearToken, loadToken, saveToken } from './auth.js';
+import { SessionContext } from './session.js';
+import { linkHandler, matchRoute, navigate, usePathname } from './router.js';
+import SignIn from './components/SignIn.jsx';
+import CourseList from './components/CourseList.jsx';
+import CoursePage from './components/CoursePage.jsx';
+
+export default function App() {
+  const [token, setToken] = useState(loadToken);
+  const [me, setMe] = useState(null);
+  const [signInMessage, setSignInMessage] = useState(null);
+  const pathname = usePathname();
+  const route = matchRoute(pathname);
+
+  const signOut = useCallback((message = null) => {
+    clearToken();
+    setToken(null);
+    setMe(null);
+    setSignInMessage(message);
+  }, []);
+
+  const signIn = useCallback((newToken) => {
+    const trimmed = newToken.trim();
+    if (!trimmed) return;
+    saveToken(trimmed);
+    setSignInMessage(null);
+    setMe(null);
+    setToken(trimmed);
+  }, []);
+
+  // The token is checked by asking the server who it belongs to.
+  useEffect(() => {
+    if (!token) return undefined;
+    let cancelled = false;
+    apiRequest('/api/me', { token })
+      .then((user) => {
+        if (!cancelled) setMe(user);
+      })
+      .catch((error) => {
+        if (cancelled) return;
+        signOut(error.status === 401 ? `That token was refused: ${error.detail}` : error.detail);
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, [token, signOut]);
+
+  const session = useMemo(() => ({ token, me, signOut }), [token, me, signOut]);
+
+  let page;
+  if (!token) page = <SignIn onSignIn={signIn} message={signInMessage} />;
+  else if (!me) page = <p className="loading" role="status">Signing in…</p>;
+  else if (route.name === 'courses') page = <CourseList />;
+  else if (route.name === 'course') page = <CoursePage key={route.courseId} courseId={route.courseId} />;
+  else {
+    page = (
+      <section aria-labelledby="not-found-title">
+        <h1 id="not-found-title" tabIndex={-1}>Page not found</h1>
+        <p><a href="/" onClick={linkHandler('/')}>Go to your courses</a></p>
+      </section>
+    );
+  }
+
+  return (
+    <SessionContext.Provider value={session}>
+      <a className="skip-link" href="#main">Skip to main content</a>
+      <header className="topbar">
+        <a className="brand" href="/" onClick={linkHandler('/')}>attendance-live</a>
+        {me && (
+          <div className="who">
+            <span>
+              Signed in as <strong>{me.name || me.id}</strong> ({me.role})
+            </span>
+            <button
+              type="button"
+              className="secondary"
+              onClick={() => {
+                signOut(null);
+                navigate('/');
+              }}
+            >
+              Sign out
+            </button>
+          </div>
+        )}
+      </header>
+      <main id="main" tabIndex={-1}>{page}</main>
+    </SessionContext.Provider>
+  );
+}

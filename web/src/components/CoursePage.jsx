@@ -1,0 +1,58 @@
+import { useEffect, useState } from 'react';
+import { useApi, useSession } from '../session.js';
+import { linkHandler } from '../router.js';
+import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
+import PageHeading from './PageHeading.jsx';
+import StudentView from './StudentView.jsx';
+import TeacherView from './TeacherView.jsx';
+
+export default function CoursePage({ courseId }) {
+  const { token } = useSession();
+  const { request } = useApi();
+  const [course, setCourse] = useState(null);
+  const [error, setError] = useState(null);
+
+  useEffect(() => {
+    let cancelled = false;
+    request(`/api/courses/${encodeURIComponent(courseId)}`)
+      .then((data) => {
+        if (!cancelled) setCourse(data);
+      })
+      .catch((err) => {
+        if (!cancelled) setError(err);
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, [courseId, request]);
+
+  // One socket per course page, opened once the course is known to exist.
+  const tracking = useCourseSessionTracking(course ? course.id : null, token);
+
+  if (error) {
+    const missing = error.status === 404;
+    return (
+      <section aria-labelledby="course-title">
+        <PageHeading id="course-title" title={missing ? 'Course not found' : 'Course unavailable'} />
+        <p className="error" role="alert">
+          {missing ? 'There is no such course, or you are not a member of it.' : error.detail}
+        </p>
+        <p><a href="/" onClick={linkHandler('/')}>Back to your courses</a></p>
+      </section>
+    );
+  }
+  if (!course) return <p role="status">Loading course…</p>;
+
+  const manages = course.my_role === 'teacher' || course.my_role === 'admin';
+  return (
+    <section aria-labelledby="course-title" className="course-page">
+      <p className="breadcrumb"><a href="/" onClick={linkHandler('/')}>← Your courses</a></p>
+      <PageHeading id="course-title" title={`${course.code}: ${course.title}`} />
+      <p className="hint">
+        Teacher: {course.teacher_name || course.teacher_id}
+        {manages ? ' · you manage this course' : ''}
+      </p>
+      {manages ? <TeacherView course={course} tracking={tracking} /> : <StudentView course={course} tracking={tracking} />}
+    </section>
+  );
+}

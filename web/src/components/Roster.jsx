@@ -1,0 +1,120 @@
+import { useEffect, useState } from 'react';
+import { useApi } from '../session.js';
+import { STATUS_LABELS, formatTime, statusLabel } from '../format.js';
+
+/** One row's status override: PUT /api/sessions/{id}/records/{user_id}. */
+function RecordOverride({ sessionId, record }) {
+  const { request } = useApi();
+  const [status, setStatus] = useState(record.status);
+  const [remarks, setRemarks] = useState(record.remarks ?? '');
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState(null);
+  const name = record.name || record.user_id;
+  const idBase = `override-${sessionId}-${record.user_id}`.replace(/[^A-Za-z0-9_-]/g, '_');
+
+  // Follow the live record when it changes elsewhere (a check-in, another tab).
+  useEffect(() => setStatus(record.status), [record.status]);
+  useEffect(() => setRemarks(record.remarks ?? ''), [record.remarks]);
+
+  const save = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setMessage(null);
+    const body = { status };
+    if (remarks.trim()) body.remarks = remarks.trim();
+    try {
+      await request(
+        `/api/sessions/${encodeURIComponent(sessionId)}/records/${encodeURIComponent(record.user_id)}`,
+        { method: 'PUT', body },
+      );
+      setMessage({ kind: 'ok', text: 'Saved' });
+    } catch (err) {
+      if (err.status !== 401) setMessage({ kind: 'error', text: `Not saved: ${err.detail}` });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="override" onSubmit={save}>
+      <label htmlFor={`${idBase}-status`} className="visually-hidden">
+        Status for {name}
+      </label>
+      <select id={`${idBase}-status`} name="status" value={status} onChange={(e) => setStatus(e.target.value)}>
+        {Object.entries(STATUS_LABELS).map(([value, label]) => (
+          <option key={value} value={value}>
+            {label}
+          </option>
+        ))}
+      </select>
+      <label htmlFor={`${idBase}-remarks`} className="visually-hidden">
+        Remarks for {name}
+      </label>
+      <input
+        id={`${idBase}-remarks`}
+        name="remarks"
+        placeholder="Remarks"
+        maxLength={500}
+        value={remarks}
+        onChange={(e) => setRemarks(e.target.value)}
+      />
+      <button type="submit" className="small" disabled={busy} aria-label={`Save status for ${name}`}>
+        Save
+      </button>
+      <span className={message?.kind === 'error' ? 'error' : 'hint'} role="status">
+        {message?.text ?? ''}
+      </span>
+    </form>
+  );
+}
+
+/**
+ * A session's records: name, status, time marked, remarks, and (live) an override
+ * form. `marked_by` is a user id; `people` (id → name, e.g. the course's teacher)
+ * and the roster's own names turn it into a name where one is known.
+ */
+export default function Roster({ sessionId, records, editable = false, people = {} }) {
+  const names = { ...people };
+  for (const record of records) if (record.name) names[record.user_id] = record.name;
+  const sorted = [...records].sort((a, b) => (a.name || a.user_id).localeCompare(b.name || b.user_id));
+  if (sorted.length === 0) return <p className="empty">No students on this session's roster.</p>;
+  return (
+    <div className="table-wrap">
+      <table className="roster">
+        <caption className="visually-hidden">Attendance records</caption>
+        <thead>
+          <tr>
+            <th scope="col">Student</th>
+            <th scope="col">Status</th>
+            <th scope="col">Marked at</th>
+            <th scope="col">Marked by</th>
+            <th scope="col">Remarks</th>
+            {editable && <th scope="col">Change</th>}
+          </tr>
+        </thead>
+        <tbody>
+          {sorted.map((record) => (
+            <tr key={record.user_id} data-user-id={record.user_id} data-status={record.status}>
+              <th scope="row" data-label="Student">
+                {record.name || record.user_id}
+              </th>
+              <td data-label="Status">
+                <span className={`badge badge-${record.status}`}>{statusLabel(record.status)}</span>
+              </td>
+              <td data-label="Marked at">
+                {record.marked_at ? <time dateTime={record.marked_at}>{formatTime(record.marked_at)}</time> : '—'}
+              </td>
+              <td data-label="Marked by">{record.marked_by ? names[record.marked_by] ?? record.marked_by : '—'}</td>
+              <td data-label="Remarks">{record.remarks || '—'}</td>
+              {editable && (
+                <td data-label="Change">
+                  <RecordOverride sessionId={sessionId} record={record} />
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

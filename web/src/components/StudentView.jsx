@@ -1,0 +1,139 @@
+import { useCallback, useEffect, useState } from 'react';
+import { useApi, useSession } from '../session.js';
+import { formatTime, statusLabel } from '../format.js';
+import { ConnectionStatus, SessionNotification, SocketError } from './LiveStatus.jsx';
+
+const CHECKED_IN = new Set(['present', 'late']);
+
+function describeOwnStatus(record) {
+  if (!record) return 'Not checked in';
+  if (CHECKED_IN.has(record.status)) {
+    return `${statusLabel(record.status)}${record.marked_at ? ` (since ${formatTime(record.marked_at)})` : ''}`;
+  }
+  if (record.status === 'excused') return 'Excused';
+  if (record.status === 'absent' && record.marked_at) return 'Marked absent by your teacher';
+  return 'Not checked in';
+}
+
+/** One live session as the student sees it: the seed's card plus a check-in button. */
+function StudentSessionCard({ session }) {
+  const { me } = useSession();
+  const { request } = useApi();
+  const [record, setRecord] = useState(null);
+  const [loaded, setLoaded] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const sessionId = session.sessionId;
+
+  // The session body holds only this student's own record. It is fetched again
+  // whenever the session's count changes, which catches a teacher's override too.
+  useEffect(() => {
+    let cancelled = false;
+    request(`/api/sessions/${encodeURIComponent(sessionId)}`)
+      .then((body) => {
+        if (cancelled) return;
+        const own = (body.records ?? []).find((r) => r.user_id === me.id) ?? null;
+        setRecord(own);
+        setLoaded(true);
+      })
+      .catch((err) => {
+        if (!cancelled && err.status !== 401) setError(`Could not load your status: ${err.detail}`);
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, [request, sessionId, me.id, session.studentCount]);
+
+  const checkIn = useCallback(async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const updated = await request(`/api/sessions/${encodeURIComponent(sessionId)}/check-in`, { method: 'POST' });
+      setRecord(updated);
+      setLoaded(true);
+      if (updated.status === 'absent' || updated.status === 'excused') {
+        setError(`Your teacher has already marked you ${statusLabel(updated.status).toLowerCase()}.`);
+      }
+    } catch (err) {
+      if (err.status === 409) setError('This session has already ended.');
+      else if (err.status !== 401) setError(`Check-in failed: ${err.detail}`);
+    } finally {
+      setBusy(false);
+    }
+  }, [request, sessionId]);
+
+  const checkedIn = record && CHECKED_IN.has(record.status);
+  const teacherMarked = record && !checkedIn && record.marked_at != null;
+  const titleId = `session-${sessionId}-title`;
+
+  return (
+    <article className="session-card" aria-labelledby={titleId} data-session-id={sessionId}>
+      <h4 id={titleId}>{session.topic || 'Attendance session'}</h4>
+      <p>Session ID: <code>{sessionId}</code></p>
+      <p>
+        Students: {session.studentCount}
+        {typeof session.totalStudents === 'number' ? ` of ${session.totalStudents}` : ''} checked in
+      </p>
+      <p>
+        Started: <time dateTime={session.startedAt}>{formatTime(session.startedAt)}</time>
+      </p>
+      <p className="my-status" aria-live="polite">
+        Your status:{' '}
+        <strong className={`badge badge-${record?.status ?? 'none'}`} data-status={record?.status ?? 'none'}>
+          {loaded ? describeOwnStatus(record) : '…'}
+        </strong>
+      </p>
+      <button
+        type="button"
+        className="check-in"
+        onClick={checkIn}
+        disabled={busy || !loaded || checkedIn || teacherMarked}
+        aria-describedby={titleId}
+      >
+        {checkedIn
+          ? record.marked_by && record.marked_by !== me.id
+            ? 'Marked by your teacher'
+            : 'Checked in'
+          : busy
+            ? 'Checking in…'
+            : 'Check in'}
+      </button>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+    </article>
+  );
+}
+
+/** The student's live view: the seed component's markup and class names. */
+export default function StudentView({ tracking }) {
+  const {
+    activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
+    dismissNotification,
+  } = tracking;
+
+  return (
+    <div className="student-view">
+      <h2>Course Dashboard</h2>
+      <ConnectionStatus isConnected={isConnected} connectionError={connectionError} />
+      <SessionNotification notification={lastNotification} onDismiss={dismissNotification} />
+      <SocketError error={lastError} />
+      {hasActiveSessions ? (
+        <div className="active-sessions">
+          <h3>
+            <span className="live-dot" aria-hidden="true" /> Live Attendance Sessions ({activeSessions.length})
+          </h3>
+          {activeSessions.map((session) => (
+            <StudentSessionCard key={session.sessionId} session={session} />
+          ))}
+        </div>
+      ) : (
+        <div className="no-sessions">
+          <p>No active attendance sessions</p>
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,130 @@
+// The seed's hook, made real: same name, signature and return value
+// (`{socket, activeSessions, isConnected, hasActiveSessions}`), plus what the
+// seed's best practices ask for: resubscription on every (re)connect, cleanup on
+// unmount, the connection error, and the last session started/ended notification.
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { io } from 'socket.io-client';
+
+/**
+ * @typedef {{sessionId: string, teacherId: string, studentCount: number,
+ *            startedAt: string, topic?: string|null, totalStudents?: number}} ActiveSession
+ * @typedef {{type: 'started'|'ended', courseId: string, sessionId: string,
+ *            data: object, receivedAt: number}} SessionNotification
+ */
+
+/**
+ * Track the live attendance sessions of one course over Socket.IO.
+ *
+ * @param {string} courseId
+ * @param {string} authToken the JWT, sent as the handshake's `auth.token`
+ * @param {{ioFactory?: typeof io, url?: string}} [options] `ioFactory` replaces
+ *   socket.io-client's `io` (tests inject a fake socket); `url` defaults to the
+ *   page's own origin, since the same server serves this app and the socket.
+ */
+export default function useCourseSessionTracking(courseId, authToken, options = {}) {
+  const { url } = options;
+  // Held in a ref so that an inline factory does not reconnect on every render.
+  const factoryRef = useRef(options.ioFactory ?? io);
+  factoryRef.current = options.ioFactory ?? io;
+
+  const [socket, setSocket] = useState(null);
+  const [activeSessions, setActiveSessions] = useState([]);
+  const [isConnected, setIsConnected] = useState(false);
+  const [connectionError, setConnectionError] = useState(null);
+  const [lastNotification, setLastNotification] = useState(null);
+  const [lastError, setLastError] = useState(null);
+
+  useEffect(() => {
+    if (!courseId || !authToken) return undefined;
+
+    setActiveSessions([]);
+    setLastNotification(null);
+    setLastError(null);
+    setConnectionError(null);
+
+    const newSocket = factoryRef.current(url ?? window.location.origin, {
+      auth: { token: authToken },
+    });
+    const forThisCourse = (data) => data != null && data.course_id === courseId;
+
+    const handlers = {
+      // Every connect, the first and each reconnection, subscribes again: the
+      // server forgets a socket's rooms when its connection drops.
+      connect: () => {
+        setIsConnected(true);
+        setConnectionError(null);
+        newSocket.emit('subscribeToCourse', { course_id: courseId });
+      },
+      disconnect: () => setIsConnected(false),
+      connect_error: (error) => {
+        setIsConnected(false);
+        setConnectionError(error?.message || 'Could not connect');
+      },
+      courseSessionStarted: (data) => {
+        if (!forThisCourse(data)) return;
+        setLastNotification({
+          type: 'started', courseId, sessionId: data.session_id, data, receivedAt: Date.now(),
+        });
+      },
+      courseSessionEnded: (data) => {
+        if (!forThisCourse(data)) return;
+        // activeSessionsData follows; dropping the card now keeps the view honest
+        // even if that message is lost.
+        setActiveSessions((current) => current.filter((s) => s.sessionId !== data.session_id));
+        setLastNotification({
+          type: 'ended', courseId, sessionId: data.session_id, data, receivedAt: Date.now(),
+        });
+      },
+      activeSessionsData: (data) => {
+        if (forThisCourse(data) && Array.isArray(data.activeSessions)) {
+          setActiveSessions(data.activeSessions);
+        }
+      },
+      activeSessionsResponse: (data) => {
+        if (forThisCourse(data) && Array.isArray(data.activeSessions)) {
+          setActiveSessions(data.activeSessions);
+        }
+      },
+      activeSessionsError: (error) => {
+        // Errors about another course (or about a session, handled by the
+        // roster hook) are not this hook's business.
+        if (error?.course_id != null && error.course_id !== courseId) return;
+        if (error?.session_id != null) return;
+        setLastError({ message: error?.message || 'Unknown error', code: error?.code ?? null });
+      },
+    };
+
+    for (const [event, handler] of Object.entries(handlers)) newSocket.on(event, handler);
+    setSocket(newSocket);
+
+    return () => {
+      newSocket.emit('unsubscribeFromCourse', { course_id: courseId });
+      for (const [event, handler] of Object.entries(handlers)) newSocket.off(event, handler);
+      newSocket.disconnect();
+      setSocket(null);
+      setIsConnected(false);
+    };
+  }, [courseId, authToken, url]);
+
+  /** Ask once for the current active sessions (`checkActiveSessions`). */
+  const checkActiveSessions = useCallback(() => {
+    if (socket && courseId) socket.emit('checkActiveSessions', { course_id: courseId });
+  }, [socket, courseId]);
+
+  const dismissNotification = useCallback(() => setLastNotification(null), []);
+
+  return {
+    socket,
+    activeSessions,
+    isConnected,
+    hasActiveSessions: activeSessions.length > 0,
+    // Additions beyond the seed's return value.
+    connectionError,
+    lastNotification,
+    lastError,
+    checkActiveSessions,
+    dismissNotification,
+  };
+}
+
+export { useCourseSessionTracking };

@@ -1,0 +1,127 @@
+import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import StudentView from '../src/components/StudentView.jsx';
+import SignIn from '../src/components/SignIn.jsx';
+import { SessionContext } from '../src/session.js';
+
+const ME = { id: 'stu-1', name: 'Ann', email: null, role: 'student' };
+
+function tracking(overrides = {}) {
+  return {
+    socket: null,
+    activeSessions: [],
+    isConnected: true,
+    hasActiveSessions: false,
+    connectionError: null,
+    lastNotification: null,
+    lastError: null,
+    checkActiveSessions: () => {},
+    dismissNotification: () => {},
+    ...overrides,
+  };
+}
+
+function json(body, status = 200) {
+  return Promise.resolve(new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } }));
+}
+
+function renderStudent(track) {
+  return render(
+    <SessionContext.Provider value={{ token: 'tok', me: ME, signOut: () => {} }}>
+      <StudentView tracking={track} />
+    </SessionContext.Provider>,
+  );
+}
+
+let fetchMock;
+beforeEach(() => {
+  fetchMock = vi.fn();
+  vi.stubGlobal('fetch', fetchMock);
+});
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+describe('StudentView', () => {
+  it('uses the seed component class names when nothing is live', () => {
+    const { container } = renderStudent(tracking({ isConnected: false }));
+    expect(container.querySelector('.status.disconnected')).toHaveProperty('textContent', 'Disconnected');
+    expect(container.querySelector('.no-sessions').textContent).toBe('No active attendance sessions');
+    expect(container.querySelector('.active-sessions')).toBeNull();
+  });
+
+  it('shows each live session with the own status and checks in', async () => {
+    const session = { sessionId: 's1', teacherId: 't', studentCount: 0, totalStudents: 2, startedAt: '2024-01-15T10:30:00.000Z', topic: 'Week 1' };
+    fetchMock.mockImplementation((url, init = {}) => {
+      expect(init.headers.Authorization).toBe('Bearer tok');
+      if (url === '/api/sessions/s1' && init.method === 'GET') {
+        return json({ id: 's1', records: [{ user_id: 'stu-1', name: 'Ann', status: 'absent', marked_at: null }] });
+      }
+      if (url === '/api/sessions/s1/check-in' && init.method === 'POST') {
+        return json({ user_id: 'stu-1', name: 'Ann', status: 'present', marked_at: '2024-01-15T10:31:00.000Z' });
+      }
+      throw new Error(`unexpected ${init.method ?? 'GET'} ${url}`);
+    });
+    const { container } = renderStudent(tracking({ activeSessions: [session], hasActiveSessions: true }));
+    expect(container.querySelector('.status.connected').textContent).toBe('Connected');
+    expect(container.querySelectorAll('.active-sessions .session-card')).toHaveLength(1);
+    expect(screen.getByText('Live Attendance Sessions (1)', { exact: false })).toBeTruthy();
+    expect(screen.getByText(new Date(session.startedAt).toLocaleTimeString())).toBeTruthy();
+
+    const button = await screen.findByRole('button', { name: 'Check in' });
+    await waitFor(() => expect(button.disabled).toBe(false));
+    expect(container.querySelector('.my-status').textContent).toContain('Not checked in');
+    await act(async () => fireEvent.click(button));
+    await screen.findByRole('button', { name: 'Checked in' });
+    expect(container.querySelector('.my-status [data-status]').dataset.status).toBe('present');
+  });
+
+  it('shows the last notification in a live region', () => {
+    renderStudent(tracking({
+      lastNotification: {
+        type: 'ended', courseId: 'c', sessionId: 's1', receivedAt: 1,
+        data: { ended_by: 'Ada', ended_at: '2024-01-15T11:30:00.000Z', final_statistics: { present: 3, absent: 1, total: 4 } },
+      },
+    }));
+    const region = screen.getAllByRole('status').find((el) => el.className === 'notification-region');
+    expect(region.textContent).toContain('ended by Ada');
+    expect(region.textContent).toContain('Present: 3 of 4');
+  });
+});
+
+describe('SignIn', () => {
+  it('signs in with a pasted token on Enter', async () => {
+    fetchMock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({ detail: 'Not Found' }, 404)));
+    const onSignIn = vi.fn();
+    const { container } = render(<SignIn onSignIn={onSignIn} message={null} />);
+    const input = container.querySelector('input[name="token"]');
+    expect(screen.getByLabelText('Access token')).toBe(input);
+    fireEvent.change(input, { target: { value: 'abc.def.ghi' } });
+    fireEvent.submit(input.form);
+    expect(onSignIn).toHaveBeenCalledWith('abc.def.ghi');
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledWith('/api/demo/users', expect.anything()));
+    expect(screen.queryByText('Demo users')).toBeNull();
+  });
+
+  it('lists the demo users when the server has them', async () => {
+    fetchMock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({
+      course: { id: 'demo-course', code: 'DEMO-101', title: 'Demo' },
+      teacher: { id: 'demo-teacher', name: 'Tess Teacher', role: 'teacher', enrollment: null, token: 'T' },
+      students: [{ id: 'demo-student-1', name: 'Sam', role: 'student', enrollment: 'approved', token: 'S' }],
+    })));
+    const onSignIn = vi.fn();
+    render(<SignIn onSignIn={onSignIn} message={null} />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Sign in as Sam' }));
+    expect(onSignIn).toHaveBeenCalledWith('S');
+    expect(screen.getByRole('button', { name: 'Sign in as Tess Teacher' })).toBeTruthy();
+  });
+
+  it('does not ask for demo users when /healthz says demo mode is off', async () => {
+    fetchMock.mockImplementation(() => json({ status: 'ok', demo: false }));
+    render(<SignIn onSignIn={() => {}} message={null} />);
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledWith('/healthz', expect.anything()));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(fetchMock.mock.calls.map(([url]) => url)).toEqual(['/healthz']);
+  });
+});
