@@ -126,6 +126,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from attendance_live.app import create_app
 
     asyncio.run(_prepare(settings, seed=args.demo))
+    if args.demo:
+        _print_demo(settings, as_json=False)
     application = create_app(settings, demo=args.demo)
 
     class Server(uvicorn.Server):
@@ -171,10 +173,16 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_prepare(settings, seed=True))
+    _print_demo(settings, as_json=args.json)
+    return 0
+
+
+def _print_demo(settings: Settings, *, as_json: bool) -> None:
+    """The demo users with fresh tokens, and three curl lines that run a session."""
     from attendance_live.auth.tokens import TokenService
     from attendance_live.demo import demo_listing
 
-    asyncio.run(_prepare(settings, seed=True))
     listing = demo_listing(TokenService(settings.secret(), settings.jwt_algorithm))
     base = _base_url(settings)
     teacher = listing["teacher"]["token"]
@@ -183,22 +191,22 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     curl = [
         f"SESSION=$(curl -s -X POST {base}/api/courses/{course}/sessions "
         f"-H 'Authorization: Bearer {teacher}' -H 'Content-Type: application/json' "
-        '-d \'{"topic": "Demo lecture"}\' '
+        "-d '{\"topic\": \"Demo lecture\"}' "
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
         f"curl -s -X POST {base}/api/sessions/$SESSION/check-in -H 'Authorization: Bearer {student}'",
         f"curl -s -X POST {base}/api/sessions/$SESSION/end -H 'Authorization: Bearer {teacher}'",
     ]
-    if args.json:
+    if as_json:
         print(json.dumps({**listing, "curl": curl}, indent=2, ensure_ascii=False))
-        return 0
+        return
     print(f"Demo course {listing['course']['code']} ({course}) is ready at {base}.\n")
     print(f"Teacher  {listing['teacher']['name']:<14} {listing['teacher']['id']}\n  token: {teacher}\n")
     for s in listing["students"]:
         print(f"Student  {s['name']:<14} {s['id']} ({s['enrollment']})\n  token: {s['token']}\n")
-    print("With the server running (attendance-live serve), start a session, check in, end it:\n")
+    print("With the server running, start a session, check in, end it:\n")
     print("\n".join(curl))
     print(f"\nWatch it live:  attendance-live watch {course} --token {shlex.quote(student)}")
-    return 0
+    print(f"Dashboard:      {base}/  (pick a demo user to sign in)\n", flush=True)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
