@@ -1,22 +1,29 @@
 """Assembles one ASGI application: HTTP API, Socket.IO, notifier, timer, dashboard.
 
     socketio.ASGIApp ── /socket.io/ ──► RealtimeServer (python-socketio)
-          └── everything else ──► FastAPI: /api, /healthz, /readyz, /docs, dashboard
+          └── everything else ──► FastAPI: /api, /healthz, /readyz, /metrics, /docs, dashboard
 
 ``create_app`` builds it all from settings; nothing starts until the ASGI
-lifespan does (the auto-end timer) and everything is stopped on shutdown.
+lifespan does (the auto-end timer, the Redis relay) and everything is stopped
+on shutdown.
+
+With ``REDIS_URL``, emits go through python-socketio's Redis manager to every
+node, and ``realtime.cluster`` relays domain events for each node's local
+effects. Without it, everything stays in this process.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import socketio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,10 +35,15 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
+from attendance_live.logs import request_id
+from attendance_live.metrics import Metrics
+from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.cluster import Cluster
 from attendance_live.realtime.notifier import Notifier
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.autoend import AutoEnder
+from attendance_live.service.cache import Caches
 from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
 from attendance_live.timeutil import Clock, utcnow
@@ -41,6 +53,7 @@ __all__ = ["Application", "create_app"]
 log = logging.getLogger(__name__)
 
 DASHBOARD = Path(__file__).parent / "web" / "dist"
+REDIS_CHANNEL = "attendance-live:socketio"
 
 
 @dataclass(slots=True)
@@ -53,25 +66,61 @@ class Application:
     realtime: RealtimeServer
     notifier: Notifier
     auto_ender: AutoEnder
+    cluster: Cluster
+    metrics: Metrics
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:
+    metrics = Metrics()
     database = Database(settings.database_url)
     bus = EventBus()
-    service = AttendanceService(database, bus, clock=clock, default_max_minutes=settings.session_max_minutes)
+    clustered = settings.redis_url is not None
+    service = AttendanceService(
+        database,
+        bus,
+        clock=clock,
+        default_max_minutes=settings.session_max_minutes,
+        caches=Caches.for_cluster() if clustered else Caches(),
+    )
     tokens = TokenService(settings.secret(), settings.jwt_algorithm)
-    context = AppContext(settings, database, bus, service, tokens, demo=demo)
 
-    realtime = RealtimeServer(settings, tokens, service)
-    notifier = Notifier(realtime, service, local_only=settings.redis_url is None)
+    manager: socketio.AsyncManager | None = None
+    if settings.redis_url is not None:
+        manager = socketio.AsyncRedisManager(
+            settings.redis_url,
+            channel=REDIS_CHANNEL,
+            json=jsoncodec,
+            logger=logging.getLogger("attendance_live.socketio.redis"),
+            redis_options={"socket_connect_timeout": 2},
+        )
+    realtime = RealtimeServer(settings, tokens, service, metrics, client_manager=manager)
+    notifier = Notifier(realtime, service, metrics, local_only=not clustered)
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
+    cluster = Cluster(service.caches, realtime, metrics, settings.redis_url)
+    # Order matters: this node's local effects (rooms), then the emits, then the timer.
+    bus.subscribe(cluster.on_local_event)
     bus.subscribe(notifier.handle)
     bus.subscribe(auto_ender.on_event)
+    context = AppContext(
+        settings,
+        database,
+        bus,
+        service,
+        tokens,
+        demo=demo,
+        redis_state=cluster.redis_state if clustered else None,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await cluster.start()
         auto_ender.start()
-        log.info("attendance-live %s ready (database: %s)", __version__, database.dialect)
+        log.info(
+            "attendance-live %s ready (database: %s, fan-out: %s)",
+            __version__,
+            database.dialect,
+            "redis" if clustered else "this process",
+        )
         try:
             yield
         finally:
@@ -79,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await realtime.close()
             await notifier.idle()
             await notifier.close()
+            await cluster.close()
             await database.dispose()
 
     http = FastAPI(
@@ -92,8 +142,39 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Content-Disposition"],
     )
+
+    @http.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        rid = incoming if 0 < len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = rid
+            return response
+        finally:
+            # The route's template (/api/sessions/{session_id}), never the raw path.
+            route = str(getattr(request.scope.get("route"), "path", "unmatched"))
+            metrics.http_seconds.labels(request.method, route, f"{status // 100}xx").observe(
+                time.perf_counter() - started
+            )
+            if status >= 400:
+                metrics.errors.labels(f"http_{status}").inc()
+            request_id.reset(token)
+
+    @http.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics_endpoint() -> Response:
+        """Prometheus metrics of this node (no per-user or per-course labels)."""
+        if context.redis_state is not None:
+            await context.redis_state()
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     install_error_handlers(http)
     http.include_router(health.router)
     http.include_router(courses.router)
@@ -101,7 +182,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     _mount_dashboard(http)
 
     asgi = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
-    return Application(asgi, http, context, realtime, notifier, auto_ender)
+    return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 
 def _mount_dashboard(http: FastAPI) -> None:

@@ -191,7 +191,7 @@ def _print_demo(settings: Settings, *, as_json: bool) -> None:
     curl = [
         f"SESSION=$(curl -s -X POST {base}/api/courses/{course}/sessions "
         f"-H 'Authorization: Bearer {teacher}' -H 'Content-Type: application/json' "
-        "-d '{\"topic\": \"Demo lecture\"}' "
+        '-d \'{"topic": "Demo lecture"}\' '
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')",
         f"curl -s -X POST {base}/api/sessions/$SESSION/check-in -H 'Authorization: Bearer {student}'",
         f"curl -s -X POST {base}/api/sessions/$SESSION/end -H 'Authorization: Bearer {teacher}'",

@@ -11,9 +11,14 @@ import json
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["configure_logging", "connection_id", "redact", "request_id"]
+
+# The HTTP request or Socket.IO connection a log line belongs to ("-" outside both).
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+connection_id: ContextVar[str] = ContextVar("connection_id", default="-")
 
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}")
 BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/-]+=*")
@@ -25,6 +30,8 @@ def redact(text: str) -> str:
 
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.connection_id = connection_id.get()
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
@@ -40,6 +47,10 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in ("request_id", "connection_id"):
+            value = getattr(record, key, "-")
+            if value != "-":
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
@@ -51,7 +62,11 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(connection_id)s]: %(message)s"
+            )
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -117,3 +117,27 @@ async def test_health(http: httpx.AsyncClient) -> None:
     ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": "ok", "redis": "disabled"}
+
+
+async def test_metrics_are_prometheus_text_without_ids(world: World, http: httpx.AsyncClient) -> None:
+    session = await world.start()
+    await world.check_in("s1", session["id"])
+    await http.get("/api/courses/nope", headers=world.users["s1"].headers)
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'attendance_http_request_seconds_count{method="POST",route="/api/sessions/{session_id}/check-in"'
+        in text
+    )
+    assert 'attendance_errors_total{kind="http_404"} 1.0' in text
+    assert "attendance_redis_up -1.0" in text
+    assert session["id"] not in text
+    assert "cs101" not in text
+    assert response.headers.get("x-request-id")
+
+
+async def test_request_id_is_echoed(http: httpx.AsyncClient) -> None:
+    response = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"

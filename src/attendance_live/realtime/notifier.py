@@ -21,12 +21,12 @@ import asyncio
 import logging
 from collections import deque
 
+from attendance_live.metrics import Metrics
 from attendance_live.realtime.payloads import ended_payload, started_payload
 from attendance_live.realtime.server import RealtimeServer, course_room, session_room, user_room
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.events import (
     DomainEvent,
-    EnrollmentChanged,
     RecordChanged,
     SessionEnded,
     SessionStarted,
@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, realtime: RealtimeServer, service: AttendanceService, *, local_only: bool) -> None:
+    def __init__(
+        self, realtime: RealtimeServer, service: AttendanceService, metrics: Metrics, *, local_only: bool
+    ) -> None:
         self.realtime = realtime
+        self.metrics = metrics
         self.sio = realtime.sio
         self.service = service
         # With one node, rooms nobody on this node is in need no emit at all.
@@ -103,9 +106,7 @@ class Notifier:
         if isinstance(event, RecordChanged):
             await self._roster_update(event)
             return event.count_changed
-        if isinstance(event, EnrollmentChanged) and event.status != "approved":
-            await self.realtime.remove_user_from_course(event.user_id, event.course_id)
-        return False
+        return False  # enrollment changes: handled on every node by realtime.cluster
 
     async def _roster_update(self, event: RecordChanged) -> None:
         """``attendanceUpdated`` to the roster's followers, ``myAttendanceUpdated`` to the student."""
@@ -134,5 +135,9 @@ class Notifier:
         return not self.local_only or self.realtime.room_size(room) > 0
 
     async def _emit(self, event: str, payload: dict[str, object], room: str) -> None:
+        local = self.realtime.room_size(room)
         await self.sio.emit(event, payload, room=room)
         self.emitted += 1
+        self.metrics.emits.labels(event).inc()
+        if local:
+            self.metrics.deliveries.labels(event).inc(local)

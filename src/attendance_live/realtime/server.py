@@ -29,6 +29,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
+from attendance_live.logs import connection_id
+from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
 from attendance_live.realtime.payloads import PayloadError, require_id
 from attendance_live.realtime.ratelimit import TokenBucket
@@ -83,9 +85,11 @@ class RealtimeServer:
         settings: Settings,
         tokens: TokenService,
         service: AttendanceService,
+        metrics: Metrics,
         client_manager: socketio.AsyncManager | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.tokens = tokens
         self.service = service
         origins: str | list[str] = "*" if "*" in settings.cors_origins else settings.cors_origins
@@ -119,6 +123,7 @@ class RealtimeServer:
     # -------------------------------------------------------------- lifecycle
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        connection_id.set(sid)
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             identity = self.tokens.verify(token)
@@ -131,6 +136,7 @@ class RealtimeServer:
         )
         self.user_sids.setdefault(identity.user_id, set()).add(sid)
         await self.sio.enter_room(sid, user_room(identity.user_id))
+        self.metrics.connections.inc()
         log.debug("socket %s connected as %s", sid, identity.user_id)
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> None:
@@ -138,6 +144,8 @@ class RealtimeServer:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        self.metrics.connections.dec()
+        self.metrics.subscriptions.dec(len(conn.courses))
         sids = self.user_sids.get(conn.identity.user_id)
         if sids is not None:
             sids.discard(sid)
@@ -170,6 +178,14 @@ class RealtimeServer:
             conn = self.connections.get(sid)
             if conn is None:
                 return None
+            token = connection_id.set(sid)
+            try:
+                with self.metrics.handler_seconds.labels(event).time():
+                    return await guarded(sid, conn, args)
+            finally:
+                connection_id.reset(token)
+
+        async def guarded(sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any] | None:
             if not conn.bucket.take():
                 if conn.bucket.should_warn():
                     return await self._error(
@@ -200,6 +216,7 @@ class RealtimeServer:
     async def _error(
         self, sid: str, event: str, code: str, message: str, args: tuple[Any, ...]
     ) -> dict[str, Any]:
+        self.metrics.errors.labels(code).inc()
         payload: dict[str, Any] = {"message": message, "code": code, "event": event}
         first = args[0] if args else None
         if isinstance(first, dict):
@@ -212,24 +229,22 @@ class RealtimeServer:
 
     # ----------------------------------------------------------------- events
 
-    async def _authorized_snapshot(self, conn: Connection, course_id: str) -> dict[str, Any]:
+    async def _require_member(self, conn: Connection, course_id: str) -> None:
+        # One answer for "no such course" and "not yours", so ids cannot be probed.
         if not await self.service.approved_member(conn.identity, course_id):
             raise _Refusal(
                 "forbidden",
                 f"Course {course_id!r} was not found or you are not an approved member of it",
             )
-        return (await self.service.active_sessions_snapshot(course_id)).model_dump()
 
     async def _subscribe_course(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "subscribeToCourse", "course_id")
-        if not await self.service.approved_member(conn.identity, course_id):
-            raise _Refusal(
-                "forbidden",
-                f"Course {course_id!r} was not found or you are not an approved member of it",
-            )
+        await self._require_member(conn, course_id)
         # Join before reading, so no change committed after the read can be missed.
         await self.sio.enter_room(sid, course_room(course_id))
-        conn.courses.add(course_id)
+        if course_id not in conn.courses:
+            conn.courses.add(course_id)
+            self.metrics.subscriptions.inc()
         payload = (await self.service.active_sessions_snapshot(course_id)).model_dump()
         await self.sio.emit("activeSessionsData", payload, to=sid)
         return payload
@@ -237,12 +252,13 @@ class RealtimeServer:
     async def _unsubscribe_course(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "unsubscribeFromCourse", "course_id")
         await self.sio.leave_room(sid, course_room(course_id))
-        conn.courses.discard(course_id)
+        self._forget_course(conn, course_id)
         return {"course_id": course_id, "subscribed": False}
 
     async def _check_active(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "checkActiveSessions", "course_id")
-        payload = await self._authorized_snapshot(conn, course_id)
+        await self._require_member(conn, course_id)
+        payload = (await self.service.active_sessions_snapshot(course_id)).model_dump()
         await self.sio.emit("activeSessionsResponse", payload, to=sid)
         return payload
 
@@ -282,7 +298,12 @@ class RealtimeServer:
             if conn is None:
                 continue
             await self.sio.leave_room(sid, course_room(course_id))
+            self._forget_course(conn, course_id)
+
+    def _forget_course(self, conn: Connection, course_id: str) -> None:
+        if course_id in conn.courses:
             conn.courses.discard(course_id)
+            self.metrics.subscriptions.dec()
 
     def room_size(self, room: str) -> int:
         """Local participants of a room (this node only)."""

@@ -41,6 +41,7 @@ from attendance_live.db.models import (
     Enrollment,
     User,
 )
+from attendance_live.service.cache import Caches, CourseMembers
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from attendance_live.service.events import (
     DomainEvent,
@@ -112,9 +113,11 @@ class AttendanceService:
         clock: Clock = utcnow,
         default_max_minutes: int = 180,
         default_late_minutes: int = 10,
+        caches: Caches | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
+        self.caches = caches or Caches()
         self.clock = clock
         self.default_max_minutes = default_max_minutes
         self.default_late_minutes = default_late_minutes
@@ -128,7 +131,10 @@ class AttendanceService:
         events: list[DomainEvent] = []
         async with self.database.write() as session:
             yield _Unit(session, events)
-        # Reached only when the transaction committed.
+        # Reached only when the transaction committed: caches first, so that
+        # whoever reacts to the event reads the new state.
+        for event in events:
+            self.caches.apply(event)
         for event in events:
             await self.bus.publish(event)
 
@@ -367,13 +373,32 @@ class AttendanceService:
         ]
 
     async def approved_member(self, actor: Identity, course_id: str) -> bool:
-        """Whether the caller may follow the course (teacher, admin, approved student)."""
+        """Whether the caller may follow the course (teacher, admin, approved student).
+
+        Served from the course directory cache: no query once the course is loaded.
+        """
+        members = await self.caches.members.get(course_id, lambda: self._load_members(course_id))
+        if members is None:
+            return False
+        return (
+            actor.is_admin
+            or members.teacher_id == actor.user_id
+            or members.statuses.get(actor.user_id) == "approved"
+        )
+
+    async def _load_members(self, course_id: str) -> CourseMembers | None:
         async with self.database.read() as db:
-            try:
-                await self._member_access(db, actor, course_id)
-            except (NotFound, Forbidden):
-                return False
-        return True
+            teacher_id = (
+                await db.execute(select(Course.teacher_id).where(Course.id == course_id))
+            ).scalar_one_or_none()
+            if teacher_id is None:
+                return None
+            rows = (
+                await db.execute(
+                    select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == course_id)
+                )
+            ).all()
+        return CourseMembers(teacher_id, {user_id: status for user_id, status in rows})
 
     # ---------------------------------------------------------------- sessions
 
@@ -624,9 +649,19 @@ class AttendanceService:
             return await self._active_sessions(db, course_id)
 
     async def active_sessions_snapshot(self, course_id: str) -> ActiveSessions:
-        """The same body without an access check (for broadcasts to an authorized room)."""
-        async with self.database.read() as db:
-            return await self._active_sessions(db, course_id)
+        """The same body without an access check (for an authorized subscriber or room).
+
+        Served from the snapshot cache, which every change to the course's
+        sessions invalidates before it is announced.
+        """
+
+        async def load() -> ActiveSessions:
+            async with self.database.read() as db:
+                return await self._active_sessions(db, course_id)
+
+        snapshot = await self.caches.snapshots.get(course_id, load)
+        assert snapshot is not None
+        return snapshot
 
     async def _active_sessions(self, db: AsyncSession, course_id: str) -> ActiveSessions:
         counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))

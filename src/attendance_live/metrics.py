@@ -1,0 +1,79 @@
+"""Prometheus metrics, one registry per application (so tests can build many apps).
+
+No label carries a user or a course: cardinality stays bounded by the number of
+event names, routes and error kinds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge(
+            "attendance_socket_connections", "Socket.IO connections open on this node", registry=r
+        )
+        self.subscriptions = Gauge(
+            "attendance_course_subscriptions", "Course subscriptions held on this node", registry=r
+        )
+        self.emits = Counter(
+            "attendance_emits",
+            "Events emitted by the notifier (to a room, on every node)",
+            ["event"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "attendance_deliveries",
+            "Events sent to sockets on this node, counted per recipient",
+            ["event"],
+            registry=r,
+        )
+        self.handler_seconds = Histogram(
+            "attendance_socket_handler_seconds",
+            "Time to handle a client event",
+            ["event"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "attendance_http_request_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route", "status_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_seconds = Histogram(
+            "attendance_db_operation_seconds",
+            "Time of one service operation against the database",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "attendance_errors",
+            "Errors by kind (socket error codes, HTTP statuses, database outages)",
+            ["kind"],
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "attendance_redis_up",
+            "1 when Redis answers, 0 when it does not, -1 when not configured",
+            registry=r,
+        )
+        self.redis_up.set(-1)
+        self.cache = Counter(
+            "attendance_cache_lookups",
+            "Membership and snapshot cache lookups",
+            ["cache", "result"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

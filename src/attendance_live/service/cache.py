@@ -1,0 +1,105 @@
+"""Read caches for the hot Socket.IO paths, invalidated by the domain events.
+
+Subscribing and asking for active sessions happen far more often than the
+data behind them changes (a lecture hall reconnecting after a Wi-Fi blip is
+hundreds of subscribes to one course). Two caches serve them:
+
+* ``CourseDirectory``: per course, its teacher and every enrollment's status,
+  loaded in one query, so a subscribe's authorization needs no query at all;
+* the course's ``ActiveSessions`` snapshot.
+
+Each course has a version that every invalidation bumps; a load stores its
+result only if the version did not move while it ran, so a change that
+commits during a load is never hidden by it. With several nodes the
+invalidations arrive over Redis; a time-to-live bounds what a lost one could
+cost (see ``Caches(ttl=...)``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from attendance_live.service.events import (
+    DomainEvent,
+    EnrollmentChanged,
+    RecordChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from attendance_live.service.views import ActiveSessions
+
+__all__ = ["Caches", "CourseMembers"]
+
+T = TypeVar("T")
+MAX_COURSES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class CourseMembers:
+    teacher_id: str
+    statuses: dict[str, str]  # user id -> enrollment status
+
+
+class _PerCourse(Generic[T]):
+    def __init__(self, ttl: float | None) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[T, float]] = {}
+        self._versions: dict[str, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def invalidate(self, course_id: str) -> None:
+        self._entries.pop(course_id, None)
+        self._versions[course_id] = self._versions.get(course_id, 0) + 1
+
+    def clear(self) -> None:
+        for course_id in list(self._entries):
+            self.invalidate(course_id)
+
+    async def get(self, course_id: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        now = time.monotonic()
+        entry = self._entries.get(course_id)
+        if entry is not None and (self.ttl is None or now - entry[1] < self.ttl):
+            self.hits += 1
+            return entry[0]
+        self.misses += 1
+        version = self._versions.get(course_id, 0)
+        value = await load()
+        if value is not None and self.ttl != 0 and self._versions.get(course_id, 0) == version:
+            if len(self._entries) >= MAX_COURSES:
+                self._entries.clear()
+            self._entries[course_id] = (value, now)
+        return value
+
+
+class Caches:
+    """The service's read caches. A ttl of None means "until invalidated"; 0 means off."""
+
+    def __init__(self, *, members_ttl: float | None = None, snapshots_ttl: float | None = None) -> None:
+        self.members: _PerCourse[CourseMembers] = _PerCourse(members_ttl)
+        self.snapshots: _PerCourse[ActiveSessions] = _PerCourse(snapshots_ttl)
+
+    @classmethod
+    def for_cluster(cls) -> Caches:
+        """Several nodes: invalidations arrive over Redis on a connection of their own,
+        unordered with python-socketio's emits. A snapshot cached on one node could
+        then miss a change whose broadcast already went by, so snapshots are not
+        cached; memberships are, for a few seconds at most."""
+        return cls(members_ttl=5.0, snapshots_ttl=0.0)
+
+    def apply(self, event: DomainEvent) -> None:
+        """Drop what ``event`` made stale (called for this node's and other nodes' events)."""
+        if isinstance(event, EnrollmentChanged):
+            self.members.invalidate(event.course_id)
+        elif isinstance(event, SessionStarted | SessionEnded) or (
+            isinstance(event, RecordChanged) and event.count_changed
+        ):
+            self.snapshots.invalidate(event.course_id)
+
+    def clear(self) -> None:
+        """Forget everything (after a gap in the invalidations, e.g. Redis was away)."""
+        self.members.clear()
+        self.snapshots.clear()
