@@ -1,8 +1,14 @@
-"""Fixtures: a migrated database, the app with its lifespan, HTTP, a live server."""
+"""Fixtures: a migrated database, the app with its lifespan, HTTP, a live server.
+
+``ATTENDANCE_TEST_DATABASE=postgresql`` runs every test that uses ``database_url``
+against a fresh database on a real PostgreSQL server (started by
+``tests.services``); the default is a SQLite file per test.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,11 +24,19 @@ from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from tests.helpers import FakeClock, World, build_world
 
+pytest_plugins = ["tests.services.fixtures"]
+
 SECRET = "test-secret-" + "x" * 40
+TEST_DATABASE = os.environ.get("ATTENDANCE_TEST_DATABASE", "sqlite")
+if TEST_DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"ATTENDANCE_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql")
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if TEST_DATABASE == "postgresql":
+        dsn: str = request.getfixturevalue("postgres_database")
+        return dsn
     return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
 
 
