@@ -192,6 +192,12 @@ test("a student's check-in updates the teacher's live roster", async () => {
 test('the teacher overrides a status, and the student sees it; the CSV report downloads', async () => {
   const { page: teacher } = people.teacher;
   const name = student(2).name;
+  // absent -> excused leaves the session's count alone: the student learns of it
+  // from myAttendanceUpdated, not from a count change.
+  await teacher.getByLabel(`Status for ${name}`, { exact: true }).selectOption('excused');
+  await teacher.getByRole('button', { name: `Save status for ${name}` }).click();
+  await people.student2.page.locator('.my-status [data-status="excused"]').waitFor({ timeout: 5000 });
+
   await teacher.getByLabel(`Status for ${name}`, { exact: true }).selectOption('late');
   await teacher.getByLabel(`Remarks for ${name}`, { exact: true }).fill('Arrived after the break');
   await teacher.getByRole('button', { name: `Save status for ${name}` }).click();

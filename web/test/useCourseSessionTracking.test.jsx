@@ -105,6 +105,21 @@ describe('useCourseSessionTracking', () => {
     expect(view.result.current.lastNotification).toBeNull();
   });
 
+  it("keeps the caller's own records as the server announces them, for its course only", () => {
+    const { socket, view } = setup();
+    act(() => socket().simulateConnect());
+    expect(view.result.current.myRecords).toEqual({});
+    const mine = {
+      session_id: 's1', course_id: 'c1', user_id: 'u1', name: 'Alice', status: 'excused',
+      marked_at: '2024-01-15T10:35:00.000Z', marked_by: 't1', remarks: 'match day',
+    };
+    act(() => socket().serverEmit('myAttendanceUpdated', mine));
+    act(() => socket().serverEmit('myAttendanceUpdated', { ...mine, course_id: 'c2', session_id: 'x' }));
+    expect(view.result.current.myRecords).toEqual({ s1: mine });
+    act(() => socket().serverEmit('myAttendanceUpdated', { ...mine, status: 'present' }));
+    expect(view.result.current.myRecords.s1.status).toBe('present');
+  });
+
   it('ignores notifications about other courses', () => {
     const { socket, view } = setup();
     act(() => socket().serverEmit('activeSessionsData', { course_id: 'c1', activeSessions: [SESSION] }));

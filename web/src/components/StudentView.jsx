@@ -16,7 +16,7 @@ function describeOwnStatus(record) {
 }
 
 /** One live session as the student sees it: the seed's card plus a check-in button. */
-function StudentSessionCard({ session }) {
+function StudentSessionCard({ session, announced }) {
   const { me } = useSession();
   const { request } = useApi();
   const [record, setRecord] = useState(null);
@@ -43,6 +43,15 @@ function StudentSessionCard({ session }) {
       cancelled = true;
     };
   }, [request, sessionId, me.id, session.studentCount]);
+
+  // The server announces changes to this student's own record (myAttendanceUpdated):
+  // a teacher's override shows at once, even when the session's count does not move.
+  useEffect(() => {
+    if (announced) {
+      setRecord(announced);
+      setLoaded(true);
+    }
+  }, [announced]);
 
   const checkIn = useCallback(async () => {
     setBusy(true);
@@ -111,7 +120,7 @@ function StudentSessionCard({ session }) {
 export default function StudentView({ tracking }) {
   const {
     activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
-    dismissNotification,
+    dismissNotification, myRecords = {},
   } = tracking;
 
   return (
@@ -126,7 +135,11 @@ export default function StudentView({ tracking }) {
             <span className="live-dot" aria-hidden="true" /> Live Attendance Sessions ({activeSessions.length})
           </h3>
           {activeSessions.map((session) => (
-            <StudentSessionCard key={session.sessionId} session={session} />
+            <StudentSessionCard
+              key={session.sessionId}
+              session={session}
+              announced={myRecords[session.sessionId]}
+            />
           ))}
         </div>
       ) : (

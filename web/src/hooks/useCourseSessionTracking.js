@@ -33,6 +33,8 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
   const [connectionError, setConnectionError] = useState(null);
   const [lastNotification, setLastNotification] = useState(null);
   const [lastError, setLastError] = useState(null);
+  // The caller's own attendance record per session, as the server last announced it.
+  const [myRecords, setMyRecords] = useState({});
 
   useEffect(() => {
     if (!courseId || !authToken) return undefined;
@@ -41,6 +43,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
     setLastNotification(null);
     setLastError(null);
     setConnectionError(null);
+    setMyRecords({});
 
     const newSocket = factoryRef.current(url ?? window.location.origin, {
       auth: { token: authToken },
@@ -85,6 +88,11 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
           setActiveSessions(data.activeSessions);
         }
       },
+      // A change to the caller's own record (a check-in elsewhere, a teacher's override).
+      myAttendanceUpdated: (data) => {
+        if (!forThisCourse(data) || typeof data.session_id !== 'string') return;
+        setMyRecords((current) => ({ ...current, [data.session_id]: data }));
+      },
       activeSessionsError: (error) => {
         // Errors about another course (or about a session, handled by the
         // roster hook) are not this hook's business.
@@ -122,6 +130,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
     connectionError,
     lastNotification,
     lastError,
+    myRecords,
     checkActiveSessions,
     dismissNotification,
   };
