@@ -128,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await realtime.close()
             await notifier.idle()
             await notifier.close()
+            await service.users.flush()
             await cluster.close()
             await database.dispose()
 

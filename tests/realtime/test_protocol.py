@@ -13,8 +13,10 @@ import httpx
 import pytest
 import socketio
 import websockets
+from sqlalchemy import select
 
 from attendance_live.app import Application
+from attendance_live.db.models import User
 from tests.helpers import FakeClock, Recorder, World
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -464,3 +466,29 @@ async def test_shutdown_closes_transports_without_a_socketio_disconnect(
         # bounded: without the server closing the connection this would hang until ping timeout
         await asyncio.wait_for(drain(), 10)
     assert frames == ["1"]  # Engine.IO CLOSE, then the connection ends; never "41"
+
+
+async def test_socket_connects_refresh_user_rows_in_a_batch(
+    live_url: str, world: World, app: Application, http: httpx.AsyncClient
+) -> None:
+    await http.put(
+        "/api/courses/cs101/enrollments/newcomer",
+        json={"status": "approved", "name": "Old Name"},
+        headers=world.teacher.headers,
+    )
+    clients = []
+    for i in range(3):
+        token = world.tokens.mint(f"fresh-{i}", name=f"Fresh {i}", ttl_seconds=600)
+        clients.append(Recorder(f"fresh-{i}"))
+        await clients[-1].connect(live_url, token)
+    renamed = world.tokens.mint("newcomer", name="New Name", ttl_seconds=600)
+    clients.append(Recorder("newcomer"))
+    await clients[-1].connect(live_url, renamed)
+    await app.context.service.users.flush()
+    roster = await http.get("/api/courses/cs101/enrollments", headers=world.teacher.headers)
+    assert {e["user_id"]: e["name"] for e in roster.json()}["newcomer"] == "New Name"
+    async with app.context.database.read() as db:
+        names = dict((await db.execute(select(User.id, User.name).where(User.id.like("fresh-%")))).all())
+    assert names == {"fresh-0": "Fresh 0", "fresh-1": "Fresh 1", "fresh-2": "Fresh 2"}
+    for client in clients:
+        await client.close()

@@ -130,7 +130,8 @@ class RealtimeServer:
         except TokenError as exc:
             log.info("socket refused: %s (%s)", exc.message, exc.reason)
             raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
-        await self.service.remember_user(identity)
+        # The row is not needed to follow a course: refresh it in the next batch.
+        self.service.users.remember_later(identity)
         self.connections[sid] = Connection(
             identity, TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst)
         )

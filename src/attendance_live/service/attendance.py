@@ -51,6 +51,7 @@ from attendance_live.service.events import (
     SessionEnded,
     SessionStarted,
 )
+from attendance_live.service.users import UserDirectory
 from attendance_live.service.views import (
     ActiveSession,
     ActiveSessions,
@@ -121,8 +122,7 @@ class AttendanceService:
         self.clock = clock
         self.default_max_minutes = default_max_minutes
         self.default_late_minutes = default_late_minutes
-        # user id -> (name, email, role) last written; skips a write per request.
-        self._known_users: dict[str, tuple[str, str | None, str]] = {}
+        self.users = UserDirectory(database, clock)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -200,34 +200,8 @@ class AttendanceService:
     # ------------------------------------------------------------------- users
 
     async def remember_user(self, actor: Identity) -> None:
-        """Create or refresh the user's row from its token's claims (skipped when unchanged)."""
-        facts = (actor.name, actor.email, actor.role)
-        if self._known_users.get(actor.user_id) == facts:
-            return
-        now = self.clock()
-        async with self.database.write() as db:
-            statement = self._upsert(User).values(
-                id=actor.user_id,
-                name=actor.name,
-                email=actor.email,
-                role=actor.role,
-                created_at=now,
-                updated_at=now,
-            )
-            # A claim the token lacks keeps what is stored (a name set at enrollment,
-            # an email); a claim it carries wins.
-            excluded = statement.excluded
-            statement = statement.on_conflict_do_update(
-                index_elements=[User.id],
-                set_={
-                    "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
-                    "email": func.coalesce(excluded.email, User.email),
-                    "role": excluded.role,
-                    "updated_at": now,
-                },
-            )
-            await db.execute(statement)
-        self._known_users[actor.user_id] = facts
+        """Create or refresh the user's row from its token's claims, now."""
+        await self.users.remember(actor)
 
     async def me(self, actor: Identity) -> UserView:
         return UserView(id=actor.user_id, name=actor.name, email=actor.email, role=actor.role)
@@ -346,7 +320,7 @@ class AttendanceService:
                 status=enrollment.status,
                 updated_at=iso_z(enrollment.updated_at) or "",
             )
-        self._known_users.pop(user_id, None)
+        self.users.forget(user_id)
         return view, created
 
     async def list_enrollments(self, actor: Identity, course_id: str) -> list[EnrollmentView]:

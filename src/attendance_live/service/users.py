@@ -1,0 +1,118 @@
+"""User rows, kept in step with the claims of the tokens users authenticate with.
+
+A write happens only when the claims differ from what this process last wrote.
+HTTP requests wait for it (their changes may reference the row); a Socket.IO
+connect does not need the row, so its refresh joins a batch written in the
+background: a lecture hall reconnecting at once becomes a few multi-row
+upserts instead of hundreds of single-row transactions queued on SQLite's
+one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import case, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from attendance_live.auth.tokens import Identity
+from attendance_live.db.engine import Database
+from attendance_live.db.models import User
+from attendance_live.timeutil import Clock
+
+__all__ = ["UserDirectory"]
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 500
+BATCH_DELAY_SECONDS = 0.05
+
+Facts = tuple[str, str | None, str]
+
+
+def _facts(actor: Identity) -> Facts:
+    return (actor.name, actor.email, actor.role)
+
+
+class UserDirectory:
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.database = database
+        self.clock = clock
+        self._written: dict[str, Facts] = {}
+        self._pending: dict[str, Identity] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def remember(self, actor: Identity) -> None:
+        """Create or refresh the row now (skipped when this process already wrote these claims)."""
+        if self._written.get(actor.user_id) != _facts(actor):
+            await self._write([actor])
+
+    def remember_later(self, actor: Identity) -> None:
+        """Create or refresh the row in the next background batch."""
+        if self._written.get(actor.user_id) == _facts(actor):
+            return
+        self._pending[actor.user_id] = actor
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="user-rows")
+
+    def forget(self, user_id: str) -> None:
+        """The row was changed elsewhere (an enrollment named the user): refresh next time."""
+        self._written.pop(user_id, None)
+
+    async def flush(self) -> None:
+        """Write every pending refresh now (at shutdown, and in tests)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        while self._pending:
+            await self._write_pending()
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(BATCH_DELAY_SECONDS)
+        while self._pending:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        batch = list(self._pending.values())[:BATCH_ROWS]
+        for actor in batch:
+            del self._pending[actor.user_id]
+        try:
+            await self._write(batch)
+        except (SQLAlchemyError, OSError) as exc:
+            # The next authentication of each of these users tries again.
+            log.warning("could not refresh %d user row(s): %s", len(batch), type(exc).__name__)
+
+    async def _write(self, actors: Sequence[Identity]) -> None:
+        now = self.clock()
+        rows = [
+            {
+                "id": a.user_id,
+                "name": a.name,
+                "email": a.email,
+                "role": a.role,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for a in actors
+        ]
+        insert = pg_insert(User) if self.database.dialect == "postgresql" else sqlite_insert(User)
+        statement = insert.values(rows)
+        # A claim the token lacks keeps what is stored (a name set at enrollment,
+        # an email); a claim it carries wins.
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[User.id],
+            set_={
+                "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
+                "email": func.coalesce(excluded.email, User.email),
+                "role": excluded.role,
+                "updated_at": now,
+            },
+        )
+        async with self.database.write() as db:
+            await db.execute(statement)
+        for actor in actors:
+            self._written[actor.user_id] = _facts(actor)
