@@ -38,6 +38,7 @@ from attendance_live.db.engine import Database
 from attendance_live.logs import request_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.broadcast import FastEmitManager, FastRedisManager
 from attendance_live.realtime.cluster import Cluster
 from attendance_live.realtime.notifier import Notifier
 from attendance_live.realtime.server import RealtimeServer
@@ -84,9 +85,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     tokens = TokenService(settings.secret(), settings.jwt_algorithm)
 
-    manager: socketio.AsyncManager | None = None
+    manager: socketio.AsyncManager = FastEmitManager()
     if settings.redis_url is not None:
-        manager = socketio.AsyncRedisManager(
+        manager = FastRedisManager(
             settings.redis_url,
             channel=REDIS_CHANNEL,
             json=jsoncodec,

@@ -86,7 +86,7 @@ class RealtimeServer:
         tokens: TokenService,
         service: AttendanceService,
         metrics: Metrics,
-        client_manager: socketio.AsyncManager | None = None,
+        client_manager: socketio.AsyncManager,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
