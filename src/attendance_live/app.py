@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from attendance_live import __version__
 from attendance_live.api import courses, health, sessions
@@ -61,7 +62,7 @@ REDIS_CHANNEL = "attendance-live:socketio"
 class Application:
     """The ASGI callable plus handles on its parts (for the CLI and tests)."""
 
-    asgi: socketio.ASGIApp
+    asgi: ASGIApp
     http: FastAPI
     context: AppContext
     realtime: RealtimeServer
@@ -183,7 +184,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(sessions.router)
     _mount_dashboard(http)
 
-    asgi = socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io")
+    asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 

@@ -492,3 +492,28 @@ async def test_socket_connects_refresh_user_rows_in_a_batch(
     assert names == {"fresh-0": "Fresh 0", "fresh-1": "Fresh 1", "fresh-2": "Fresh 2"}
     for client in clients:
         await client.close()
+
+
+async def test_oversized_polling_message_is_refused_at_once(
+    live_url: str, world: World, recorders: Make
+) -> None:
+    big = recorders("s1")
+    await big.connect(live_url, world.users["s1"].token, transports=["polling"])
+    sid = big.client.eio.sid
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{live_url}/socket.io/?EIO=4&transport=polling&sid={sid}",
+            content=b"4" + b"x" * (70 * 1024),
+            headers={"Content-Type": "text/plain"},
+            timeout=10,
+        )
+        assert response.status_code == 413
+        assert "larger than" in response.text
+        # that Engine.IO session is gone
+        gone = await http.get(f"{live_url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=10)
+        assert gone.status_code == 400
+
+
+async def test_a_short_session_gets_a_late_threshold_that_fits(world: World) -> None:
+    session = await world.start(max_duration_minutes=5)
+    assert session["late_after_minutes"] == 5

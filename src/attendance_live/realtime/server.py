@@ -23,9 +23,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
@@ -318,17 +320,59 @@ class RealtimeServer:
         packet ("io server disconnect") tells socket.io-client *not* to
         reconnect, which is wrong for a restart or a deploy.
         """
+        for eio_sid in list(self.sio.eio.sockets):
+            await self.close_transport(eio_sid)
+
+    async def close_transport(self, eio_sid: str) -> None:
+        """Close one Engine.IO session now, whatever its transport."""
         eio = self.sio.eio
-        for eio_sid, socket in list(eio.sockets.items()):
-            try:
-                # An Engine.IO CLOSE packet, without waiting for the client to
-                # fetch it (engineio's disconnect() would: a polling client that
-                # never polls again would hold shutdown forever).
-                await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
-                # The websocket writer closes the connection only when it dequeues
-                # None; a held long-poll returns at once. Without this the
-                # transport lingers until ping timeout.
-                socket.queue.put_nowait(None)
-            except Exception:
-                log.exception("could not close transport %s", eio_sid)
-            eio.sockets.pop(eio_sid, None)
+        socket = eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        try:
+            # An Engine.IO CLOSE packet, without waiting for the client to
+            # fetch it (engineio's disconnect() would: a polling client that
+            # never polls again would hold shutdown forever).
+            await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+            # The websocket writer closes the connection only when it dequeues
+            # None; a held long-poll returns at once. Without this the
+            # transport lingers until ping timeout.
+            socket.queue.put_nowait(None)
+        except Exception:
+            log.exception("could not close transport %s", eio_sid)
+        eio.sockets.pop(eio_sid, None)
+
+    def asgi_guard(self, app: ASGIApp) -> ASGIApp:
+        """Answer an oversized long-polling POST with 413 and close that session.
+
+        python-engineio refuses such a POST by disconnecting the session and
+        waiting for the client to fetch the CLOSE packet, which it never does:
+        the request hangs, and holds up a graceful shutdown. Over websockets the
+        library closes the connection itself.
+        """
+        limit = self.settings.max_message_bytes
+
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] == "http"
+                and scope["method"] == "POST"
+                and scope["path"].startswith("/socket.io")
+            ):
+                length = dict(scope["headers"]).get(b"content-length", b"0")
+                if not length.isdigit() or int(length) > limit:
+                    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                    for eio_sid in query.get("sid", [])[:1]:
+                        await self.close_transport(eio_sid)
+                    body = f"Message larger than {limit} bytes; the session is closed".encode()
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            await app(scope, receive, send)
+
+        return guarded

@@ -387,7 +387,10 @@ class AttendanceService:
     ) -> SessionView:
         now = self.clock()
         max_minutes = max_duration_minutes or self.default_max_minutes
-        late_minutes = self.default_late_minutes if late_after_minutes is None else late_after_minutes
+        # The default late threshold never exceeds the session (a 5-minute session is late after 5).
+        late_minutes = (
+            min(self.default_late_minutes, max_minutes) if late_after_minutes is None else late_after_minutes
+        )
         if late_minutes > max_minutes:
             raise InvalidInput(
                 f"late_after_minutes ({late_minutes}) is longer than max_duration_minutes "
