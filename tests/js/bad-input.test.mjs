@@ -117,6 +117,32 @@ describe('bad input', () => {
     assert.equal(client.socket.connected, true);
   });
 
+  it('an oversized long-polling POST is answered at once and closes that session (Engine.IO level)', async () => {
+    // What socket.io-client does under the hood, spelled out, so the HTTP answer can be seen.
+    const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+    const handshake = await fetch(base, { signal: AbortSignal.timeout(5000) });
+    assert.equal(handshake.status, 200);
+    const { sid } = JSON.parse((await handshake.text()).slice(1));
+    const connect = await fetch(`${base}&sid=${sid}`, {
+      method: 'POST', body: `40${JSON.stringify({ token: student.token })}`, signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(connect.status, 200);
+    const welcome = await (await fetch(`${base}&sid=${sid}`, { signal: AbortSignal.timeout(5000) })).text();
+    assert.match(welcome, /^40\{"sid":/, 'Socket.IO CONNECT accepted');
+
+    const body = `42${JSON.stringify(['subscribeToCourse', { course_id: 'x'.repeat(70 * 1024) }])}`;
+    let answer;
+    try {
+      answer = await fetch(`${base}&sid=${sid}`, { method: 'POST', body, signal: AbortSignal.timeout(3000) });
+    } catch (error) {
+      assert.fail(`the oversized POST (${body.length} bytes) got no HTTP answer within 3 s (${error.name}); ` +
+        'the request stays open on the server (and holds up a graceful shutdown)');
+    }
+    assert.ok(answer.status >= 400 && answer.status < 500, `oversized POST answered ${answer.status}`);
+    const after = await fetch(`${base}&sid=${sid}`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(after.status, 400, 'the session is closed: a later poll is refused');
+  });
+
   for (const transport of ['websocket', 'polling']) {
     it(`a message over 64 KiB (${transport}) closes that connection only; another client keeps receiving`, async () => {
       const other = trackCourse(server.url, course, teacher.token, { label: `other-${transport}` });

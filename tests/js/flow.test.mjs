@@ -209,9 +209,12 @@ describe('seed hook main flow (default transports: polling, then upgrade to webs
     assert.deepEqual(tEnd.data, payload);
     assert.deepEqual(tData.data.activeSessions, []);
 
-    // Exactly one of each per subscriber: no duplicate broadcast.
-    const againMark = watcher.log.mark;
-    await assertNotReceived(watcher, 'courseSessionEnded', againMark, { why: 'sent once' });
+    // Exactly one of each per subscriber: no duplicate broadcast (the barrier flushes stragglers).
+    await assertNotReceived(watcher, 'courseSessionEnded', endEvent.seq + 1, { why: 'sent once' });
+    for (const who of [watcher, teacherWatcher]) {
+      assert.equal(who.log.since('courseSessionStarted').length, 1, `[${who.log.label}] one courseSessionStarted`);
+      assert.equal(who.log.since('courseSessionEnded').length, 1, `[${who.log.label}] one courseSessionEnded`);
+    }
 
     // Nothing about the course reached the socket that never subscribed.
     assert.equal(bystander.log.since('courseSessionEnded').length, 0);

@@ -66,6 +66,8 @@ describe('server restart', () => {
     assert.equal(item.studentCount, 2, 'its real studentCount, from the database');
     assert.equal(item.startedAt, beforeRestart.startedAt);
     assert.deepEqual(watcher.state.activeSessions, snapshot.data.activeSessions, 'the hook state is the snapshot');
+    const truth = await server.apiOk('GET', `/api/courses/${course}/active-sessions`, { token: teacher.token });
+    assert.deepEqual(snapshot.data, truth, 'the snapshot equals what the HTTP API says');
     assert.equal(watcher.log.since('activeSessionsError', mark).length, 0);
 
     // Live updates keep flowing on the new connection.
@@ -95,7 +97,9 @@ describe('server restart', () => {
     await watcher.next('connect', { timeout: RECONNECT_WAIT_MS, what: 'connect after the server is back' });
     const snapshot = await watcher.next('activeSessionsData', { what: 'snapshot' });
     assert.equal(snapshot.data.course_id, course);
-    assert.deepEqual(snapshot.data.activeSessions, []);
+    // The truth, as the HTTP API tells it (the same body as activeSessionsData).
+    const truth = await server.apiOk('GET', `/api/courses/${course}/active-sessions`, { token: teacher.token });
+    assert.deepEqual(snapshot.data, truth);
     watcher.cleanup();
   });
 });
