@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from attendance_live.app import Application
 from attendance_live.service.autoend import AutoEnder
@@ -12,16 +13,22 @@ from attendance_live.service.events import DomainEvent, SessionEnded
 from tests.helpers import FakeClock, World
 
 
-async def test_expired_session_ends_by_itself_as_system(
-    world: World, http: httpx.AsyncClient, app: Application, clock: FakeClock
-) -> None:
-    ended: list[DomainEvent] = []
+@pytest.fixture
+def ended(app: Application) -> list[DomainEvent]:
+    """Every SessionEnded the bus publishes, in order."""
+    seen: list[DomainEvent] = []
 
     async def record(event: DomainEvent) -> None:
         if isinstance(event, SessionEnded):
-            ended.append(event)
+            seen.append(event)
 
     app.context.bus.subscribe(record)
+    return seen
+
+
+async def test_expired_session_ends_by_itself_as_system(
+    world: World, http: httpx.AsyncClient, app: Application, clock: FakeClock, ended: list[DomainEvent]
+) -> None:
     short = await world.start(max_duration_minutes=30, late_after_minutes=5)
     long = await world.start(max_duration_minutes=90)
     await world.check_in("s1", short["id"])
@@ -43,15 +50,8 @@ async def test_expired_session_ends_by_itself_as_system(
 
 
 async def test_every_node_running_the_timer_ends_once(
-    world: World, app: Application, clock: FakeClock
+    world: World, app: Application, clock: FakeClock, ended: list[DomainEvent]
 ) -> None:
-    ended: list[DomainEvent] = []
-
-    async def record(event: DomainEvent) -> None:
-        if isinstance(event, SessionEnded):
-            ended.append(event)
-
-    app.context.bus.subscribe(record)
     session = await world.start(max_duration_minutes=1, late_after_minutes=0)
     clock.advance(minutes=2)
     # three "nodes" (timers over the same service and database) race

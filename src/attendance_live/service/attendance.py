@@ -312,14 +312,7 @@ class AttendanceService:
                 enrollment.updated_at = now
             await unit.db.flush()
             unit.events.append(EnrollmentChanged(course_id, user_id, status))
-            view = EnrollmentView(
-                course_id=course_id,
-                user_id=user_id,
-                name=user.name,
-                email=user.email,
-                status=enrollment.status,
-                updated_at=iso_z(enrollment.updated_at) or "",
-            )
+            view = _enrollment_view(enrollment, user)
         self.users.forget(user_id)
         return view, created
 
@@ -334,17 +327,7 @@ class AttendanceService:
                     .order_by(User.name, User.id)
                 )
             ).all()
-        return [
-            EnrollmentView(
-                course_id=course_id,
-                user_id=user.id,
-                name=user.name,
-                email=user.email,
-                status=enrollment.status,
-                updated_at=iso_z(enrollment.updated_at) or "",
-            )
-            for enrollment, user in rows
-        ]
+        return [_enrollment_view(enrollment, user) for enrollment, user in rows]
 
     async def approved_member(self, actor: Identity, course_id: str) -> bool:
         """Whether the caller may follow the course (teacher, admin, approved student).
@@ -840,6 +823,17 @@ class AttendanceService:
             final_statistics=final,
             records=list(records),
         )
+
+
+def _enrollment_view(enrollment: Enrollment, user: User) -> EnrollmentView:
+    return EnrollmentView(
+        course_id=enrollment.course_id,
+        user_id=user.id,
+        name=user.name,
+        email=user.email,
+        status=enrollment.status,
+        updated_at=iso_z(enrollment.updated_at) or "",
+    )
 
 
 def _record_view(record: AttendanceRecord, name: str) -> RecordView:
