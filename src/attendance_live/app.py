@@ -39,8 +39,8 @@ from attendance_live.db.engine import Database
 from attendance_live.logs import request_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
-from attendance_live.realtime.broadcast import FastEmitManager, FastRedisManager
 from attendance_live.realtime.cluster import Cluster
+from attendance_live.realtime.manager import FastEmitManager, FastRedisManager
 from attendance_live.realtime.notifier import Notifier
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
@@ -96,7 +96,13 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             redis_options={"socket_connect_timeout": 2},
         )
     realtime = RealtimeServer(settings, tokens, service, metrics, client_manager=manager)
-    notifier = Notifier(realtime, service, metrics, local_only=not clustered)
+    notifier = Notifier(
+        realtime,
+        service,
+        metrics,
+        local_only=not clustered,
+        count_interval=settings.count_update_interval_ms / 1000,
+    )
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
     cluster = Cluster(service.caches, realtime, metrics, settings.redis_url)
     # Order matters: this node's local effects (rooms), then the emits, then the timer.

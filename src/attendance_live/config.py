@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     socket_rate_burst: int = Field(default=40, ge=1, le=100000)
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     auto_end_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Least time between two studentCount-only snapshots of one course (bursts share one).
+    count_update_interval_ms: int = Field(default=100, ge=0, le=5000)
     # The token `attendance-live watch` connects with when --token is not given.
     attendance_live_token: SecretStr | None = None
 

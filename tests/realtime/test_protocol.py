@@ -405,9 +405,14 @@ async def test_disconnects_free_rooms_and_connection_state(
 ) -> None:
     realtime = app.realtime
 
-    def footprint() -> tuple[int, int, int]:
+    def footprint() -> tuple[int, int, int, int]:
         rooms = realtime.sio.manager.rooms.get("/", {})
-        return len(realtime.connections), len(realtime.user_sids), sum(len(m) for m in rooms.values())
+        return (
+            len(realtime.connections),
+            len(realtime.user_sids),
+            sum(len(m) for m in rooms.values()),
+            len(realtime.sio.manager._rooms_of),  # the manager's per-socket index
+        )
 
     before = footprint()
     clients = [Recorder(f"c{i}") for i in range(40)]
@@ -517,3 +522,23 @@ async def test_oversized_polling_message_is_refused_at_once(
 async def test_a_short_session_gets_a_late_threshold_that_fits(world: World) -> None:
     session = await world.start(max_duration_minutes=5)
     assert session["late_after_minutes"] == 5
+
+
+async def test_a_burst_of_check_ins_shares_snapshots_and_ends_on_the_true_count(
+    live_url: str, world: World, recorders: Make, app: Application
+) -> None:
+    student = await subscribed(recorders, live_url, world, "s1")
+    session = await world.start()
+    await student.next("activeSessionsData")
+    app.notifier.count_interval = 2.0  # a wide window, so the test does not depend on timing
+    first = await world.check_in("s1", session["id"])
+    assert first.status_code == 200
+    assert (await student.next("activeSessionsData"))["activeSessions"][0]["studentCount"] == 1
+    # the next two arrive within the window: one snapshot carries both
+    responses = await asyncio.gather(world.check_in("s2", session["id"]), world.check_in("s3", session["id"]))
+    assert {r.status_code for r in responses} == {200}
+    last = await student.next("activeSessionsData")
+    assert last["activeSessions"][0]["studentCount"] == 3
+    await app.notifier.idle()
+    await student.barrier("cs101")
+    assert student.count("activeSessionsData") == 4  # subscribe, start, first check-in, the pair

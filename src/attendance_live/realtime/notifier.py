@@ -11,14 +11,17 @@ each course has one worker that handles its events one after another.
 Snapshots are read from the database when they are sent, so the last one a
 client receives is always the true state. Consecutive record changes that are
 already queued share one snapshot (a burst of 1,000 check-ins does not become
-1,000 broadcasts of stale counts); each change is still followed by a snapshot
-that includes it.
+1,000 broadcasts of stale counts), and a count-only snapshot waits until
+``count_interval`` (100 ms by default, ``COUNT_UPDATE_INTERVAL_MS``) after the
+previous one, gathering what arrives meanwhile. Each change is still followed
+by a snapshot that includes it; starts and ends are never held back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 from attendance_live.metrics import Metrics
@@ -39,7 +42,13 @@ log = logging.getLogger(__name__)
 
 class Notifier:
     def __init__(
-        self, realtime: RealtimeServer, service: AttendanceService, metrics: Metrics, *, local_only: bool
+        self,
+        realtime: RealtimeServer,
+        service: AttendanceService,
+        metrics: Metrics,
+        *,
+        local_only: bool,
+        count_interval: float = 0.1,
     ) -> None:
         self.realtime = realtime
         self.metrics = metrics
@@ -47,6 +56,8 @@ class Notifier:
         self.service = service
         # With one node, rooms nobody on this node is in need no emit at all.
         self.local_only = local_only
+        self.count_interval = count_interval
+        self._last_count_snapshot: dict[str, float] = {}
         self._queues: dict[str, deque[DomainEvent]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self.emitted = 0
@@ -78,8 +89,11 @@ class Notifier:
                 snapshot_due = await self._apply(event)
                 while queue and isinstance(queue[0], RecordChanged):
                     snapshot_due = await self._apply(queue.popleft()) or snapshot_due
+                if snapshot_due and isinstance(event, RecordChanged):
+                    await self._wait_out_count_window(course_id, queue)
                 if snapshot_due:
                     await self._snapshot(course_id)
+                    self._last_count_snapshot[course_id] = time.monotonic()
         except asyncio.CancelledError:
             queue.clear()
             raise
@@ -91,6 +105,25 @@ class Notifier:
                 self._workers[course_id] = asyncio.create_task(self._drain(course_id))
             else:
                 del self._queues[course_id]
+                if len(self._last_count_snapshot) > 10_000:  # forget quiet courses
+                    horizon = time.monotonic() - self.count_interval
+                    self._last_count_snapshot = {
+                        c: t for c, t in self._last_count_snapshot.items() if t > horizon
+                    }
+
+    async def _wait_out_count_window(self, course_id: str, queue: deque[DomainEvent]) -> None:
+        """Hold a count-only snapshot until ``count_interval`` after the last one.
+
+        Record changes arriving meanwhile join it, so a burst of check-ins costs
+        a broadcast per interval instead of one per check-in; every change is
+        still followed by a snapshot that includes it.
+        """
+        wait = self._last_count_snapshot.get(course_id, -1e9) + self.count_interval - time.monotonic()
+        if wait <= 0:
+            return
+        await asyncio.sleep(wait)
+        while queue and isinstance(queue[0], RecordChanged):
+            await self._apply(queue.popleft())
 
     async def _apply(self, event: DomainEvent) -> bool:
         """Send what ``event`` calls for; return whether a snapshot must follow."""
