@@ -81,6 +81,11 @@ async def put_enrollment(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> 
     return response
 
 
+async def put_enrollments(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    body = {"enrollments": [{"user_id": "bulk-1", "status": "pending"}]}
+    return await h.put("/api/courses/cs101/enrollments", json=body, headers=hd)
+
+
 async def list_enrollments(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
     return await h.get("/api/courses/cs101/enrollments", headers=hd)
 
@@ -142,6 +147,7 @@ MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
     "GET /api/courses/{id}": (get_course, MEMBERS),
     # the teacher creates it (201), then the admin changes it (200)
     "PUT /api/courses/{id}/enrollments/{user}": (put_enrollment, {**MANAGERS_ONLY, "teacher": 201}),
+    "PUT /api/courses/{id}/enrollments": (put_enrollments, MANAGERS_ONLY),
     "GET /api/courses/{id}/enrollments": (list_enrollments, MANAGERS_ONLY),
     "POST /api/courses/{id}/sessions": (start_session, {**MANAGERS_ONLY, "teacher": 201, "admin": 201}),
     "GET /api/courses/{id}/sessions": (list_sessions, MANAGERS_ONLY),

@@ -211,3 +211,36 @@ async def test_course_creation_rules(world: World, http: httpx.AsyncClient) -> N
     generated = await http.post("/api/courses", json={"code": "X", "title": "Y"}, headers=world.admin.headers)
     assert generated.status_code == 201
     assert len(generated.json()["id"]) == 32
+
+
+async def test_bulk_enrollment_import(world: World, http: httpx.AsyncClient) -> None:
+    url = f"/api/courses/{world.course_id}/enrollments"
+    body = {
+        "enrollments": [
+            {"user_id": "n1", "status": "approved", "name": "Nina", "email": "nina@example.edu"},
+            {"user_id": "n2", "status": "pending"},
+            {"user_id": "pending", "status": "approved"},  # exists: changes, keeps its name
+        ]
+    }
+    response = await http.put(url, json=body, headers=world.teacher.headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"created": 2, "updated": 1}
+    roster = {e["user_id"]: e for e in (await http.get(url, headers=world.teacher.headers)).json()}
+    assert (roster["n1"]["name"], roster["n1"]["email"], roster["n1"]["status"]) == (
+        "Nina",
+        "nina@example.edu",
+        "approved",
+    )
+    assert (roster["n2"]["name"], roster["n2"]["status"]) == ("n2", "pending")
+    assert (roster["pending"]["name"], roster["pending"]["status"]) == ("Pat Pending", "approved")
+    # bad batches change nothing
+    for bad in (
+        {"enrollments": [{"user_id": "z", "status": "approved"}, {"user_id": "z", "status": "pending"}]},
+        {"enrollments": [{"user_id": "teacher", "status": "approved"}]},
+        {"enrollments": []},
+        {"enrollments": [{"user_id": f"u{i}", "status": "approved"} for i in range(5001)]},
+    ):
+        refused = await http.put(url, json=bad, headers=world.teacher.headers)
+        assert refused.status_code == 422, refused.text
+    assert len((await http.get(url, headers=world.teacher.headers)).json()) == len(roster)
+    assert (await http.put(url, json=body, headers=world.users["s1"].headers)).status_code == 403

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 
 from attendance_live.api.deps import Caller, CourseId, Service, UserId
-from attendance_live.api.schemas import CourseCreate, Detail, EnrollmentPut, SessionStart
+from attendance_live.api.schemas import (
+    CourseCreate,
+    Detail,
+    EnrollmentBatch,
+    EnrollmentBatchResult,
+    EnrollmentPut,
+    SessionStart,
+)
 from attendance_live.service.views import ActiveSessions, CourseView, EnrollmentView, SessionView
 
 router = APIRouter(prefix="/api/courses", tags=["courses"])
@@ -52,6 +59,17 @@ async def put_enrollment(
     if created:
         response.status_code = status.HTTP_201_CREATED
     return view
+
+
+@router.put("/{course_id}/enrollments", responses=ERRORS)
+async def put_enrollments(
+    course_id: CourseId, body: EnrollmentBatch, caller: Caller, service: Service
+) -> EnrollmentBatchResult:
+    """Add or change up to 5,000 enrollments at once (a roster import), in one transaction."""
+    created, updated = await service.put_enrollments(
+        caller, course_id, [(e.user_id, e.status, e.name, e.email) for e in body.enrollments]
+    )
+    return EnrollmentBatchResult(created=created, updated=updated)
 
 
 @router.get("/{course_id}/enrollments", responses=ERRORS)

@@ -6,7 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CourseCreate", "Detail", "EnrollmentPut", "RecordPut", "SessionStart"]
+__all__ = [
+    "CourseCreate",
+    "Detail",
+    "EnrollmentBatch",
+    "EnrollmentBatchResult",
+    "EnrollmentItem",
+    "EnrollmentPut",
+    "RecordPut",
+    "SessionStart",
+]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 
@@ -25,6 +34,19 @@ class EnrollmentPut(_Body):
     status: Literal["pending", "approved", "rejected"]
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class EnrollmentItem(EnrollmentPut):
+    user_id: str = Field(pattern=ID_PATTERN, max_length=128)
+
+
+class EnrollmentBatch(_Body):
+    enrollments: list[EnrollmentItem] = Field(min_length=1, max_length=5000)
+
+
+class EnrollmentBatchResult(BaseModel):
+    created: int = Field(description="Enrollments that did not exist before")
+    updated: int = Field(description="Enrollments that existed (their status and names were set)")
 
 
 class SessionStart(_Body):

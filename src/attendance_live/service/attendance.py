@@ -69,6 +69,7 @@ __all__ = ["SYSTEM", "AttendanceService", "Relation"]
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+BATCH_ROWS = 500  # rows per multi-row statement (SQLite allows 32,766 parameters)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 PRESENT_STATUSES = ("present", "late")
 Relation = Literal["manager", "member", "pending"]
@@ -315,6 +316,87 @@ class AttendanceService:
             view = _enrollment_view(enrollment, user)
         self.users.forget(user_id)
         return view, created
+
+    async def put_enrollments(
+        self, actor: Identity, course_id: str, items: Sequence[tuple[str, str, str | None, str | None]]
+    ) -> tuple[int, int]:
+        """Add or change many enrollments in one transaction; returns (created, updated).
+
+        ``items`` are (user id, status, name, email); a name or email left out
+        keeps what is stored.
+        """
+        ids = [user_id for user_id, *_ in items]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("Each user may appear once in a batch; remove the duplicates")
+        now = self.clock()
+        async with self._write() as unit:
+            access = await self._manager_access(unit.db, actor, course_id)
+            if access.course.teacher_id in ids:
+                raise InvalidInput(
+                    f"User {access.course.teacher_id!r} teaches course {course_id!r} and cannot enroll in it"
+                )
+            existing: set[str] = set()
+            for start in range(0, len(items), BATCH_ROWS):
+                chunk = items[start : start + BATCH_ROWS]
+                existing.update(
+                    (
+                        await unit.db.execute(
+                            select(Enrollment.user_id).where(
+                                Enrollment.course_id == course_id,
+                                Enrollment.user_id.in_([uid for uid, *_ in chunk]),
+                            )
+                        )
+                    ).scalars()
+                )
+                users = self._upsert(User).values(
+                    [
+                        {
+                            "id": uid,
+                            "name": name or uid,
+                            "email": email,
+                            "role": "student",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for uid, _, name, email in chunk
+                    ]
+                )
+                await unit.db.execute(
+                    users.on_conflict_do_update(
+                        index_elements=[User.id],
+                        set_={
+                            # the id stands in for a name left out: keep the stored one
+                            "name": case(
+                                (users.excluded.name == users.excluded.id, User.name),
+                                else_=users.excluded.name,
+                            ),
+                            "email": func.coalesce(users.excluded.email, User.email),
+                            "updated_at": now,
+                        },
+                    )
+                )
+                enrollments = self._upsert(Enrollment).values(
+                    [
+                        {
+                            "course_id": course_id,
+                            "user_id": uid,
+                            "status": status,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for uid, status, _, _ in chunk
+                    ]
+                )
+                await unit.db.execute(
+                    enrollments.on_conflict_do_update(
+                        index_elements=[Enrollment.course_id, Enrollment.user_id],
+                        set_={"status": enrollments.excluded.status, "updated_at": now},
+                    )
+                )
+            unit.events.extend(EnrollmentChanged(course_id, uid, status) for uid, status, _, _ in items)
+        for user_id in ids:
+            self.users.forget(user_id)
+        return len(ids) - len(existing), len(existing)
 
     async def list_enrollments(self, actor: Identity, course_id: str) -> list[EnrollmentView]:
         async with self.database.read() as db:
