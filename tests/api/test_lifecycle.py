@@ -6,7 +6,10 @@ import csv
 import io
 
 import httpx
+from sqlalchemy import select
 
+from attendance_live.app import Application
+from attendance_live.db.models import User
 from tests.helpers import FakeClock, World
 
 
@@ -185,18 +188,24 @@ async def test_courses_list_and_enrollments(world: World, http: httpx.AsyncClien
     assert changed.json()["name"] == "Pat Pending"
 
 
-async def test_user_row_keeps_stored_facts_the_token_lacks(world: World, http: httpx.AsyncClient) -> None:
+async def test_user_row_keeps_stored_facts_the_token_lacks(
+    world: World, http: httpx.AsyncClient, app: Application
+) -> None:
     await http.put(
         f"/api/courses/{world.course_id}/enrollments/nameless",
         json={"status": "approved", "name": "Nadia Named", "email": "nadia@example.edu"},
         headers=world.teacher.headers,
     )
-    token = world.tokens.mint("nameless", ttl_seconds=600)  # no name, no email claim
+    token = world.tokens.mint("nameless", role="teacher", ttl_seconds=600)  # no name, no email claim
     me = await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
+    await app.context.service.users.flush()  # the refresh from those claims is written
     roster = await http.get(f"/api/courses/{world.course_id}/enrollments", headers=world.teacher.headers)
     nadia = next(e for e in roster.json() if e["user_id"] == "nameless")
     assert (nadia["name"], nadia["email"]) == ("Nadia Named", "nadia@example.edu")
+    async with app.context.database.read() as db:
+        role = (await db.execute(select(User.role).where(User.id == "nameless"))).scalar_one()
+    assert role == "teacher"  # the claim the token carries was written
 
 
 async def test_course_creation_rules(world: World, http: httpx.AsyncClient) -> None:

@@ -51,7 +51,8 @@ async def get_caller(
         identity = context.tokens.verify(credentials.credentials if credentials else None)
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
-    await context.service.remember_user(identity)
+    # Operations that reference the caller ensure its row themselves.
+    context.service.remember_user_later(identity)
     return identity
 
 

@@ -204,6 +204,10 @@ class AttendanceService:
         """Create or refresh the user's row from its token's claims, now."""
         await self.users.remember(actor)
 
+    def remember_user_later(self, actor: Identity) -> None:
+        """Create or refresh the user's row in the next background batch."""
+        self.users.remember_later(actor)
+
     async def me(self, actor: Identity) -> UserView:
         return UserView(id=actor.user_id, name=actor.name, email=actor.email, role=actor.role)
 
@@ -219,6 +223,7 @@ class AttendanceService:
         async with self._write() as unit:
             if await unit.db.get(Course, course_id) is not None:
                 raise Conflict(f"Course {course_id!r} already exists; choose another id")
+            await self.users.ensure(unit.db, actor)
             unit.db.add(
                 Course(id=course_id, code=code, title=title, teacher_id=actor.user_id, created_at=now)
             )
@@ -464,6 +469,7 @@ class AttendanceService:
         session_id = uuid.uuid4().hex
         async with self._write() as unit:
             access = await self._manager_access(unit.db, actor, course_id)
+            await self.users.ensure(unit.db, actor)
             unit.db.add(
                 AttendanceSession(
                     id=session_id,
@@ -615,6 +621,7 @@ class AttendanceService:
             attendance, access = await self._session_access(unit.db, actor, session_id)
             if not access.manages:
                 raise Forbidden("Only the course's teacher or an admin can end a session")
+            await self.users.ensure(unit.db, actor)
             ended = await self._end(unit, attendance.course_id, session_id, actor.user_id, actor.name)
             if not ended:
                 raise Conflict(f"Session {session_id!r} has already ended")

@@ -1,11 +1,12 @@
 """User rows, kept in step with the claims of the tokens users authenticate with.
 
 A write happens only when the claims differ from what this process last wrote.
-HTTP requests wait for it (their changes may reference the row); a Socket.IO
-connect does not need the row, so its refresh joins a batch written in the
-background: a lecture hall reconnecting at once becomes a few multi-row
-upserts instead of hundreds of single-row transactions queued on SQLite's
-one writer.
+No request waits for it: the refresh joins a batch written in the background,
+so a lecture hall reconnecting (or checking in) at once becomes a few
+multi-row upserts instead of hundreds of single-row transactions queued on
+SQLite's one writer. The operations that store a reference to the caller
+(creating a course, starting or ending a session) ``ensure`` the row inside
+their own transaction; a student's row exists from its enrollment.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import case, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
@@ -58,6 +60,27 @@ class UserDirectory:
         self._pending[actor.user_id] = actor
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon(), name="user-rows")
+
+    async def ensure(self, db: AsyncSession, actor: Identity) -> None:
+        """Make sure the row exists inside ``db``'s transaction (before a reference to it).
+
+        Cheap when this process has written the row before; otherwise one
+        insert that does nothing if the row is there.
+        """
+        if actor.user_id in self._written:
+            return
+        now = self.clock()
+        insert = pg_insert(User) if self.database.dialect == "postgresql" else sqlite_insert(User)
+        await db.execute(
+            insert.values(
+                id=actor.user_id,
+                name=actor.name,
+                email=actor.email,
+                role=actor.role,
+                created_at=now,
+                updated_at=now,
+            ).on_conflict_do_nothing(index_elements=[User.id])
+        )
 
     def forget(self, user_id: str) -> None:
         """The row was changed elsewhere (an enrollment named the user): refresh next time."""
