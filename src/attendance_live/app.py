@@ -105,6 +105,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
     cluster = Cluster(service.caches, realtime, metrics, settings.redis_url)
+    if isinstance(manager, FastRedisManager):
+        manager.on_resubscribed = notifier.resync
     # Order matters: this node's local effects (rooms), then the emits, then the timer.
     bus.subscribe(cluster.on_local_event)
     bus.subscribe(notifier.handle)
@@ -121,6 +123,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        realtime.start()
         await cluster.start()
         auto_ender.start()
         log.info(

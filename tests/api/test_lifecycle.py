@@ -243,12 +243,13 @@ async def test_bulk_enrollment_import(world: World, http: httpx.AsyncClient) -> 
     assert (roster["n2"]["name"], roster["n2"]["status"]) == ("n2", "pending")
     assert (roster["pending"]["name"], roster["pending"]["status"]) == ("Pat Pending", "approved")
     # bad batches change nothing
-    for bad in (
+    bad_batches: list[dict[str, list[dict[str, str]]]] = [
         {"enrollments": [{"user_id": "z", "status": "approved"}, {"user_id": "z", "status": "pending"}]},
         {"enrollments": [{"user_id": "teacher", "status": "approved"}]},
         {"enrollments": []},
         {"enrollments": [{"user_id": f"u{i}", "status": "approved"} for i in range(5001)]},
-    ):
+    ]
+    for bad in bad_batches:
         refused = await http.put(url, json=bad, headers=world.teacher.headers)
         assert refused.status_code == 422, refused.text
     assert len((await http.get(url, headers=world.teacher.headers)).json()) == len(roster)

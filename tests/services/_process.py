@@ -4,12 +4,16 @@ Every service runs in its own process group, so stopping it reaches its
 workers too (PostgreSQL backends, nginx workers). Three nets make sure nothing
 outlives the test session: the fixtures' finalizers, an ``atexit`` hook, and a
 parent-death signal on the service's main process (Linux), which also covers
-a pytest that was itself killed.
+a pytest that was itself killed. The kernel sends that signal when the
+*thread* that started the child ends, so it is set only for children started
+from the main thread (one started from ``asyncio.to_thread`` would otherwise
+die with the worker thread).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import glob
 import os
@@ -18,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -159,7 +164,10 @@ class ServiceChild:
                 env=self.env,
                 user=self.user,
                 process_group=0,
-                preexec_fn=_die_with_parent,  # only prctl, after fork and setuid
+                # only prctl, in the child after fork and setuid; see the module docstring
+                preexec_fn=_die_with_parent
+                if threading.current_thread() is threading.main_thread()
+                else None,
             )
         _LIVE.add(self)
 
@@ -186,10 +194,8 @@ class ServiceChild:
             return None
         code = process.poll()
         if code is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signum)
-            except ProcessLookupError:
-                pass
             try:
                 code = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -211,10 +217,8 @@ class ServiceChild:
 
     def _kill_group(self) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def log(self, chars: int = 4000) -> str:
         try:

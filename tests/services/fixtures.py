@@ -3,9 +3,11 @@
     # tests/conftest.py
     pytest_plugins = ["tests.services.fixtures"]
 
-Session-scoped: one PostgreSQL and one Redis for the whole run, started the
-first time a test asks for them and killed at the end of the session, also
-when tests fail. ``nginx_factory`` starts nginx per test (its upstream is the
+Session-scoped: ``postgres_server`` and ``redis_server``, one of each for the
+whole run, started the first time a test asks for them and killed at the end
+of the session, also when tests fail. Per test: ``postgres_database`` (a fresh
+database, its DSN), ``redis_running`` (the session's Redis, started again if an
+earlier test left it stopped) and ``nginx_factory`` (nginx in front of the
 test's nodes). A missing service is installed from Debian's packages when
 possible; otherwise the test fails (never skips) with the command to run.
 """
@@ -26,7 +28,7 @@ __all__ = [
     "nginx_factory",
     "postgres_database",
     "postgres_server",
-    "redis",
+    "redis_running",
     "redis_server",
 ]
 
@@ -78,7 +80,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[RedisServer]:
+def redis_running(redis_server: RedisServer) -> Iterator[RedisServer]:
     """The session's Redis, running at the start of the test and again after it.
 
     Pub/sub channels are server-wide, so tests that share it must not run

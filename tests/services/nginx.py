@@ -34,7 +34,7 @@ SITE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "attend
 START_TIMEOUT_SECONDS = 30.0
 
 _NODES = re.compile(
-    r"(?P<begin>^[ \t]*# BEGIN attendance-live nodes[ \t]*\n)(?P<body>.*?)(?P<end>^[ \t]*# END attendance-live nodes)",
+    r"^[ \t]*# BEGIN attendance-live nodes[ \t]*\n(?P<body>.*?)^[ \t]*# END attendance-live nodes",
     re.MULTILINE | re.DOTALL,
 )
 _SERVER_LINE = re.compile(r"^(?P<indent>[ \t]*)server[ \t]+\S+(?P<options>[^;\n]*);", re.MULTILINE)
@@ -95,7 +95,9 @@ def _main_config(base: Path, site: Path, user: str | None) -> str:
     lines += [
         "events { worker_connections 1024; }",
         "http {",
-        f"    access_log {base / 'access.log'};",
+        # Which node served each request, found by the request id the node echoes back.
+        "    log_format upstreams '$request_id $remote_addr \"$request\" $status upstream=$upstream_addr';",
+        f"    access_log {base / 'access.log'} upstreams;",
         f"    client_body_temp_path {temp / 'client_body'};",
         f"    proxy_temp_path {temp / 'proxy'};",
         f"    fastcgi_temp_path {temp / 'fastcgi'};",
@@ -200,3 +202,13 @@ class NginxServer:
     def access_log(self) -> str:
         path = self.base_dir / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def upstream_of(self, request_id: str) -> str | None:
+        """The node (``HOST:PORT``) that answered the request with this ``X-Request-ID``, once logged.
+
+        When nginx had to try several nodes, the last one is the one that answered.
+        """
+        for line in self.access_log().splitlines():
+            if line.startswith(request_id + " ") and "upstream=" in line:
+                return line.rsplit("upstream=", 1)[1].split(",")[-1].strip()
+        return None

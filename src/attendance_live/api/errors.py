@@ -12,6 +12,7 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,7 +26,11 @@ __all__ = ["install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "The database is unavailable right now; nothing was changed. Try again in a moment."
+UNAVAILABLE = (
+    "The database is unavailable right now; try again in a moment "
+    "(a change that was being saved when it went away may or may not have been kept: "
+    "read before you repeat it)"
+)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -70,8 +75,6 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, OSError | ConnectionError):
-        return await _database_down(request, exc)
     reference = uuid.uuid4().hex[:12]
     log.exception("unhandled error %s during %s %s", reference, request.method, request.url.path)
     return JSONResponse(
@@ -87,4 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
+    # Raised as they are (not wrapped by SQLAlchemy) when a new connection is refused.
+    # Registered here rather than caught in the catch-all: Starlette re-raises what
+    # reaches that one, and uvicorn then drops the kept-alive connection.
+    app.add_exception_handler(OSError, _database_down)
+    app.add_exception_handler(asyncpg.PostgresError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

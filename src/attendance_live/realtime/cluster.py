@@ -104,6 +104,10 @@ class Cluster:
         except (RedisError, OSError, TimeoutError) as exc:
             self.metrics.redis_up.set(0)
             return f"down: {type(exc).__name__}"
+        # Answering pings is not enough: events flow only once both listeners are back.
+        if not self.subscribed.is_set() or not getattr(self.realtime.sio.manager, "listening", True):
+            self.metrics.redis_up.set(0)
+            return "down: reconnecting (events from other nodes are not flowing yet)"
         self.metrics.redis_up.set(1)
         return "ok"
 

@@ -27,7 +27,9 @@ method resolution order routes here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import socketio
@@ -35,6 +37,8 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 __all__ = ["FastEmitManager", "FastRedisManager"]
+
+log = logging.getLogger(__name__)
 
 
 class _SidSet(dict[str, None]):
@@ -127,4 +131,42 @@ class FastEmitManager(socketio.AsyncManager):  # type: ignore[misc]
 
 
 class FastRedisManager(socketio.AsyncRedisManager, FastEmitManager):  # type: ignore[misc]
-    """python-socketio's Redis manager, delivering locally through ``FastEmitManager``."""
+    """python-socketio's Redis manager, delivering locally through ``FastEmitManager``.
+
+    Its listener is replaced for two reasons. The library retries a lost Redis
+    with a delay doubling up to 60 s, so events from other nodes could stay away
+    for a minute after Redis is back while /readyz already said ok; here the
+    delay stays under a second and ``listening`` tells /readyz the truth. And
+    events published while this node was not listening are lost for its
+    clients (Redis pub/sub keeps nothing), so after a gap ``on_resubscribed``
+    runs: the application sends every local course room a fresh snapshot.
+    """
+
+    listening = False
+    on_resubscribed: Callable[[], Coroutine[Any, Any, None]] | None = None
+    _resync: asyncio.Task[None] | None = None
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        delay = 0.25
+        gap = False
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                self.listening = True
+                delay = 0.25
+                if gap and self.on_resubscribed is not None:
+                    log.info("Redis is back: events from other nodes flow again; resending snapshots")
+                    self._resync = asyncio.create_task(self.on_resubscribed())
+                gap = False
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.listening = False
+                if not gap:
+                    log.warning("lost Redis (%s): this node serves its own clients only", type(exc).__name__)
+                gap = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)

@@ -157,6 +157,21 @@ class Notifier:
         if to_roster:
             await self._emit("attendanceUpdated", {**payload, "statistics": statistics.model_dump()}, roster)
 
+    async def resync(self) -> None:
+        """Send every course room on this node a fresh snapshot, to this node's sockets only.
+
+        For after a gap in cross-node delivery (Redis was away): whatever this
+        node's clients missed, the snapshot they get now is the true state.
+        """
+        rooms = [
+            r for r in self.sio.manager.rooms.get("/", {}) if isinstance(r, str) and r.startswith("course:")
+        ]
+        for room in rooms:
+            snapshot = await self.service.active_sessions_snapshot(room.removeprefix("course:"))
+            await self.sio.manager.emit(
+                "activeSessionsData", snapshot.model_dump(), namespace="/", room=room, ignore_queue=True
+            )
+
     async def _snapshot(self, course_id: str) -> None:
         room = course_room(course_id)
         if not self._anyone_in(room):

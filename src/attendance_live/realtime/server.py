@@ -313,6 +313,13 @@ class RealtimeServer:
         rooms = self.sio.manager.rooms.get("/", {})
         return len(rooms.get(room, {}))
 
+    def start(self) -> None:
+        """Start the client manager now (python-socketio would on the first connection):
+        with Redis, this node listens for other nodes' events before it takes clients."""
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.sio.manager.initialize()
+
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
 
