@@ -15,15 +15,13 @@ effects. Without it, everything stays in this process.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import socketio
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -32,11 +30,11 @@ from starlette.types import ASGIApp
 from attendance_live import __version__
 from attendance_live.api import courses, health, sessions
 from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.observe import Observe
 from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
-from attendance_live.logs import request_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
 from attendance_live.realtime.cluster import Cluster
@@ -158,27 +156,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         expose_headers=["X-Request-ID", "Content-Disposition"],
     )
 
-    @http.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex[:16]
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = rid
-            return response
-        finally:
-            # The route's template (/api/sessions/{session_id}), never the raw path.
-            route = str(getattr(request.scope.get("route"), "path", "unmatched"))
-            metrics.http_seconds.labels(request.method, route, f"{status // 100}xx").observe(
-                time.perf_counter() - started
-            )
-            if status >= 400:
-                metrics.errors.labels(f"http_{status}").inc()
-            request_id.reset(token)
+    http.add_middleware(Observe, metrics=metrics)
 
     @http.get("/metrics", tags=["health"], response_class=Response)
     async def metrics_endpoint() -> Response:

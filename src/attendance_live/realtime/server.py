@@ -34,6 +34,7 @@ from attendance_live.config import Settings
 from attendance_live.logs import connection_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.lean import LeanServer
 from attendance_live.realtime.payloads import PayloadError, require_id
 from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.service.attendance import AttendanceService
@@ -95,7 +96,7 @@ class RealtimeServer:
         self.tokens = tokens
         self.service = service
         origins: str | list[str] = "*" if "*" in settings.cors_origins else settings.cors_origins
-        self.sio = socketio.AsyncServer(
+        self.sio = LeanServer(
             async_mode="asgi",
             client_manager=client_manager,
             cors_allowed_origins=origins,

@@ -22,13 +22,27 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attendance_live.auth.tokens import Identity
@@ -104,6 +118,66 @@ class _Access:
         return self.relation == "manager"
 
 
+class _CheckIn:
+    """The check-in's statements, built once with bound parameters (``p_sid``, ``p_uid``, …)."""
+
+    def __init__(self) -> None:
+        S, R = AttendanceSession, AttendanceRecord  # noqa: N806
+        sid, uid = bindparam("p_sid", type_=String()), bindparam("p_uid", type_=String())
+        now = bindparam("p_now", type_=R.marked_at.type)
+        status = bindparam("p_status", type_=R.status.type)
+        self.probe = (
+            select(
+                S.course_id,
+                S.status,
+                S.started_at,
+                S.late_after_minutes,
+                Course.teacher_id,
+                Enrollment.status,
+                R.status,
+                R.marked_at,
+                R.marked_by,
+                R.remarks,
+                User.name,
+            )
+            .join(Course, Course.id == S.course_id)
+            .outerjoin(Enrollment, and_(Enrollment.course_id == S.course_id, Enrollment.user_id == uid))
+            .outerjoin(R, and_(R.session_id == S.id, R.user_id == uid))
+            .outerjoin(User, User.id == uid)
+            .where(S.id == sid)
+        )
+        self.lock = select(S.status).where(S.id == sid).with_for_update(read=True)
+        returning = (R.status, R.marked_at, R.marked_by, R.remarks)
+        self.update = (
+            update(R)
+            .where(
+                R.session_id == sid,
+                R.user_id == uid,
+                R.status == "absent",
+                R.marked_by.is_(None),
+                exists().where(S.id == sid, S.status == "active"),
+            )
+            .values(status=status, marked_at=now, marked_by=uid)
+            .returning(*returning)
+        )
+        self.state = (
+            select(S.status, *returning)
+            .select_from(S)
+            .outerjoin(R, and_(R.session_id == S.id, R.user_id == uid))
+            .where(S.id == sid)
+        )
+        row = {"session_id": sid, "user_id": uid, "status": status, "marked_at": now, "marked_by": uid}
+        self.insert_sqlite = (
+            sqlite_insert(R).values(**row).on_conflict_do_nothing(index_elements=["session_id", "user_id"])
+        ).returning(*returning)
+        self.insert_pg = (
+            pg_insert(R).values(**row).on_conflict_do_nothing(index_elements=["session_id", "user_id"])
+        ).returning(*returning)
+
+
+_CHECK_IN = _CheckIn()
+
+
 class AttendanceService:
     """Courses, enrollments and attendance sessions; see the module docstring."""
 
@@ -132,8 +206,10 @@ class AttendanceService:
         events: list[DomainEvent] = []
         async with self.database.write() as session:
             yield _Unit(session, events)
-        # Reached only when the transaction committed: caches first, so that
-        # whoever reacts to the event reads the new state.
+        await self._committed(events)  # reached only when the transaction committed
+
+    async def _committed(self, events: list[DomainEvent]) -> None:
+        # Caches first, so that whoever reacts to an event reads the new state.
         for event in events:
             self.caches.apply(event)
         for event in events:
@@ -145,21 +221,20 @@ class AttendanceService:
             return pg_insert(model)
         return sqlite_insert(model)
 
-    async def _access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
-        row = (
-            await db.execute(
-                select(Course, User.name, Enrollment.status)
-                .join(User, User.id == Course.teacher_id)
-                .outerjoin(
-                    Enrollment,
-                    and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id),
-                )
-                .where(Course.id == course_id)
+    def _relation_query(self, actor: Identity) -> Select[Course, str, str]:
+        """A course with its teacher's name and the caller's enrollment status."""
+        return (
+            select(Course, User.name, Enrollment.status)
+            .join(User, User.id == Course.teacher_id)
+            .outerjoin(
+                Enrollment,
+                and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id),
             )
-        ).first()
-        if row is None:
-            raise NotFound(f"Course {course_id!r} not found")
-        course, teacher_name, enrollment = row
+        )
+
+    def _relation(
+        self, actor: Identity, course: Course, teacher_name: str, enrollment: str | None, course_id: str
+    ) -> _Access:
         if actor.is_admin or course.teacher_id == actor.user_id:
             return _Access(course, teacher_name, "manager")
         if enrollment == "approved":
@@ -167,6 +242,13 @@ class AttendanceService:
         if enrollment == "pending":
             return _Access(course, teacher_name, "pending")
         raise NotFound(f"Course {course_id!r} not found")
+
+    async def _access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
+        row = (await db.execute(self._relation_query(actor).where(Course.id == course_id))).first()
+        if row is None:
+            raise NotFound(f"Course {course_id!r} not found")
+        course, teacher_name, enrollment = row
+        return self._relation(actor, course, teacher_name, enrollment, course_id)
 
     async def _member_access(self, db: AsyncSession, actor: Identity, course_id: str) -> _Access:
         access = await self._access(db, actor, course_id)
@@ -185,15 +267,22 @@ class AttendanceService:
     async def _session_access(
         self, db: AsyncSession, actor: Identity, session_id: str, *, lock: bool = False
     ) -> tuple[AttendanceSession, _Access]:
-        query = select(AttendanceSession).where(AttendanceSession.id == session_id)
+        """The session and the caller's relation to its course, in one query."""
+        query = (
+            self._relation_query(actor)
+            .add_columns(AttendanceSession)
+            .join(AttendanceSession, AttendanceSession.course_id == Course.id)
+            .where(AttendanceSession.id == session_id)
+        )
         if lock:
             # PostgreSQL: holds off a concurrent end until this transaction commits.
-            query = query.with_for_update(read=True)
-        attendance = (await db.execute(query)).scalar_one_or_none()
-        if attendance is None:
+            query = query.with_for_update(read=True, of=AttendanceSession)
+        row = (await db.execute(query)).first()
+        if row is None:
             raise NotFound(f"Session {session_id!r} not found")
+        course, teacher_name, enrollment, attendance = row
         try:
-            access = await self._access(db, actor, attendance.course_id)
+            access = self._relation(actor, course, teacher_name, enrollment, course.id)
         except NotFound:
             raise NotFound(f"Session {session_id!r} not found") from None
         return attendance, access
@@ -528,49 +617,90 @@ class AttendanceService:
             return [await self._session_view(db, sid, access, actor, with_records=False) for sid in ids]
 
     async def check_in(self, actor: Identity, session_id: str) -> RecordView:
+        """Check the caller in; idempotent. The hot path of a lecture hall, so it is lean:
+
+        one read answers refusals, repeats and records the teacher already marked
+        without a write; otherwise one conditional ``UPDATE … RETURNING`` in a
+        short write transaction. Both run as single synchronous units
+        (``Database.run_read``/``run_write``) with statements built once
+        (``_CheckIn``): per-statement driver round trips, statement building and
+        the ORM were most of a check-in's cost.
+        """
         now = self.clock()
-        async with self._write() as unit:
-            attendance, access = await self._session_access(unit.db, actor, session_id, lock=True)
-            if access.relation == "pending":
-                raise Forbidden(
-                    "Your enrollment in this course is pending; ask the course's teacher to approve it"
-                )
-            if access.relation != "member":
-                raise Forbidden("Only approved students of the course can check in")
-            if attendance.status != "active":
-                raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
-            late = now - attendance.started_at > timedelta(minutes=attendance.late_after_minutes)
-            status = "late" if late else "present"
-            changed = await unit.db.execute(
-                update(AttendanceRecord)
-                .where(
-                    AttendanceRecord.session_id == session_id,
-                    AttendanceRecord.user_id == actor.user_id,
-                    AttendanceRecord.status == "absent",
-                    AttendanceRecord.marked_by.is_(None),
-                )
-                .values(status=status, marked_at=now, marked_by=actor.user_id)
-                .execution_options(synchronize_session=False)
+        q = _CHECK_IN
+        params: dict[str, object] = {"p_sid": session_id, "p_uid": actor.user_id}
+        row = await self.database.run_read(lambda conn: conn.execute(q.probe, params).first())
+        if row is None:
+            raise NotFound(f"Session {session_id!r} not found")
+        (
+            course_id,
+            session_status,
+            started_at,
+            late_minutes,
+            teacher_id,
+            enrollment,
+            record_status,
+            marked_at,
+            marked_by,
+            remarks,
+            stored_name,
+        ) = row
+        if actor.is_admin or teacher_id == actor.user_id:
+            raise Forbidden("Only approved students of the course can check in")
+        if enrollment == "pending":
+            raise Forbidden(
+                "Your enrollment in this course is pending; ask the course's teacher to approve it"
             )
-            updated = changed.rowcount == 1  # type: ignore[attr-defined]
-            if not updated:
-                # Approved after the session started: joins the roster now.
-                inserted = await unit.db.execute(
-                    self._upsert(AttendanceRecord)
-                    .values(
-                        session_id=session_id,
-                        user_id=actor.user_id,
-                        status=status,
-                        marked_at=now,
-                        marked_by=actor.user_id,
-                    )
-                    .on_conflict_do_nothing(index_elements=["session_id", "user_id"])
-                )
-                updated = inserted.rowcount == 1  # type: ignore[attr-defined]
-            if updated:
-                unit.events.append(RecordChanged(attendance.course_id, session_id, actor.user_id, True))
-            record = await self._record(unit.db, session_id, actor.user_id)
-        return record
+        if enrollment != "approved":
+            raise NotFound(f"Session {session_id!r} not found")
+        if session_status != "active":
+            raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
+        name = stored_name or actor.name
+
+        def view(record: Sequence[Any]) -> RecordView:
+            status, at, by, note = record
+            return RecordView(
+                user_id=actor.user_id,
+                name=name,
+                status=status,
+                marked_at=iso_z(at),
+                marked_by=by,
+                remarks=note,
+            )
+
+        if record_status is not None and not (record_status == "absent" and marked_by is None):
+            return view((record_status, marked_at, marked_by, remarks))  # a repeat, or the teacher's mark
+
+        params["p_status"] = "late" if now - started_at > timedelta(minutes=late_minutes) else "present"
+        params["p_now"] = now
+        postgres = self.database.dialect == "postgresql"
+
+        def write(conn: Connection) -> tuple[bool, Sequence[Any]]:
+            """(changed, the record); raises Conflict when the session has ended."""
+            if postgres and conn.execute(q.lock, params).scalar_one_or_none() != "active":
+                # The lock holds off a concurrent end until this commits, so the
+                # end's final statistics count this check-in (SQLite's writers are
+                # serialised already).
+                raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
+            changed = conn.execute(q.update, params).first()
+            if changed is not None:
+                return True, tuple(changed)
+            # Ended meanwhile, raced with another check-in or a mark, or not on the roster yet.
+            state = conn.execute(q.state, params).one()
+            if state[0] != "active":
+                raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
+            if state[1] is not None:
+                return False, tuple(state[1:])
+            # Approved after the session started: joins the roster now.
+            inserted = conn.execute(q.insert_pg if postgres else q.insert_sqlite, params).first()
+            if inserted is None:  # another check-in of this user won the race
+                return False, tuple(conn.execute(q.state, params).one()[1:])
+            return True, tuple(inserted)
+
+        changed, record = await self.database.run_write(write)
+        if changed:
+            await self._committed([RecordChanged(course_id, session_id, actor.user_id, True)])
+        return view(record)
 
     async def mark_record(
         self,

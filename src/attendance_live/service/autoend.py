@@ -19,6 +19,7 @@ __all__ = ["AutoEnder"]
 log = logging.getLogger(__name__)
 
 MIN_SLEEP_SECONDS = 0.05
+STOP_GRACE_SECONDS = 5.0
 
 
 class AutoEnder:
@@ -27,17 +28,27 @@ class AutoEnder:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.passes = 0
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="auto-end")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Stop after the pass in progress, if any (cancelling a pass mid-query
+        would abandon its database connection); cancel if it does not end soon."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=STOP_GRACE_SECONDS)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     def wake(self) -> None:
         """Look again now (a session started, or a test moved the clock)."""
@@ -58,7 +69,7 @@ class AutoEnder:
         return max(MIN_SLEEP_SECONDS, min(wait, self.poll_seconds))
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 delay = await self.run_once()
