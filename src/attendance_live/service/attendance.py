@@ -520,18 +520,7 @@ class AttendanceService:
         )
 
     async def _load_members(self, course_id: str) -> CourseMembers | None:
-        async with self.database.read() as db:
-            teacher_id = (
-                await db.execute(select(Course.teacher_id).where(Course.id == course_id))
-            ).scalar_one_or_none()
-            if teacher_id is None:
-                return None
-            rows = (
-                await db.execute(
-                    select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == course_id)
-                )
-            ).all()
-        return CourseMembers(teacher_id, {user_id: status for user_id, status in rows})
+        return await self.database.run_read(lambda conn: _members_in(conn, course_id))
 
     # ---------------------------------------------------------------- sessions
 
@@ -835,51 +824,14 @@ class AttendanceService:
         """
 
         async def load() -> ActiveSessions:
-            async with self.database.read() as db:
-                return await self._active_sessions(db, course_id)
+            return await self.database.run_read(lambda conn: _active_sessions_in(conn, course_id))
 
         snapshot = await self.caches.snapshots.get(course_id, load)
         assert snapshot is not None
         return snapshot
 
     async def _active_sessions(self, db: AsyncSession, course_id: str) -> ActiveSessions:
-        counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))
-        rows = (
-            await db.execute(
-                select(
-                    AttendanceSession.id,
-                    AttendanceSession.started_at,
-                    AttendanceSession.topic,
-                    Course.teacher_id,
-                    func.coalesce(counted, 0),
-                    func.count(AttendanceRecord.user_id),
-                )
-                .join(Course, Course.id == AttendanceSession.course_id)
-                .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
-                .where(AttendanceSession.course_id == course_id, AttendanceSession.status == "active")
-                .group_by(
-                    AttendanceSession.id,
-                    AttendanceSession.started_at,
-                    AttendanceSession.topic,
-                    Course.teacher_id,
-                )
-                .order_by(AttendanceSession.started_at, AttendanceSession.id)
-            )
-        ).all()
-        return ActiveSessions(
-            course_id=course_id,
-            activeSessions=[
-                ActiveSession(
-                    sessionId=sid,
-                    teacherId=teacher_id,
-                    studentCount=int(count),
-                    startedAt=iso_z(started_at) or "",
-                    topic=topic,
-                    totalStudents=int(total),
-                )
-                for sid, started_at, topic, teacher_id, count, total in rows
-            ],
-        )
+        return await db.run_sync(lambda session: _active_sessions_in(session.connection(), course_id))
 
     async def session_summary(self, session_id: str) -> SessionView | None:
         """A session without its records, for notifications (no access check)."""
@@ -1042,6 +994,64 @@ class AttendanceService:
             final_statistics=final,
             records=list(records),
         )
+
+
+class _Reads:
+    """Hot reads' statements, built once with bound parameters (``p_cid``)."""
+
+    def __init__(self) -> None:
+        cid = bindparam("p_cid", type_=String())
+        counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))
+        self.active = (
+            select(
+                AttendanceSession.id,
+                AttendanceSession.started_at,
+                AttendanceSession.topic,
+                Course.teacher_id,
+                func.coalesce(counted, 0),
+                func.count(AttendanceRecord.user_id),
+            )
+            .join(Course, Course.id == AttendanceSession.course_id)
+            .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
+            .where(AttendanceSession.course_id == cid, AttendanceSession.status == "active")
+            .group_by(
+                AttendanceSession.id, AttendanceSession.started_at, AttendanceSession.topic, Course.teacher_id
+            )
+            .order_by(AttendanceSession.started_at, AttendanceSession.id)
+        )
+        self.teacher = select(Course.teacher_id).where(Course.id == cid)
+        self.enrollments = select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == cid)
+
+
+_READS = _Reads()
+
+
+def _active_sessions_in(conn: Connection, course_id: str) -> ActiveSessions:
+    """The seed's ``activeSessionsData`` body, read on ``conn``."""
+    rows = conn.execute(_READS.active, {"p_cid": course_id}).all()
+    return ActiveSessions(
+        course_id=course_id,
+        activeSessions=[
+            ActiveSession(
+                sessionId=sid,
+                teacherId=teacher_id,
+                studentCount=int(count),
+                startedAt=iso_z(started_at) or "",
+                topic=topic,
+                totalStudents=int(total),
+            )
+            for sid, started_at, topic, teacher_id, count, total in rows
+        ],
+    )
+
+
+def _members_in(conn: Connection, course_id: str) -> CourseMembers | None:
+    """The course's teacher and every enrollment's status, or None for no such course."""
+    teacher_id = conn.execute(_READS.teacher, {"p_cid": course_id}).scalar_one_or_none()
+    if teacher_id is None:
+        return None
+    rows = conn.execute(_READS.enrollments, {"p_cid": course_id}).all()
+    return CourseMembers(teacher_id, {user_id: status for user_id, status in rows})
 
 
 def _enrollment_view(enrollment: Enrollment, user: User) -> EnrollmentView:
