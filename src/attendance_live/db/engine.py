@@ -159,5 +159,13 @@ class Database:
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:
-        return work(conn)
+    with engine.connect() as conn:
+        try:
+            with conn.begin():
+                return work(conn)
+        finally:
+            # A connection must never go back to the pool inside a transaction: a
+            # reader would keep serving the snapshot it began with.
+            raw = conn.connection.dbapi_connection
+            if raw is not None and raw.in_transaction:
+                conn.invalidate()

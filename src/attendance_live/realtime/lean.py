@@ -34,6 +34,32 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
     connected: bool
     upgraded: bool
     upgrading: bool
+    # Our own: the websocket once upgraded, and packets being written by anyone.
+    _ws: Any = None
+    _in_flight: int = 0
+
+    def can_write_now(self) -> bool:
+        """Whether a packet written now directly keeps the order: nothing queued, nothing
+        being written (an item stays in an asyncio.Queue until its woken getter runs)."""
+        return (
+            self._ws is not None
+            and self._in_flight == 0
+            and self.queue.empty()
+            and not self.upgrading
+            and not self.closing
+            and not self.closed
+        )
+
+    async def write_now(self, encoded: str) -> None:
+        """Write an encoded Engine.IO packet to the websocket, skipping the queue and
+        the writer task (the broadcast path; check ``can_write_now`` first)."""
+        self._in_flight += 1
+        try:
+            # a closed transport: the reader loop sees it and closes the socket
+            with contextlib.suppress(Exception):
+                await self._ws.send(encoded)
+        finally:
+            self._in_flight -= 1
 
     async def poll(self) -> list[Any]:
         """Wait for packets to send (same contract as the library's ``poll``)."""
@@ -81,13 +107,18 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
                     break
                 if not packets:
                     break  # the end marker: the socket is closing
+                self._in_flight += 1
                 try:
                     for pkt in packets:
                         await ws.send(pkt.encode())
                 except Exception:
                     break
+                finally:
+                    self._in_flight -= 1
+            self._ws = None
             await ws.close()
 
+        self._ws = ws
         writer_task = asyncio.create_task(writer())
         while True:
             try:

@@ -36,6 +36,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from attendance_live.realtime.lean import LeanSocket
+
 __all__ = ["FastEmitManager", "FastRedisManager"]
 
 log = logging.getLogger(__name__)
@@ -123,10 +125,17 @@ class FastEmitManager(socketio.AsyncManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room=room, **kwargs)
             return
         message = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = message.encode()
         sockets = self.server.eio.sockets
         for eio_sid in list(participants._fwdm.values()):
             socket = sockets.get(eio_sid)
-            if socket is not None and not socket.closing and not socket.closed:
+            if socket is None or socket.closing or socket.closed:
+                continue
+            if isinstance(socket, LeanSocket) and socket.can_write_now():
+                # Straight to the websocket: no queue, no writer wake-up (usually no
+                # suspension either, so a broadcast is one pass over its recipients).
+                await socket.write_now(frame)
+            else:
                 socket.queue.put_nowait(message)
 
 

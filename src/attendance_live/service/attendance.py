@@ -575,8 +575,10 @@ class AttendanceService:
                 )
             )
             unit.events.append(SessionStarted(course_id, session_id))
-            view = await self._session_view(unit.db, session_id, access, actor)
-        return view
+        # Read after the commit: the announcement goes out while this response,
+        # with the whole roster, is being built.
+        async with self.database.read() as db:
+            return await self._session_view(db, session_id, access, actor)
 
     async def get_session(self, actor: Identity, session_id: str) -> SessionView:
         async with self.database.read() as db:
@@ -834,19 +836,8 @@ class AttendanceService:
         return await db.run_sync(lambda session: _active_sessions_in(session.connection(), course_id))
 
     async def session_summary(self, session_id: str) -> SessionView | None:
-        """A session without its records, for notifications (no access check)."""
-        async with self.database.read() as db:
-            attendance = await db.get(AttendanceSession, session_id)
-            if attendance is None:
-                return None
-            teacher = (
-                await db.execute(
-                    select(Course.teacher_id, User.name)
-                    .join(User, User.id == Course.teacher_id)
-                    .where(Course.id == attendance.course_id)
-                )
-            ).one()
-            return await self._build_view(db, attendance, teacher[0], teacher[1], records=[])
+        """A session without its records, for announcements (no access check): one read."""
+        return await self.database.run_read(lambda conn: _summary_in(conn, session_id))
 
     async def roster(self, actor: Identity, session_id: str) -> SessionView:
         """The whole session with every record, for the course's teacher and admins."""
@@ -1020,6 +1011,22 @@ class _Reads:
             .order_by(AttendanceSession.started_at, AttendanceSession.id)
         )
         self.teacher = select(Course.teacher_id).where(Course.id == cid)
+        sid = bindparam("p_sid", type_=String())
+        self.summary = (
+            select(
+                AttendanceSession.__table__,
+                Course.teacher_id.label("teacher_id_"),
+                User.name.label("teacher_name_"),
+            )
+            .join(Course, Course.id == AttendanceSession.course_id)
+            .join(User, User.id == Course.teacher_id)
+            .where(AttendanceSession.id == sid)
+        )
+        self.statistics = (
+            select(AttendanceRecord.status, func.count())
+            .where(AttendanceRecord.session_id == sid)
+            .group_by(AttendanceRecord.status)
+        )
         self.enrollments = select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == cid)
 
 
@@ -1042,6 +1049,40 @@ def _active_sessions_in(conn: Connection, course_id: str) -> ActiveSessions:
             )
             for sid, started_at, topic, teacher_id, count, total in rows
         ],
+    )
+
+
+def _summary_in(conn: Connection, session_id: str) -> SessionView | None:
+    row = conn.execute(_READS.summary, {"p_sid": session_id}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    counts = {status: n for status, n in conn.execute(_READS.statistics, {"p_sid": session_id})}
+    statistics = Statistics.of(
+        counts.get("present", 0), counts.get("late", 0), counts.get("absent", 0), counts.get("excused", 0)
+    )
+    final = None
+    if m["status"] == "ended" and m["final_total"] is not None:
+        final = Statistics.of(
+            m["final_present"] or 0, m["final_late"] or 0, m["final_absent"] or 0, m["final_excused"] or 0
+        )
+    return SessionView(
+        id=m["id"],
+        course_id=m["course_id"],
+        teacher_id=m["teacher_id_"],
+        teacher_name=m["teacher_name_"],
+        topic=m["topic"],
+        status=m["status"],
+        late_after_minutes=m["late_after_minutes"],
+        max_duration_minutes=m["max_duration_minutes"],
+        started_at=iso_z(m["started_at"]) or "",
+        started_by=m["started_by"],
+        expires_at=iso_z(m["expires_at"]) or "",
+        ended_at=iso_z(m["ended_at"]),
+        ended_by=m["ended_by"],
+        statistics=statistics,
+        final_statistics=final,
+        records=[],
     )
 
 
