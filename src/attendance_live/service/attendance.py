@@ -18,7 +18,7 @@ import io
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -900,13 +900,7 @@ class AttendanceService:
                 .group_by(AttendanceRecord.status)
             )
         ).all()
-        counts = {status: int(n) for status, n in rows}
-        return Statistics.of(
-            counts.get("present", 0),
-            counts.get("late", 0),
-            counts.get("absent", 0),
-            counts.get("excused", 0),
-        )
+        return Statistics.from_counts({status: int(n) for status, n in rows})
 
     async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
         row = (
@@ -959,32 +953,45 @@ class AttendanceService:
         records: Sequence[RecordView],
     ) -> SessionView:
         statistics = await self._statistics(db, attendance.id)
-        final = None
-        if attendance.status == "ended" and attendance.final_total is not None:
-            final = Statistics.of(
-                attendance.final_present or 0,
-                attendance.final_late or 0,
-                attendance.final_absent or 0,
-                attendance.final_excused or 0,
-            )
-        return SessionView(
-            id=attendance.id,
-            course_id=attendance.course_id,
-            teacher_id=teacher_id,
-            teacher_name=teacher_name,
-            topic=attendance.topic,
-            status=attendance.status,
-            late_after_minutes=attendance.late_after_minutes,
-            max_duration_minutes=attendance.max_duration_minutes,
-            started_at=iso_z(attendance.started_at) or "",
-            started_by=attendance.started_by,
-            expires_at=iso_z(attendance.expires_at) or "",
-            ended_at=iso_z(attendance.ended_at),
-            ended_by=attendance.ended_by,
-            statistics=statistics,
-            final_statistics=final,
-            records=list(records),
+        return _session_view_of(
+            lambda column: getattr(attendance, column), teacher_id, teacher_name, statistics, records
         )
+
+
+def _session_view_of(
+    get: Callable[[str], Any],
+    teacher_id: str,
+    teacher_name: str,
+    statistics: Statistics,
+    records: Sequence[RecordView],
+) -> SessionView:
+    """A session body from a session row (``get`` reads one of its columns)."""
+    final = None
+    if get("status") == "ended" and get("final_total") is not None:
+        final = Statistics.of(
+            get("final_present") or 0,
+            get("final_late") or 0,
+            get("final_absent") or 0,
+            get("final_excused") or 0,
+        )
+    return SessionView(
+        id=get("id"),
+        course_id=get("course_id"),
+        teacher_id=teacher_id,
+        teacher_name=teacher_name,
+        topic=get("topic"),
+        status=get("status"),
+        late_after_minutes=get("late_after_minutes"),
+        max_duration_minutes=get("max_duration_minutes"),
+        started_at=iso_z(get("started_at")) or "",
+        started_by=get("started_by"),
+        expires_at=iso_z(get("expires_at")) or "",
+        ended_at=iso_z(get("ended_at")),
+        ended_by=get("ended_by"),
+        statistics=statistics,
+        final_statistics=final,
+        records=list(records),
+    )
 
 
 class _Reads:
@@ -1058,31 +1065,8 @@ def _summary_in(conn: Connection, session_id: str) -> SessionView | None:
         return None
     m = row._mapping
     counts = {status: n for status, n in conn.execute(_READS.statistics, {"p_sid": session_id})}
-    statistics = Statistics.of(
-        counts.get("present", 0), counts.get("late", 0), counts.get("absent", 0), counts.get("excused", 0)
-    )
-    final = None
-    if m["status"] == "ended" and m["final_total"] is not None:
-        final = Statistics.of(
-            m["final_present"] or 0, m["final_late"] or 0, m["final_absent"] or 0, m["final_excused"] or 0
-        )
-    return SessionView(
-        id=m["id"],
-        course_id=m["course_id"],
-        teacher_id=m["teacher_id_"],
-        teacher_name=m["teacher_name_"],
-        topic=m["topic"],
-        status=m["status"],
-        late_after_minutes=m["late_after_minutes"],
-        max_duration_minutes=m["max_duration_minutes"],
-        started_at=iso_z(m["started_at"]) or "",
-        started_by=m["started_by"],
-        expires_at=iso_z(m["expires_at"]) or "",
-        ended_at=iso_z(m["ended_at"]),
-        ended_by=m["ended_by"],
-        statistics=statistics,
-        final_statistics=final,
-        records=[],
+    return _session_view_of(
+        m.__getitem__, m["teacher_id_"], m["teacher_name_"], Statistics.from_counts(counts), records=[]
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -27,6 +29,13 @@ class Statistics(_View):
     excused: int
     total: int = Field(description="Records in the session's roster: present + absent + excused")
     attendance_rate: float = Field(description="present / total, from 0 to 1 (0 when total is 0)")
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int]) -> Statistics:
+        """From the number of records in each status."""
+        return cls.of(
+            counts.get("present", 0), counts.get("late", 0), counts.get("absent", 0), counts.get("excused", 0)
+        )
 
     @classmethod
     def of(cls, present: int, late: int, absent: int, excused: int) -> Statistics:
