@@ -72,7 +72,10 @@ class Application:
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:
     metrics = Metrics()
-    database = Database(settings.database_url)
+    database = Database(
+        settings.database_url,
+        observe=lambda kind, seconds: metrics.db_seconds.labels(kind).observe(seconds),
+    )
     bus = EventBus()
     clustered = settings.redis_url is not None
     service = AttendanceService(

@@ -50,9 +50,9 @@ class Metrics:
             registry=r,
         )
         self.db_seconds = Histogram(
-            "attendance_db_operation_seconds",
-            "Time of one service operation against the database",
-            ["operation"],
+            "attendance_db_transaction_seconds",
+            "Time of one database transaction, waiting for a connection included",
+            ["kind"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -68,12 +68,6 @@ class Metrics:
             registry=r,
         )
         self.redis_up.set(-1)
-        self.cache = Counter(
-            "attendance_cache_lookups",
-            "Membership and snapshot cache lookups",
-            ["cache", "result"],
-            registry=r,
-        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

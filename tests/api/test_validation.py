@@ -133,6 +133,7 @@ async def test_metrics_are_prometheus_text_without_ids(world: World, http: httpx
     )
     assert 'attendance_errors_total{kind="http_404"} 1.0' in text
     assert "attendance_redis_up -1.0" in text
+    assert 'attendance_db_transaction_seconds_count{kind="write"}' in text
     assert session["id"] not in text
     assert "cs101" not in text
     assert response.headers.get("x-request-id")

@@ -12,6 +12,7 @@ PostgreSQL uses one pool for both; its row locks do the serialising.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -80,8 +81,12 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
 class Database:
     """The application's handle on storage: ``write()`` and ``read()`` sessions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, observe: Callable[[str, float], None] | None = None
+    ) -> None:
         self.url = url
+        # Told (kind, seconds) after every transaction: "read" or "write".
+        self._observe = observe or (lambda kind, seconds: None)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -111,14 +116,22 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in one write transaction: committed on success, rolled back on error."""
-        async with self._writer() as session, session.begin():
-            yield session
+        started = time.perf_counter()
+        try:
+            async with self._writer() as session, session.begin():
+                yield session
+        finally:
+            self._observe("write", time.perf_counter() - started)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; its transaction is rolled back at the end."""
-        async with self._reader() as session:
-            yield session
+        started = time.perf_counter()
+        try:
+            async with self._reader() as session:
+                yield session
+        finally:
+            self._observe("read", time.perf_counter() - started)
 
     async def run_write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(connection)`` in one write transaction, committed if it returns.
@@ -127,21 +140,29 @@ class Database:
         writer thread (writers queue there, as SQLite wants); on PostgreSQL in
         the event loop through ``run_sync``, with no thread at all.
         """
-        if self.is_sqlite:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._write_thread, _in_transaction, self._sync_writer, work
-            )
-        async with self.write_engine.begin() as conn:
-            return await conn.run_sync(work)
+        started = time.perf_counter()
+        try:
+            if self.is_sqlite:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._write_thread, _in_transaction, self._sync_writer, work
+                )
+            async with self.write_engine.begin() as conn:
+                return await conn.run_sync(work)
+        finally:
+            self._observe("write", time.perf_counter() - started)
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(connection)`` for reading (see ``run_write``)."""
-        if self.is_sqlite:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._read_threads, _in_transaction, self._sync_reader, work
-            )
-        async with self.read_engine.connect() as conn:
-            return await conn.run_sync(work)
+        started = time.perf_counter()
+        try:
+            if self.is_sqlite:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._read_threads, _in_transaction, self._sync_reader, work
+                )
+            async with self.read_engine.connect() as conn:
+                return await conn.run_sync(work)
+        finally:
+            self._observe("read", time.perf_counter() - started)
 
     async def ping(self) -> None:
         async with self.read_engine.connect() as conn:

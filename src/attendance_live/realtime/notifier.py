@@ -60,7 +60,6 @@ class Notifier:
         self._last_count_snapshot: dict[str, float] = {}
         self._queues: dict[str, deque[DomainEvent]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self.emitted = 0
 
     async def handle(self, event: DomainEvent) -> None:
         """Bus subscriber: queue the event behind the course's earlier ones."""
@@ -185,7 +184,6 @@ class Notifier:
     async def _emit(self, event: str, payload: dict[str, object], room: str) -> None:
         local = self.realtime.room_size(room)
         await self.sio.emit(event, payload, room=room)
-        self.emitted += 1
         self.metrics.emits.labels(event).inc()
         if local:
             self.metrics.deliveries.labels(event).inc(local)

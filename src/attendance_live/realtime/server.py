@@ -67,7 +67,6 @@ class Connection:
     identity: Identity
     bucket: TokenBucket
     courses: set[str] = field(default_factory=set)
-    sessions: set[str] = field(default_factory=set)
 
 
 class _Refusal(Exception):
@@ -276,7 +275,6 @@ class RealtimeServer:
                 f"Session {session_id!r} was not found or only its course's teacher may follow its roster",
             ) from None
         await self.sio.enter_room(sid, session_room(session_id))
-        conn.sessions.add(session_id)
         payload = {
             "session_id": view.id,
             "course_id": view.course_id,
@@ -290,7 +288,6 @@ class RealtimeServer:
     async def _unsubscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         session_id = require_id(args, "unsubscribeFromSession", "session_id")
         await self.sio.leave_room(sid, session_room(session_id))
-        conn.sessions.discard(session_id)
         return {"session_id": session_id, "subscribed": False}
 
     # ---------------------------------------------------------------- helpers

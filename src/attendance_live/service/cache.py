@@ -48,8 +48,6 @@ class _PerCourse(Generic[T]):
         self.ttl = ttl
         self._entries: dict[str, tuple[T, float]] = {}
         self._versions: dict[str, int] = {}
-        self.hits = 0
-        self.misses = 0
 
     def invalidate(self, course_id: str) -> None:
         self._entries.pop(course_id, None)
@@ -63,9 +61,7 @@ class _PerCourse(Generic[T]):
         now = time.monotonic()
         entry = self._entries.get(course_id)
         if entry is not None and (self.ttl is None or now - entry[1] < self.ttl):
-            self.hits += 1
             return entry[0]
-        self.misses += 1
         version = self._versions.get(course_id, 0)
         value = await load()
         if value is not None and self.ttl != 0 and self._versions.get(course_id, 0) == version:
