@@ -1,0 +1,310 @@
+"""Namespaces and their sockets: the handler API the application programs against.
+
+A :class:`Namespace` holds the handlers (``on_connect``, ``on(event)``,
+``on_disconnect``), its connected :class:`Socket` objects and an
+:class:`~.adapter.Adapter` for rooms. A handler is a function or a coroutine
+function; a coroutine runs as its own task, so a slow handler never blocks the
+connection's reading. An event handler's return value answers the client's ack,
+when it asked for one: ``None`` → no arguments, a tuple → those arguments,
+anything else → that one argument.
+
+Client events named like Socket.IO's reserved ones (:data:`RESERVED_EVENTS`)
+are unknown events: no handler may be registered for them and none runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, overload
+
+from .adapter import Adapter, InMemoryAdapter
+from .eio_packets import Frame, message_frame
+from .sio_packets import SocketPacket, SocketPacketType, encode_packet
+
+if TYPE_CHECKING:
+    from .server import Connection, SocketServer
+
+__all__ = [
+    "RESERVED_EVENTS",
+    "ConnectRefused",
+    "EncodedPacket",
+    "Namespace",
+    "Socket",
+    "encode_event",
+]
+
+logger = logging.getLogger(__name__)
+
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+#: A packet encoded once as its Engine.IO frames (the text, then any attachments), ready to be
+#: written to any number of connections.
+EncodedPacket = tuple[Frame, ...]
+
+ConnectHandler = Callable[["Socket", dict[str, Any]], Awaitable[None] | None]
+EventHandler = Callable[..., Any]
+DisconnectHandler = Callable[["Socket", str], Awaitable[None] | None]
+
+
+class ConnectRefused(Exception):
+    """Raised by a connect handler: the client gets CONNECT_ERROR ``{"message": message}``
+    (plus ``data``, when given, as Node's ``err.data``)."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"message": self.message}
+        if self.data is not None:
+            payload["data"] = self.data
+        return payload
+
+
+def encode(packet: SocketPacket) -> EncodedPacket:
+    return tuple(message_frame(part) for part in encode_packet(packet))
+
+
+def encode_event(namespace: str, event: str, *args: Any) -> EncodedPacket:
+    """``event`` with ``args`` in ``namespace``, encoded once for any number of recipients."""
+    return encode(SocketPacket(SocketPacketType.EVENT, namespace, [event, *args]))
+
+
+class Socket:
+    """One client's membership of one namespace."""
+
+    __slots__ = ("_acks", "_pending", "auth", "connected", "connection", "data", "namespace", "rooms", "sid")
+
+    def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self.connection = connection
+        self.sid = secrets.token_urlsafe(15)
+        #: The CONNECT packet's payload (the client's ``auth``).
+        self.auth = auth
+        #: Free for the application's per-connection state.
+        self.data: Any = None
+        self.rooms: set[str] = set()
+        self.connected = False
+        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        # Packets emitted by the connect handler, sent right after the CONNECT reply.
+        self._pending: list[EncodedPacket] | None = []
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.sid} {self.namespace.name}>"
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_encoded(self, packet: EncodedPacket) -> None:
+        """Write an already encoded packet (a broadcast's) to this socket; never waits."""
+        if self._pending is not None:
+            self._pending.append(packet)
+            return
+        engine = self.connection.engine
+        for frame in packet:
+            engine.send(frame)
+
+    def emit(self, event: str, *args: Any) -> None:
+        self.send_encoded(encode_event(self.namespace.name, event, *args))
+
+    async def call(self, event: str, *args: Any) -> list[Any]:
+        """Emit ``event`` and wait for the client's acknowledgement; its arguments.
+        Bound the wait with ``asyncio.timeout``; a disconnect cancels it."""
+        ack_id = self.connection.next_ack_id()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        packet = SocketPacket(SocketPacketType.EVENT, self.namespace.name, [event, *args], ack_id)
+        self.send_encoded(encode(packet))
+        try:
+            return await future
+        finally:
+            self._acks.pop(ack_id, None)
+
+    def _ack(self, ack_id: int, args: list[Any]) -> None:
+        self.send_encoded(encode(SocketPacket(SocketPacketType.ACK, self.namespace.name, args, ack_id)))
+
+    # -- rooms -------------------------------------------------------------------------------
+
+    def join(self, room: str) -> None:
+        self.namespace.adapter.join(self, room)
+
+    def leave(self, room: str) -> None:
+        self.namespace.adapter.leave(self, room)
+
+    # -- leaving -----------------------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """Take this socket out of its namespace, telling the client (DISCONNECT)."""
+        if self.connected:
+            self.send_encoded(encode(SocketPacket(SocketPacketType.DISCONNECT, self.namespace.name)))
+            self.namespace._remove(self, "server namespace disconnect")
+
+    def _dispatch_ack(self, ack_id: int | None, args: list[Any]) -> None:
+        future = self._acks.get(ack_id) if ack_id is not None else None
+        if future is not None and not future.done():
+            future.set_result(args)
+
+
+class Namespace:
+    """A Socket.IO namespace: handlers, connected sockets, rooms."""
+
+    def __init__(self, server: SocketServer, name: str, adapter: Adapter | None = None) -> None:
+        self.server = server
+        self.name = name
+        self.adapter = adapter or InMemoryAdapter()
+        self.sockets: dict[str, Socket] = {}
+        self._connect: ConnectHandler | None = None
+        self._disconnect: DisconnectHandler | None = None
+        self._events: dict[str, EventHandler] = {}
+
+    # -- registering handlers ----------------------------------------------------------
+
+    def on_connect(self, handler: ConnectHandler) -> ConnectHandler:
+        """``handler(socket, auth)``: raise :class:`ConnectRefused` to refuse. What it emits is
+        sent after the CONNECT reply."""
+        self._connect = handler
+        return handler
+
+    def on_disconnect(self, handler: DisconnectHandler) -> DisconnectHandler:
+        """``handler(socket, reason)``; ``socket.rooms`` still names the rooms it was in."""
+        self._disconnect = handler
+        return handler
+
+    @overload
+    def on(self, event: str) -> Callable[[EventHandler], EventHandler]: ...
+
+    @overload
+    def on(self, event: str, handler: EventHandler) -> EventHandler: ...
+
+    def on(
+        self, event: str, handler: EventHandler | None = None
+    ) -> EventHandler | Callable[[EventHandler], EventHandler]:
+        """Register ``handler(socket, *args)`` for ``event`` (or use as a decorator)."""
+        if event in RESERVED_EVENTS:
+            raise ValueError(
+                f"{event!r} is a reserved Socket.IO event name: use on_connect/on_disconnect for the "
+                "connection's life, and another name for a client event"
+            )
+
+        def register(function: EventHandler) -> EventHandler:
+            self._events[event] = function
+            return function
+
+        return register if handler is None else register(handler)
+
+    # -- sending to many -----------------------------------------------------------------
+
+    def encode(self, event: str, *args: Any) -> EncodedPacket:
+        return encode_event(self.name, event, *args)
+
+    def broadcast(self, packet: EncodedPacket, to: str | Iterable[str], skip: Socket | None = None) -> int:
+        """Write one encoded packet to the members of ``to`` (a room or several); recipients."""
+        rooms = [to] if isinstance(to, str) else list(to)
+        return self.adapter.broadcast(packet, rooms, skip)
+
+    def emit(self, event: str, *args: Any, to: str | Iterable[str] | None = None) -> int:
+        """``event`` to a room (rooms), or to every socket of the namespace when ``to`` is None."""
+        packet = self.encode(event, *args)
+        if to is not None:
+            return self.broadcast(packet, to)
+        sockets = list(self.sockets.values())
+        for socket in sockets:
+            socket.send_encoded(packet)
+        return len(sockets)
+
+    # -- the life of a socket (called by the server's Connection) ------------------------
+
+    async def _admit(self, socket: Socket) -> bool:
+        """Run the connect handler; True when the socket is in."""
+        try:
+            if self._connect is not None:
+                result = self._connect(socket, socket.auth)
+                if inspect.isawaitable(result):
+                    await result
+        except ConnectRefused as refused:
+            socket._pending = None
+            self._send_connect_error(socket.connection, refused.payload())
+            return False
+        except Exception:
+            logger.exception("connect handler of namespace %s failed", self.name)
+            socket._pending = None
+            self._send_connect_error(socket.connection, {"message": "Internal server error"})
+            return False
+        if socket.connection.engine.closed:
+            return False
+        self.sockets[socket.sid] = socket
+        socket.connected = True
+        pending, socket._pending = socket._pending or [], None
+        socket.send_encoded(encode(SocketPacket(SocketPacketType.CONNECT, self.name, {"sid": socket.sid})))
+        for packet in pending:
+            socket.send_encoded(packet)
+        return True
+
+    def _send_connect_error(self, connection: Connection, payload: dict[str, Any]) -> None:
+        for frame in encode(SocketPacket(SocketPacketType.CONNECT_ERROR, self.name, payload)):
+            connection.engine.send(frame)
+
+    def _event(self, socket: Socket, data: list[Any], ack_id: int | None) -> None:
+        event, args = data[0], data[1:]
+        handler = self._events.get(event) if event not in RESERVED_EVENTS else None
+        if handler is None:
+            return
+        try:
+            result = handler(socket, *args)
+        except Exception:
+            logger.exception("handler of %r in namespace %s failed", event, self.name)
+            return
+        if inspect.isawaitable(result):
+            self.server.spawn(self._finish(socket, event, result, ack_id))
+        elif ack_id is not None:
+            socket._ack(ack_id, _ack_args(result))
+
+    async def _finish(self, socket: Socket, event: str, result: Awaitable[Any], ack_id: int | None) -> None:
+        try:
+            value = await result
+        except Exception:
+            logger.exception("handler of %r in namespace %s failed", event, self.name)
+            return
+        if ack_id is not None and socket.connected:
+            socket._ack(ack_id, _ack_args(value))
+
+    def _remove(self, socket: Socket, reason: str) -> None:
+        if not socket.connected:
+            return
+        socket.connected = False
+        try:
+            if self._disconnect is not None:
+                result = self._disconnect(socket, reason)
+                if inspect.isawaitable(result):
+                    self.server.spawn(_log_failure(result, f"disconnect handler of namespace {self.name}"))
+        except Exception:
+            logger.exception("disconnect handler of namespace %s failed", self.name)
+        finally:
+            rooms = set(socket.rooms)
+            self.adapter.leave_all(socket)
+            socket.rooms = rooms
+            self.sockets.pop(socket.sid, None)
+            socket.connection.sockets.pop(self.name, None)
+            for future in socket._acks.values():
+                future.cancel()
+
+
+def _ack_args(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, tuple):
+        return list(value)
+    return [value]
+
+
+async def _log_failure(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("%s failed", what)
