@@ -33,7 +33,7 @@ def test_engine_frames_decode_by_their_type_digit() -> None:
 
 @pytest.mark.parametrize("bad", ["", "abc", "7", "9x"])
 def test_an_engine_frame_with_an_unknown_type_is_refused(bad: str) -> None:
-    with pytest.raises(PacketError, match="unknown Engine.IO packet type"):
+    with pytest.raises(PacketError, match=r"unknown Engine\.IO packet type"):
         decode_frame(bad)
 
 
@@ -60,7 +60,10 @@ def test_a_polling_payload_with_bad_base64_is_refused() -> None:
         ("40/custom,", SocketPacket(SocketPacketType.CONNECT, "/custom")),
         ("40/random", SocketPacket(SocketPacketType.CONNECT, "/random")),
         ("41/custom,", SocketPacket(SocketPacketType.DISCONNECT, "/custom")),
-        ('2["message",1,"2",{"3":[true]}]', SocketPacket(SocketPacketType.EVENT, data=["message", 1, "2", {"3": [True]}])),
+        (
+            '2["message",1,"2",{"3":[true]}]',
+            SocketPacket(SocketPacketType.EVENT, data=["message", 1, "2", {"3": [True]}]),
+        ),
         ('2/custom,7["a"]', SocketPacket(SocketPacketType.EVENT, "/custom", ["a"], 7)),
         ("3456[1]", SocketPacket(SocketPacketType.ACK, data=[1], ack_id=456)),
     ],
@@ -84,7 +87,7 @@ def test_socket_packets_decode(text: str, expected: SocketPacket) -> None:
         ("3[1]", "needs an id"),
         ('4{"message":"x"}', "clients do not send CONNECT_ERROR"),
         ('5["a",{}]', "attachment count"),
-        ('2' + "1" * 17 + '["a"]', "ack id too long"),
+        ("2" + "1" * 17 + '["a"]', "ack id too long"),
     ],
 )
 def test_malformed_socket_packets_are_refused(text: str, problem: str) -> None:
@@ -118,4 +121,7 @@ def test_a_placeholder_pointing_at_no_attachment_is_refused() -> None:
 
 def test_an_encoded_event_is_ready_for_the_engine() -> None:
     assert encode_event("/", "hello", {"a": 1}) == ('42["hello",{"a":1}]',)
-    assert encode_event("/admin", "bin", b"\x00") == ('451-/admin,["bin",{"_placeholder":true,"num":0}]', b"\x00")
+    assert encode_event("/admin", "bin", b"\x00") == (
+        '451-/admin,["bin",{"_placeholder":true,"num":0}]',
+        b"\x00",
+    )

@@ -139,9 +139,10 @@ async def test_binary_both_ways_and_acks_from_the_server(
     client = clients()
     inbox = Inbox(client, "binary-back", "answer-was")
 
-    @client.on("question")
     def question(text: str) -> str:
         return text.upper()
+
+    client.on("question", question)
 
     await client.connect(live.url, auth={"token": "good"}, transports=TRANSPORTS[transport])
     assert await client.call("echo-binary", b"\x01\x02\x03", timeout=GUARD) == ("len", b"\x03")
@@ -171,11 +172,14 @@ async def test_a_custom_namespace_and_a_server_side_disconnect(
     client = clients()
     gone: asyncio.Queue[str] = asyncio.Queue()
 
-    @client.on("disconnect", namespace="/")
     def on_disconnect(*reason: Any) -> None:
         gone.put_nowait("/")
 
-    await client.connect(live.url, auth={"token": "good"}, namespaces=["/", "/admin"], transports=["websocket"])
+    client.on("disconnect", on_disconnect, namespace="/")
+
+    await client.connect(
+        live.url, auth={"token": "good"}, namespaces=["/", "/admin"], transports=["websocket"]
+    )
     assert await client.call("whoami", namespace="/admin", timeout=GUARD) == "admin:/admin"
 
     await client.emit("kick-me")

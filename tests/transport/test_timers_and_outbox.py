@@ -13,7 +13,12 @@ async def test_deadlines_of_several_lanes_fire_in_time_order_from_one_handle() -
     short, long = wheel.lane(0.01), wheel.lane(0.03)
     fired: list[str] = []
     done = asyncio.Event()
-    long.add(lambda: (fired.append("long"), done.set()))
+
+    def last() -> None:
+        fired.append("long")
+        done.set()
+
+    long.add(last)
     short.add(lambda: fired.append("short-1"))
     cancelled = short.add(lambda: fired.append("cancelled"))
     short.add(lambda: fired.append("short-2"))
