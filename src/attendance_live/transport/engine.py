@@ -109,6 +109,7 @@ class EngineSocket:
     """One Engine.IO session, on long-polling or on a websocket."""
 
     __slots__ = (
+        "_awaiting_pong",
         "_channel",
         "_final_frame",
         "_heartbeat",
@@ -139,6 +140,7 @@ class EngineSocket:
         self._posting = False
         self._final_frame: Frame = CLOSE_FRAME
         self._heartbeat: Deadline | None = None
+        self._awaiting_pong = False
 
     # -- writing: never waits ------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class EngineSocket:
         self._heartbeat = self.server.ping_lane.add(self._ping)
 
     def _ping(self) -> None:
+        self._awaiting_pong = True
         self._heartbeat = self.server.pong_lane.add(self._ping_timeout)
         self.send(PING_FRAME)
 
@@ -203,10 +206,11 @@ class EngineSocket:
         self._close("ping timeout", flush=False)
 
     def _pong(self) -> None:
-        heartbeat = self._heartbeat
-        # Only a pong that answers an outstanding ping moves the schedule.
-        if heartbeat is not None and heartbeat.action == self._ping_timeout:
-            heartbeat.cancel()
+        # Only a pong that answers an outstanding ping moves the schedule (as Node: the next ping
+        # is pingInterval after the pong).
+        if self._awaiting_pong and self._heartbeat is not None:
+            self._awaiting_pong = False
+            self._heartbeat.cancel()
             self._start_heartbeat()
 
     # -- long-polling --------------------------------------------------------------------
@@ -225,12 +229,14 @@ class EngineSocket:
                 await waiter
             finally:
                 self._poll_waiter = None
-        if self.outbox:
-            return encode_payload(self.outbox.take_all())
+        frames = self.outbox.take_all()
         if self.closed:
-            return str(self._final_frame)
-        # Upgrading (or upgraded while this GET waited): end the poll with a noop.
-        return str(NOOP_FRAME)
+            # What a flushing close left, then CLOSE (or NOOP when the client asked to close).
+            frames.append(self._final_frame)
+        elif not frames:
+            # Upgrading (or upgraded while this GET waited): end the poll with a noop.
+            frames.append(NOOP_FRAME)
+        return encode_payload(frames)
 
     def begin_post(self) -> None:
         if self.transport != POLLING:

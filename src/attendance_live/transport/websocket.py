@@ -50,6 +50,7 @@ class AsgiWebSocket:
         self._close_after_flush = False
         self._aborted = False
         self._ended = False
+        self._peer_gone = False
 
     # -- WebSocketChannel ---------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class AsgiWebSocket:
                 probing.abandon_upgrade(self)
             if socket is not None:
                 socket.websocket_closed(self)
-        if self._aborted:
+        if self._aborted and not self._peer_gone:
             await self._try_close_frame()
 
     async def _try_close_frame(self) -> None:
@@ -135,6 +136,7 @@ class AsgiWebSocket:
         while not socket.closed:
             message = await self._receive()
             if message["type"] != "websocket.receive":
+                self._peer_gone = True
                 return
             data = message.get("text")
             if data is None:
@@ -152,6 +154,7 @@ class AsgiWebSocket:
         while True:
             message = await self._receive()
             if message["type"] != "websocket.receive":
+                self._peer_gone = True
                 return None
             try:
                 packet = decode_frame(message.get("text") or message.get("bytes") or b"")
