@@ -189,3 +189,57 @@ async def test_a_custom_namespace_and_a_server_side_disconnect(
     assert server.namespaces["/"].sockets == {}
     assert len(server.namespaces["/admin"].sockets) == 1
     assert await client.call("whoami", namespace="/admin", timeout=GUARD) == "admin:/admin"
+
+
+class CountingServer(SocketServer):
+    """Tells the test when the server has received a number of Socket.IO messages."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        super().__init__(settings)
+        self.received = 0
+        self.received_enough = asyncio.Event()
+        self.enough = 0
+
+    def on_message(self, socket: Any, data: str | bytes) -> None:
+        super().on_message(socket, data)
+        self.received += 1
+        if self.received >= self.enough:
+            self.received_enough.set()
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+async def test_one_sockets_events_are_handled_in_order(
+    serve: Serve, clients: Callable[[], socketio.AsyncClient], in_order: bool
+) -> None:
+    server = CountingServer(TransportSettings(handlers_in_order=in_order))
+    server.enough = 3  # CONNECT, "subscribe", "unsubscribe"
+    lobby = server.namespace("/")
+    gate = asyncio.Event()
+    steps: list[str] = []
+
+    @lobby.on("subscribe")
+    async def subscribe(socket: Socket) -> None:
+        steps.append("subscribe started")
+        await gate.wait()  # a slow authorization check
+        steps.append("subscribe done")
+
+    @lobby.on("unsubscribe")
+    def unsubscribe(socket: Socket) -> str:
+        steps.append("unsubscribe")
+        return "left"
+
+    live = await serve(server)
+    client = clients()
+    await client.connect(live.url, transports=["websocket"])
+    await client.emit("subscribe")
+    left: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    await client.emit("unsubscribe", callback=left.set_result)
+    async with asyncio.timeout(GUARD):
+        await server.received_enough.wait()
+    gate.set()
+    async with asyncio.timeout(GUARD):
+        assert await left == "left"
+    if in_order:
+        assert steps == ["subscribe started", "subscribe done", "unsubscribe"]
+    else:  # python-socketio's async_handlers=True: the later event overtakes the slow one
+        assert steps.index("unsubscribe") < steps.index("subscribe done")

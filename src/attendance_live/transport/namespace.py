@@ -3,10 +3,14 @@
 A :class:`Namespace` holds the handlers (``on_connect``, ``on(event)``,
 ``on_disconnect``), its connected :class:`Socket` objects and an
 :class:`~.adapter.Adapter` for rooms. A handler is a function or a coroutine
-function; a coroutine runs as its own task, so a slow handler never blocks the
-connection's reading. An event handler's return value answers the client's ack,
-when it asked for one: ``None`` → no arguments, a tuple → those arguments,
-anything else → that one argument.
+function; coroutines run in a task, so a slow handler never blocks the
+connection's reading. With ``handlers_in_order`` (the default) one socket's
+events are handled one after the other, each after the previous one finished
+(a client that subscribes and then unsubscribes ends unsubscribed); at most
+``max_pending_events`` may wait, beyond that the connection is closed. An
+event handler's return value answers the client's ack, when it asked for
+one: ``None`` → no arguments, a tuple → those arguments, anything else → that
+one argument.
 
 Client events named like Socket.IO's reserved ones (:data:`RESERVED_EVENTS`)
 are unknown events: no handler may be registered for them and none runs.
@@ -18,8 +22,9 @@ import asyncio
 import inspect
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from .adapter import Adapter, InMemoryAdapter
 from .eio_packets import Frame, message_frame
@@ -80,7 +85,18 @@ def encode_event(namespace: str, event: str, *args: Any) -> EncodedPacket:
 class Socket:
     """One client's membership of one namespace."""
 
-    __slots__ = ("_acks", "_pending", "auth", "connected", "connection", "data", "namespace", "rooms", "sid")
+    __slots__ = (
+        "_acks",
+        "_backlog",
+        "_pending",
+        "auth",
+        "connected",
+        "connection",
+        "data",
+        "namespace",
+        "rooms",
+        "sid",
+    )
 
     def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
         self.namespace = namespace
@@ -95,6 +111,8 @@ class Socket:
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         # Packets emitted by the connect handler, sent right after the CONNECT reply.
         self._pending: list[EncodedPacket] | None = []
+        # Events waiting for this socket's running handler (None: no handler is running).
+        self._backlog: deque[_Call] | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.sid} {self.namespace.name}>"
@@ -255,24 +273,61 @@ class Namespace:
         handler = self._events.get(event) if event not in RESERVED_EVENTS else None
         if handler is None:
             return
-        try:
-            result = handler(socket, *args)
-        except Exception:
-            logger.exception("handler of %r in namespace %s failed", event, self.name)
-            return
-        if inspect.isawaitable(result):
-            self.server.spawn(self._finish(socket, event, result, ack_id))
-        elif ack_id is not None:
-            socket._ack(ack_id, _ack_args(result))
+        call = _Call(handler, event, args, ack_id)
+        backlog = socket._backlog
+        if backlog is None:
+            self._start(socket, call)
+        elif len(backlog) < self.server.settings.max_pending_events:
+            backlog.append(call)  # in line behind the handler still running for this socket
+        else:
+            logger.warning(
+                "socket %s sent more than %d events while its handlers were busy; closing it",
+                socket.sid,
+                self.server.settings.max_pending_events,
+            )
+            socket.connection.engine.abort("transport error")
 
-    async def _finish(self, socket: Socket, event: str, result: Awaitable[Any], ack_id: int | None) -> None:
+    def _start(self, socket: Socket, call: _Call) -> None:
+        result = self._invoke(socket, call)
+        if inspect.isawaitable(result):
+            if self.server.settings.handlers_in_order:
+                socket._backlog = deque()
+                self.server.spawn(self._run_in_order(socket, call, result))
+            else:
+                self.server.spawn(self._finish(socket, call, result))
+        elif result is not _FAILED and call.ack_id is not None:
+            socket._ack(call.ack_id, _ack_args(result))
+
+    def _invoke(self, socket: Socket, call: _Call) -> Any:
+        try:
+            return call.handler(socket, *call.args)
+        except Exception:
+            logger.exception("handler of %r in namespace %s failed", call.event, self.name)
+            return _FAILED
+
+    async def _finish(self, socket: Socket, call: _Call, result: Awaitable[Any]) -> None:
         try:
             value = await result
         except Exception:
-            logger.exception("handler of %r in namespace %s failed", event, self.name)
+            logger.exception("handler of %r in namespace %s failed", call.event, self.name)
             return
-        if ack_id is not None and socket.connected:
-            socket._ack(ack_id, _ack_args(value))
+        if call.ack_id is not None and socket.connected:
+            socket._ack(call.ack_id, _ack_args(value))
+
+    async def _run_in_order(self, socket: Socket, call: _Call, result: Awaitable[Any]) -> None:
+        """One task per busy socket: this handler, then every event that queued behind it."""
+        try:
+            await self._finish(socket, call, result)
+            backlog = socket._backlog
+            while backlog and socket.connected:
+                call = backlog.popleft()
+                result = self._invoke(socket, call)
+                if inspect.isawaitable(result):
+                    await self._finish(socket, call, result)
+                elif result is not _FAILED and call.ack_id is not None:
+                    socket._ack(call.ack_id, _ack_args(result))
+        finally:
+            socket._backlog = None
 
     def _remove(self, socket: Socket, reason: str) -> None:
         if not socket.connected:
@@ -293,6 +348,17 @@ class Namespace:
             socket.connection.sockets.pop(self.name, None)
             for future in socket._acks.values():
                 future.cancel()
+
+
+class _Call(NamedTuple):
+    handler: EventHandler
+    event: str
+    args: list[Any]
+    ack_id: int | None
+
+
+# What _invoke returns for a handler that raised: no ack is sent.
+_FAILED: Any = object()
 
 
 def _ack_args(value: Any) -> list[Any]:

@@ -29,17 +29,24 @@ class TransportSettings:
     #: ``("*",)`` answers any origin; an empty tuple sends no CORS headers.
     cors_allowed_origins: tuple[str, ...] = ()
     allow_upgrades: bool = True
+    #: One socket's events are handled one after the other (each after the previous finished).
+    handlers_in_order: bool = True
+    #: Events of one socket that may wait behind its running handler; more closes the connection.
+    max_pending_events: int = 256
     #: Browsers offer permessage-deflate; it costs tens of KiB per connection, so it is off unless asked.
     per_message_deflate: bool = False
 
     def __post_init__(self) -> None:
         if not (self.path.startswith("/") and self.path.endswith("/")):
             raise ValueError(f"transport path {self.path!r}: start and end it with '/', e.g. '/socket.io/'")
-        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload", "outgoing_buffer_bytes"):
+        for name in (
+            "ping_interval_ms",
+            "ping_timeout_ms",
+            "max_payload",
+            "outgoing_buffer_bytes",
+            "connect_timeout_ms",
+            "max_pending_events",
+        ):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"transport setting {name}={value}: use a positive number")
-        if self.connect_timeout_ms <= 0:
-            raise ValueError(
-                f"transport setting connect_timeout_ms={self.connect_timeout_ms}: use a positive number"
-            )
