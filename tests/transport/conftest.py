@@ -25,9 +25,11 @@ class Live:
 Serve = Callable[[SocketServer], Awaitable[Live]]
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Serve a :class:`SocketServer` on loopback; every server is stopped at the end."""
+@pytest.fixture(params=["protocol", "asgi"])
+async def serve(request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
+    """Serve a :class:`SocketServer` on loopback, its websockets through our protocol class
+    (below ASGI) or through ASGI; every server is stopped at the end."""
+    below_asgi = request.param == "protocol"
     running: list[tuple[SocketServer, uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(server: SocketServer, other_app: ASGIApp | None = None) -> Live:
@@ -39,7 +41,7 @@ async def serve() -> AsyncIterator[Serve]:
             lifespan="off",
             log_config=None,
             timeout_graceful_shutdown=2,
-            **uvicorn_options(server.settings),
+            **uvicorn_options(server.engine, below_asgi=below_asgi),
         )
         uvicorn_server = uvicorn.Server(config)
         task = asyncio.create_task(uvicorn_server.serve())

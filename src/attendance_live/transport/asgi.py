@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket, RequestRefused
-from .settings import TransportSettings
 from .websocket import AsgiWebSocket
+from .ws_protocol import websocket_protocol
 
 __all__ = ["EngineApp", "uvicorn_options"]
 
@@ -185,14 +185,16 @@ class EngineApp:
         await channel.run(None, session)
 
 
-def uvicorn_options(settings: TransportSettings) -> dict[str, Any]:
-    """The ``uvicorn.Config`` options this transport expects: the sans-I/O websocket
-    implementation, permessage-deflate as the settings say, the payload limit, and no
+def uvicorn_options(*engines: EngineServer, below_asgi: bool = True) -> dict[str, Any]:
+    """The ``uvicorn.Config`` options for serving ``engines``: websockets through our protocol
+    class (:mod:`.ws_protocol`), or with ``below_asgi=False`` through ASGI on uvicorn's sans-I/O
+    implementation; permessage-deflate as the settings say; the payload limit; and no
     websocket-level pings (Engine.IO's heartbeat already watches every connection)."""
+    settings = engines[0].settings
     return {
-        "ws": "websockets-sansio",
+        "ws": websocket_protocol(*engines) if below_asgi else "websockets-sansio",
         "ws_per_message_deflate": settings.per_message_deflate,
-        "ws_max_size": settings.max_payload,
+        "ws_max_size": max(engine.settings.max_payload for engine in engines),
         "ws_ping_interval": None,
         "ws_ping_timeout": None,
     }

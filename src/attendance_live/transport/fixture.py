@@ -80,11 +80,12 @@ def build_socketio() -> SocketServer:
     return server
 
 
-def build_app() -> EngineApp:
-    """``/engine.io/`` in front of ``/socket.io/``, as one ASGI application."""
+def build_app() -> tuple[EngineApp, list[EngineServer]]:
+    """``/engine.io/`` in front of ``/socket.io/``, as one ASGI application; and both engines
+    (for the websocket protocol class)."""
     socketio = build_socketio()
     echo = EngineServer(EchoHandler(), _settings("/engine.io/"))
-    return EngineApp(echo, other_app=socketio.asgi_app())
+    return EngineApp(echo, other_app=socketio.asgi_app()), [echo, socketio.engine]
 
 
 def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket | None:
@@ -107,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
         prog="protocol-fixture", description="The protocol test suites' reference server, on our transport."
     )
     parser.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 and ::1 (default 3000)")
+    parser.add_argument(
+        "--websocket",
+        choices=("protocol", "asgi"),
+        default="protocol",
+        help="websockets through our protocol class below ASGI (default) or through ASGI",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sockets = [
@@ -117,10 +124,14 @@ def main(argv: list[str] | None = None) -> None:
         )
         if s is not None
     ]
-    config = uvicorn.Config(
-        build_app(), lifespan="off", log_level="warning", **uvicorn_options(_settings("/socket.io/"))
+    app, engines = build_app()
+    options = uvicorn_options(*engines, below_asgi=arguments.websocket == "protocol")
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", **options)
+    print(
+        f"protocol fixture on http://localhost:{arguments.port} (/engine.io/, /socket.io/), "
+        f"websockets via {arguments.websocket}",
+        flush=True,
     )
-    print(f"protocol fixture on http://localhost:{arguments.port} (/engine.io/, /socket.io/)", flush=True)
     asyncio.run(uvicorn.Server(config).serve(sockets=sockets))
 
 
