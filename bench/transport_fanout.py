@@ -1,0 +1,300 @@
+"""Broadcast cost: our transport against python-socketio, one room of N websockets.
+
+Each server kind runs in its own process with one namespace and one event,
+``join`` (enter the room ``bench``, acked). This process opens N raw websocket
+clients (a small ``asyncio.Protocol`` each: RFC 6455, Engine.IO 4, Socket.IO
+5, nothing more), joins them all, then asks the server (a line on its stdin)
+for one broadcast of a ~250-byte event at a time, waiting until every client
+has it. Reported per kind: the server's CPU per broadcast (utime + stime of
+its process from /proc, over all rounds) and per recipient, and the median and
+worst time from the request to the last arrival.
+
+Kinds:
+
+* ``ours``      our transport, websockets through the protocol class (the default cut)
+* ``ours-asgi`` our transport, websockets through ASGI (uvicorn websockets-sansio)
+* ``app``       python-socketio as the application runs it today (realtime/lean.py +
+                realtime/manager.py: one frame written straight to each idle websocket)
+* ``socketio``  python-socketio as shipped (AsyncServer.emit to a room)
+
+    .venv/bin/python bench/transport_fanout.py -n 1000 --rounds 20
+
+Indicative only: client and server share the machine's cores. Bounded: N is
+at most 2,000, loopback only, and every process stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+KINDS = ("ours", "ours-asgi", "app", "socketio")
+EVENT = {
+    "course_id": "bench-course",
+    "session_id": "3f2b8c1e-6d0a-4c55-9a57-1b2f0e4d9a10",
+    "teacher_id": "bench-teacher",
+    "teacher_name": "Bench Teacher",
+    "started_by": "Bench Teacher",
+    "started_at": "2024-01-15T10:30:00.000Z",
+    "topic": None,
+}
+MAX_N = 2000
+
+
+# ---------------------------------------------------------------- the server side
+
+
+def serve(kind: str, port: int) -> None:
+    import uvicorn
+
+    if kind in ("ours", "ours-asgi"):
+        from attendance_live.transport import Socket, SocketServer, TransportSettings, uvicorn_options
+
+        server = SocketServer(TransportSettings())
+        lobby = server.namespace("/")
+
+        @lobby.on("join")
+        def join(socket: Socket) -> str:
+            socket.join("bench")
+            return "ok"
+
+        async def broadcast() -> None:
+            lobby.broadcast(lobby.encode("tick", EVENT), to="bench")
+
+        app: Any = server.asgi_app()
+        options = uvicorn_options(server.engine, below_asgi=kind == "ours")
+    else:
+        import socketio
+
+        if kind == "app":
+            from attendance_live.realtime import jsoncodec
+            from attendance_live.realtime.lean import LeanServer
+            from attendance_live.realtime.manager import FastEmitManager
+
+            sio = LeanServer(
+                async_mode="asgi", client_manager=FastEmitManager(), async_handlers=False, json=jsoncodec
+            )
+        else:
+            sio = socketio.AsyncServer(async_mode="asgi")
+
+        async def join_room(sid: str) -> str:
+            await sio.enter_room(sid, "bench")
+            return "ok"
+
+        sio.on("join", join_room)
+
+        async def broadcast() -> None:
+            await sio.emit("tick", EVENT, room="bench")
+
+        app = socketio.ASGIApp(sio)
+        options = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
+
+    async def main() -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **options
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := (await reader.readline()).decode().strip():
+            if line == "broadcast":
+                await broadcast()
+            elif line == "quit":
+                break
+        server.should_exit = True
+        await serving
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- the client side
+
+
+def _client_frame(text: str) -> bytes:
+    payload = text.encode()
+    n = len(payload)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+    return head + b"\0\0\0\0" + payload  # the all-zero mask: valid, and masking is free
+
+
+class Client(asyncio.Protocol):
+    """One raw Socket.IO websocket client; counts ``tick`` events."""
+
+    def __init__(self, port: int, joined: asyncio.Future[None]) -> None:
+        self.port = port
+        self.joined = joined
+        self.buffer = b""
+        self.upgraded = False
+        self.ticks = 0
+        self.tick_waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.upgraded, self.buffer = True, self.buffer[end + 4 :]
+        while len(self.buffer) >= 2:
+            n = self.buffer[1] & 0x7F
+            start = 2
+            if n == 126:
+                if len(self.buffer) < 4:
+                    return
+                n, start = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif n == 127:
+                if len(self.buffer) < 10:
+                    return
+                n, start = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < start + n:
+                return
+            opcode = self.buffer[0] & 0x0F
+            payload, self.buffer = self.buffer[start : start + n], self.buffer[start + n :]
+            if opcode == 1:
+                self.message(payload.decode())
+
+    def message(self, text: str) -> None:
+        assert self.transport is not None
+        if text == "2":
+            self.transport.write(_client_frame("3"))
+        elif text.startswith("0"):
+            self.transport.write(_client_frame("40"))
+        elif text.startswith("40"):
+            self.transport.write(_client_frame('421["join"]'))
+        elif text.startswith("431"):
+            self.joined.set_result(None)
+        elif text.startswith('42["tick"'):
+            self.ticks += 1
+            if self.tick_waiter is not None and not self.tick_waiter.done():
+                self.tick_waiter.set_result(None)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(kind: str, n: int, rounds: int, port: int) -> dict[str, float]:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "serve", kind, "--port", str(port), stdin=asyncio.subprocess.PIPE
+    )
+    stdin = server.stdin
+    assert stdin is not None
+    try:
+        loop = asyncio.get_running_loop()
+        for _ in range(100):
+            try:
+                _, probe = await asyncio.open_connection("127.0.0.1", port)
+                probe.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        clients: list[Client] = []
+        for start in range(0, n, 100):  # 100 handshakes in flight at most
+            batch = []
+            for _ in range(start, min(n, start + 100)):
+                joined: asyncio.Future[None] = loop.create_future()
+                client = Client(port, joined)
+                await loop.create_connection(lambda client=client: client, "127.0.0.1", port)  # type: ignore[misc]
+                clients.append(client)
+                batch.append(joined)
+            async with asyncio.timeout(60):
+                await asyncio.gather(*batch)
+
+        async def one_broadcast() -> float:
+            expected = clients[0].ticks + 1
+            for client in clients:
+                client.tick_waiter = loop.create_future() if client.ticks < expected else None
+            began = time.perf_counter()
+            stdin.write(b"broadcast\n")
+            await stdin.drain()
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(c.tick_waiter for c in clients if c.tick_waiter is not None))
+            return time.perf_counter() - began
+
+        for _ in range(3):  # warm-up
+            await one_broadcast()
+        cpu_before = cpu_seconds(server.pid)
+        durations = [await one_broadcast() for _ in range(rounds)]
+        cpu = (cpu_seconds(server.pid) - cpu_before) / rounds
+        assert all(client.ticks == rounds + 3 for client in clients), "a client missed a broadcast"
+        for client in clients:
+            assert client.transport is not None
+            client.transport.abort()
+        return {
+            "cpu_ms": cpu * 1000,
+            "cpu_us_per_recipient": cpu * 1e6 / n,
+            "median_ms": statistics.median(durations) * 1000,
+            "max_ms": max(durations) * 1000,
+        }
+    finally:
+        stdin.write(b"quit\n")
+        await stdin.drain()
+        try:
+            async with asyncio.timeout(10):
+                await server.wait()
+        except TimeoutError:
+            server.kill()
+            await server.wait()
+
+
+async def run(kinds: list[str], n: int, rounds: int, port: int) -> None:
+    print(f"N={n} websockets in one room, {rounds} broadcasts each (after 3 warm-up), {os.cpu_count()} cores")
+    print(f"{'kind':<10} {'CPU/broadcast':>14} {'CPU/recipient':>14} {'last arrival p50':>17} {'max':>9}")
+    results = {}
+    for kind in kinds:
+        results[kind] = result = await measure(kind, n, rounds, port)
+        print(
+            f"{kind:<10} {result['cpu_ms']:>11.2f} ms {result['cpu_us_per_recipient']:>11.2f} µs"
+            f" {result['median_ms']:>14.2f} ms {result['max_ms']:>6.1f} ms",
+            flush=True,
+        )
+    if "ours" in results and "socketio" in results:
+        print(f"ours / socketio CPU: {results['ours']['cpu_ms'] / results['socketio']['cpu_ms']:.2f}")
+    if "ours" in results and "app" in results:
+        print(f"ours / app CPU: {results['ours']['cpu_ms'] / results['app']['cpu_ms']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    server = sub.add_parser("serve", help="(internal) run one server kind, driven by stdin")
+    server.add_argument("kind", choices=KINDS)
+    server.add_argument("--port", type=int, required=True)
+    parser.add_argument("-n", type=int, default=1000, help=f"websockets in the room (at most {MAX_N})")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--port", type=int, default=4310)
+    arguments = parser.parse_args()
+    if arguments.command == "serve":
+        serve(arguments.kind, arguments.port)
+        return
+    if not 1 <= arguments.n <= MAX_N:
+        parser.error(f"-n {arguments.n}: use 1 to {MAX_N}; this is a micro-benchmark for a shared machine")
+    kinds = arguments.kinds.split(",")
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"--kinds: unknown {sorted(unknown)}; choose from {', '.join(KINDS)}")
+    asyncio.run(run(kinds, arguments.n, arguments.rounds, arguments.port))
+
+
+if __name__ == "__main__":
+    main()
