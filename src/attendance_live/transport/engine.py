@@ -229,12 +229,15 @@ class EngineSocket:
                 await waiter
             finally:
                 self._poll_waiter = None
+        if self.transport != POLLING:
+            # Upgraded while this GET waited: what is queued now belongs to the websocket.
+            return str(NOOP_FRAME)
         frames = self.outbox.take_all()
         if self.closed:
             # What a flushing close left, then CLOSE (or NOOP when the client asked to close).
             frames.append(self._final_frame)
         elif not frames:
-            # Upgrading (or upgraded while this GET waited): end the poll with a noop.
+            # Upgrading: end the poll with a noop, so that the client can complete the upgrade.
             frames.append(NOOP_FRAME)
         return encode_payload(frames)
 
