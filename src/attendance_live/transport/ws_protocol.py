@@ -163,7 +163,10 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         """uvicorn is stopping: close with 1012 (service restart)."""
         if self._session is not None:
             self._session.abort("forced server close")
-        if not self._closing:
+        if self._paused and self._transport is not None:
+            self._closing = True
+            self._transport.abort()  # it would never drain
+        elif not self._closing:
             self._send_close(1012)
 
     # -- WebSocketChannel --------------------------------------------------------------------
@@ -282,9 +285,8 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         if self._conn.state is State.OPEN:
             self._conn.send_close(code)
             self._write_protocol_output()
-        transport = self._transport
-        # The client answers with its close frame and closes; if it does not, close anyway.
-        asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, transport.close)
+        # The client answers with its close frame, and we close; if it does not, drop the connection.
+        asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._transport.abort)
 
     def _write_protocol_output(self) -> None:
         output = self._conn.data_to_send()
