@@ -198,7 +198,9 @@ class EngineSocket:
 
     def _ping(self) -> None:
         self._awaiting_pong = True
-        self._heartbeat = self.server.pong_lane.add(self._ping_timeout)
+        # The pong is due pingTimeout after the ping was due, however late a busy loop ran it.
+        due = self._heartbeat.due if self._heartbeat is not None else None
+        self._heartbeat = self.server.pong_lane.add(self._ping_timeout, since=due)
         self.send(PING_FRAME)
 
     def _ping_timeout(self) -> None:

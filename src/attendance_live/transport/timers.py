@@ -40,8 +40,11 @@ class Lane:
         self._queue: deque[Deadline] = deque()
         self.delay = delay
 
-    def add(self, action: Callable[[], None]) -> Deadline:
-        deadline = Deadline(self._timers.loop.time() + self.delay, action)
+    def add(self, action: Callable[[], None], since: float | None = None) -> Deadline:
+        """``action`` runs ``delay`` seconds after ``since`` (a ``loop.time()``; default now).
+        ``since`` must not go back in time from one call to the next."""
+        start = self._timers.loop.time() if since is None else since
+        deadline = Deadline(start + self.delay, action)
         was_empty = not self._queue
         self._queue.append(deadline)
         if was_empty:
