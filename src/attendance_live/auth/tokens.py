@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import jwt
 
+from attendance_live.vocabulary import ROLES, Role
+
 __all__ = ["Identity", "Role", "TokenError", "TokenService"]
 
-Role = Literal["student", "teacher", "admin"]
-ROLES: Final = ("student", "teacher", "admin")
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200
 
