@@ -10,7 +10,16 @@ from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Conflict
 from attendance_live.vocabulary import EnrollmentStatus
 
-__all__ = ["DEMO_COURSE_ID", "demo_listing", "seed_demo"]
+__all__ = [
+    "DEMO_COURSE_CODE",
+    "DEMO_COURSE_ID",
+    "DEMO_COURSE_TITLE",
+    "DEMO_TOKEN_TTL",
+    "STUDENTS",
+    "TEACHER",
+    "demo_listing",
+    "seed_demo",
+]
 
 DEMO_COURSE_ID = "demo-course"
 DEMO_COURSE_CODE = "DEMO-101"

@@ -29,7 +29,15 @@ from starlette.exceptions import HTTPException
 from attendance_live.api.schemas import Detail
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
 
-__all__ = ["CONFLICT", "ERRORS", "STATUS", "Unauthorized", "install_error_handlers", "status_of"]
+__all__ = [
+    "CONFLICT",
+    "ERRORS",
+    "STATUS",
+    "UNAVAILABLE",
+    "Unauthorized",
+    "install_error_handlers",
+    "status_of",
+]
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,17 @@ import jwt
 
 from attendance_live.vocabulary import ROLES, Role
 
-__all__ = ["Identity", "Role", "TokenError", "TokenService"]
+__all__ = [
+    "AUTHENTICATION_REQUIRED",
+    "INVALID_TOKEN",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "TOKEN_EXPIRED",
+    "Identity",
+    "Role",
+    "TokenError",
+    "TokenService",
+]
 
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql import ColumnCollection
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["Database"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database"]
 
 T = TypeVar("T")
 

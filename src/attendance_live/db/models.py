@@ -37,6 +37,18 @@ from attendance_live.vocabulary import (
     SessionStatus,
 )
 
+__all__ = [
+    "ID_LENGTH",
+    "NAMING",
+    "AttendanceRecord",
+    "AttendanceSession",
+    "Base",
+    "Course",
+    "Enrollment",
+    "UTCDateTime",
+    "User",
+]
+
 ID_LENGTH = ID_MAX_CHARS
 
 NAMING = {

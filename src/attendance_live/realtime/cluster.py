@@ -37,7 +37,7 @@ from attendance_live.service.events import (
     SessionStarted,
 )
 
-__all__ = ["Cluster", "decode_event", "encode_event"]
+__all__ = ["CHANNEL", "EVENT_TYPES", "Cluster", "decode_event", "encode_event"]
 
 log = logging.getLogger(__name__)
 
