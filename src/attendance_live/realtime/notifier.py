@@ -5,11 +5,14 @@ each course has one worker that handles its events one after another.
 
 * ``SessionStarted`` → ``courseSessionStarted`` then ``activeSessionsData``
 * ``SessionEnded``   → ``courseSessionEnded`` then ``activeSessionsData``
-* ``RecordChanged``  → ``attendanceUpdated`` to the session's roster room, and
-  ``activeSessionsData`` when the session's studentCount moved.
+* ``RecordChanged``  → ``myAttendanceUpdated`` to the student's own room and
+  ``attendanceUpdated`` to the session's roster room (both from the record the
+  event carries, as committed), and ``activeSessionsData`` when the session's
+  studentCount moved.
 
-Snapshots are read from the database when they are sent, so the last one a
-client receives is always the true state. Consecutive record changes that are
+Every payload is built by ``realtime.payloads``. Snapshots are read when they
+are sent (through the snapshot cache, which the change dropped before it was
+announced), so the last one a client receives is always the true state. Consecutive record changes that are
 already queued share one snapshot (a burst of 1,000 check-ins does not become
 1,000 broadcasts of stale counts), and a count-only snapshot waits until
 ``count_interval`` (100 ms by default, ``COUNT_UPDATE_INTERVAL_MS``) after the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import String, bindparam, case, func, or_, select
+from sqlalchemy import String, bindparam, or_, select
 from sqlalchemy.engine import Connection
 
 from attendance_live.auth.tokens import Identity
@@ -20,6 +20,7 @@ from attendance_live.service.cache import CourseMembers
 from attendance_live.service.core import BATCH_ROWS, validate_id
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput
 from attendance_live.service.events import EnrollmentChanged
+from attendance_live.service.users import name_and_email
 from attendance_live.service.views import CourseView, EnrollmentView
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import EnrollmentStatus
@@ -170,12 +171,7 @@ class Courses(AccessRules):
                         User,
                         users,
                         key=[User.id],
-                        update=lambda excluded: {
-                            # the id stands in for a name left out: keep the stored one
-                            "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
-                            "email": func.coalesce(excluded.email, User.email),
-                            "updated_at": now,
-                        },
+                        update=lambda excluded: {**name_and_email(excluded), "updated_at": now},
                     )
                 )
                 enrollments = [

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import case, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnCollection
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
@@ -25,7 +27,7 @@ from attendance_live.db.models import User
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import Role
 
-__all__ = ["BATCH_DELAY_SECONDS", "BATCH_ROWS", "Facts", "UserDirectory"]
+__all__ = ["BATCH_DELAY_SECONDS", "BATCH_ROWS", "Facts", "UserDirectory", "name_and_email"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,15 @@ BATCH_ROWS = 500
 BATCH_DELAY_SECONDS = 0.05
 
 Facts = tuple[str, str | None, Role]
+
+
+def name_and_email(excluded: ColumnCollection[str, Any]) -> dict[str, Any]:
+    """What a user upsert sets of the name and email: each given one wins, one left out keeps
+    what is stored (a name left out arrives as the user's id)."""
+    return {
+        "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
+        "email": func.coalesce(excluded.email, User.email),
+    }
 
 
 def _facts(actor: Identity) -> Facts:
@@ -124,12 +135,7 @@ class UserDirectory:
             User,
             rows,
             key=[User.id],
-            update=lambda excluded: {
-                "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
-                "email": func.coalesce(excluded.email, User.email),
-                "role": excluded.role,
-                "updated_at": now,
-            },
+            update=lambda excluded: {**name_and_email(excluded), "role": excluded.role, "updated_at": now},
         )
         async with self.database.write() as db:
             await db.execute(statement)
