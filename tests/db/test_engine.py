@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.models import User
@@ -17,8 +18,8 @@ T1 = datetime(2024, 1, 15, 11, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.database_url)
     await upgrade(db)
     yield db
     await db.dispose()
