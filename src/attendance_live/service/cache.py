@@ -13,7 +13,7 @@ Each course has a version that every invalidation bumps; a load stores its
 result only if the version did not move while it ran, so a change that
 commits during a load is never hidden by it. With several nodes the
 invalidations arrive over Redis; a time-to-live bounds what a lost one could
-cost (see ``Caches(ttl=...)``).
+cost (``Caches.for_cluster``).
 """
 
 from __future__ import annotations
