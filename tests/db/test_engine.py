@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import func, select
 
-from attendance_live.config import Settings
 from attendance_live.db.engine import Database
-from attendance_live.db.migrate import upgrade
 from attendance_live.db.models import User
 
 T0 = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 T1 = datetime(2024, 1, 15, 11, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(settings.database_url)
-    await upgrade(db)
-    yield db
-    await db.dispose()
 
 
 def _row(user_id: str, name: str, at: datetime) -> dict[str, object]:
