@@ -11,7 +11,7 @@ import uvicorn
 
 from attendance_live.transport import SocketServer, uvicorn_options
 from attendance_live.transport.asgi import ASGIApp
-from tests.conftest import free_port
+from tests.infra import free_port
 
 
 @dataclass(frozen=True)
