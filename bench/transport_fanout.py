@@ -6,12 +6,14 @@ clients (a small ``asyncio.Protocol`` each: RFC 6455, Engine.IO 4, Socket.IO
 5, nothing more), joins them all, then asks the server (a line on its stdin)
 for one broadcast of a ~250-byte event at a time, waiting until every client
 has it. Reported per kind: the server's CPU per broadcast (utime + stime of
-its process from /proc, over all rounds) and per recipient, and the median and
-worst time from the request to the last arrival.
+its process from /proc, over all rounds) and per recipient, the median and
+worst time from the request to the last arrival, and the server's resident
+memory per joined connection (VmRSS after joining minus before, over N).
 
 Kinds:
 
 * ``ours``      our transport, websockets through the protocol class (the default cut)
+* ``ours-deflate`` the same with permessage-deflate enabled (the clients offer it)
 * ``ours-asgi`` our transport, websockets through ASGI (uvicorn websockets-sansio)
 * ``app``       python-socketio as the application runs it today (realtime/lean.py +
                 realtime/manager.py: one frame written straight to each idle websocket)
@@ -31,9 +33,10 @@ import os
 import statistics
 import sys
 import time
+import zlib
 from typing import Any
 
-KINDS = ("ours", "ours-asgi", "app", "socketio")
+KINDS = ("ours", "ours-deflate", "ours-asgi", "app", "socketio")
 EVENT = {
     "course_id": "bench-course",
     "session_id": "3f2b8c1e-6d0a-4c55-9a57-1b2f0e4d9a10",
@@ -52,10 +55,10 @@ MAX_N = 2000
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
-    if kind in ("ours", "ours-asgi"):
+    if kind.startswith("ours"):
         from attendance_live.transport import Socket, SocketServer, TransportSettings, uvicorn_options
 
-        server = SocketServer(TransportSettings())
+        server = SocketServer(TransportSettings(per_message_deflate=kind == "ours-deflate"))
         lobby = server.namespace("/")
 
         @lobby.on("join")
@@ -67,7 +70,7 @@ def serve(kind: str, port: int) -> None:
             lobby.broadcast(lobby.encode("tick", EVENT), to="bench")
 
         app: Any = server.asgi_app()
-        options = uvicorn_options(server.engine, below_asgi=kind == "ours")
+        options = uvicorn_options(server.engine, below_asgi=kind != "ours-asgi")
     else:
         import socketio
 
@@ -127,8 +130,11 @@ def _client_frame(text: str) -> bytes:
 class Client(asyncio.Protocol):
     """One raw Socket.IO websocket client; counts ``tick`` events."""
 
-    def __init__(self, port: int, joined: asyncio.Future[None]) -> None:
+    def __init__(self, port: int, joined: asyncio.Future[None], deflate: bool) -> None:
         self.port = port
+        self.deflate = deflate
+        # permessage-deflate with context takeover: one decompressor for the connection's life.
+        self.inflater = zlib.decompressobj(wbits=-15)
         self.joined = joined
         self.buffer = b""
         self.upgraded = False
@@ -142,7 +148,9 @@ class Client(asyncio.Protocol):
         transport.write(
             b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
+            b"Sec-WebSocket-Version: 13\r\n"
+            + (b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if self.deflate else b"")
+            + b"\r\n"
         )
 
     def data_received(self, data: bytes) -> None:
@@ -165,8 +173,10 @@ class Client(asyncio.Protocol):
                 n, start = int.from_bytes(self.buffer[2:10], "big"), 10
             if len(self.buffer) < start + n:
                 return
-            opcode = self.buffer[0] & 0x0F
+            opcode, compressed = self.buffer[0] & 0x0F, self.buffer[0] & 0x40
             payload, self.buffer = self.buffer[start : start + n], self.buffer[start + n :]
+            if compressed:
+                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
             if opcode == 1:
                 self.message(payload.decode())
 
@@ -184,6 +194,14 @@ class Client(asyncio.Protocol):
             self.ticks += 1
             if self.tick_waiter is not None and not self.tick_waiter.done():
                 self.tick_waiter.set_result(None)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -207,12 +225,13 @@ async def measure(kind: str, n: int, rounds: int, port: int) -> dict[str, float]
                 break
             except OSError:
                 await asyncio.sleep(0.1)
+        rss_before = rss_kib(server.pid)
         clients: list[Client] = []
         for start in range(0, n, 100):  # 100 handshakes in flight at most
             batch = []
             for _ in range(start, min(n, start + 100)):
                 joined: asyncio.Future[None] = loop.create_future()
-                client = Client(port, joined)
+                client = Client(port, joined, deflate=kind == "ours-deflate")
                 await loop.create_connection(lambda client=client: client, "127.0.0.1", port)  # type: ignore[misc]
                 clients.append(client)
                 batch.append(joined)
@@ -232,6 +251,7 @@ async def measure(kind: str, n: int, rounds: int, port: int) -> dict[str, float]
 
         for _ in range(3):  # warm-up
             await one_broadcast()
+        rss_per_connection = (rss_kib(server.pid) - rss_before) / n
         cpu_before = cpu_seconds(server.pid)
         durations = [await one_broadcast() for _ in range(rounds)]
         cpu = (cpu_seconds(server.pid) - cpu_before) / rounds
@@ -244,6 +264,7 @@ async def measure(kind: str, n: int, rounds: int, port: int) -> dict[str, float]
             "cpu_us_per_recipient": cpu * 1e6 / n,
             "median_ms": statistics.median(durations) * 1000,
             "max_ms": max(durations) * 1000,
+            "rss_kib": rss_per_connection,
         }
     finally:
         stdin.write(b"quit\n")
@@ -258,13 +279,16 @@ async def measure(kind: str, n: int, rounds: int, port: int) -> dict[str, float]
 
 async def run(kinds: list[str], n: int, rounds: int, port: int) -> None:
     print(f"N={n} websockets in one room, {rounds} broadcasts each (after 3 warm-up), {os.cpu_count()} cores")
-    print(f"{'kind':<10} {'CPU/broadcast':>14} {'CPU/recipient':>14} {'last arrival p50':>17} {'max':>9}")
+    print(
+        f"{'kind':<13} {'CPU/broadcast':>14} {'CPU/recipient':>14} {'last arrival p50':>17} {'max':>9}"
+        f" {'RSS/connection':>15}"
+    )
     results = {}
     for kind in kinds:
         results[kind] = result = await measure(kind, n, rounds, port)
         print(
-            f"{kind:<10} {result['cpu_ms']:>11.2f} ms {result['cpu_us_per_recipient']:>11.2f} µs"
-            f" {result['median_ms']:>14.2f} ms {result['max_ms']:>6.1f} ms",
+            f"{kind:<13} {result['cpu_ms']:>11.2f} ms {result['cpu_us_per_recipient']:>11.2f} µs"
+            f" {result['median_ms']:>14.2f} ms {result['max_ms']:>6.1f} ms {result['rss_kib']:>11.1f} KiB",
             flush=True,
         )
     if "ours" in results and "socketio" in results:
