@@ -18,6 +18,8 @@ Kinds:
 * ``app``       python-socketio as the application runs it today (realtime/lean.py +
                 realtime/manager.py: one frame written straight to each idle websocket)
 * ``socketio``  python-socketio as shipped (AsyncServer.emit to a room)
+* ``floor``     no server library: a raw asyncio protocol that fakes the handshakes and
+                writes one pre-serialised websocket frame to each joined socket
 
     .venv/bin/python bench/transport_fanout.py -n 1000 --rounds 20
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -36,7 +39,7 @@ import time
 import zlib
 from typing import Any
 
-KINDS = ("ours", "ours-deflate", "ours-asgi", "app", "socketio")
+KINDS = ("ours", "ours-deflate", "ours-asgi", "app", "socketio", "floor")
 EVENT = {
     "course_id": "bench-course",
     "session_id": "3f2b8c1e-6d0a-4c55-9a57-1b2f0e4d9a10",
@@ -52,7 +55,71 @@ MAX_N = 2000
 # ---------------------------------------------------------------- the server side
 
 
+def serve_floor(port: int) -> None:
+    """The least a server can do: the same bytes written to every joined socket."""
+    import base64
+    import hashlib
+
+    from websockets.frames import Frame as WsFrame
+    from websockets.frames import Opcode
+
+    def frame(text: str) -> bytes:
+        return WsFrame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+    tick = frame('42["tick",' + json.dumps(EVENT, separators=(",", ":")) + "]")
+    joined: list[asyncio.Transport] = []
+
+    class Floor(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport, self.buffer, self.upgraded = transport, b"", False
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            if not self.upgraded:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                key = next(
+                    line.split(b":", 1)[1].strip()
+                    for line in self.buffer[:end].split(b"\r\n")
+                    if line.lower().startswith(b"sec-websocket-key")
+                )
+                accept = base64.b64encode(
+                    hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()  # noqa: S324 (RFC 6455)
+                )
+                self.transport.write(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frame('0{"sid":"floor"}')
+                )
+                self.upgraded, self.buffer = True, self.buffer[end + 4 :]
+            # Client frames here are small and masked with zeros: the payload starts at byte 6.
+            while len(self.buffer) >= 6 and len(self.buffer) >= 6 + (self.buffer[1] & 0x7F):
+                n = self.buffer[1] & 0x7F
+                text, self.buffer = self.buffer[6 : 6 + n], self.buffer[6 + n :]
+                if text == b"40":
+                    self.transport.write(frame('40{"sid":"floor"}'))
+                elif text.startswith(b"421"):
+                    self.transport.write(frame('431["ok"]'))
+                    joined.append(self.transport)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Floor, "127.0.0.1", port)
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while (await reader.readline()).decode().strip() == "broadcast":
+            for transport in joined:
+                transport.write(tick)
+        server.close()
+
+    asyncio.run(main())
+
+
 def serve(kind: str, port: int) -> None:
+    if kind == "floor":
+        serve_floor(port)
+        return
     import uvicorn
 
     if kind.startswith("ours"):
@@ -295,6 +362,8 @@ async def run(kinds: list[str], n: int, rounds: int, port: int) -> None:
         print(f"ours / socketio CPU: {results['ours']['cpu_ms'] / results['socketio']['cpu_ms']:.2f}")
     if "ours" in results and "app" in results:
         print(f"ours / app CPU: {results['ours']['cpu_ms'] / results['app']['cpu_ms']:.2f}")
+    if "ours" in results and "floor" in results:
+        print(f"ours / floor CPU: {results['ours']['cpu_ms'] / results['floor']['cpu_ms']:.2f}")
 
 
 def main() -> None:
