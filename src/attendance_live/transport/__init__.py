@@ -6,7 +6,9 @@ Layers, bottom up (docs/transport.md tells the design):
 * :mod:`.outbox`, :mod:`.timers`: a bounded outgoing buffer per connection; one
   timer for every connection's deadlines.
 * :mod:`.engine`: Engine.IO sessions, heartbeat, long-polling, the upgrade.
-* :mod:`.websocket`, :mod:`.asgi`: the websocket and HTTP plumbing over ASGI.
+* :mod:`.ws_protocol`: websockets below ASGI, a protocol class for uvicorn's
+  ``Config(ws=...)``; :mod:`.asgi`: long-polling over ASGI (and
+  :mod:`.websocket`, websockets over ASGI as a fallback).
 * :mod:`.adapter`, :mod:`.namespace`, :mod:`.server`: Socket.IO namespaces,
   sockets, rooms, events and acks; the handler API.
 * :mod:`.fixture`: the official protocol suites' reference server.

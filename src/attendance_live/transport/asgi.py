@@ -1,7 +1,8 @@
 """The Engine.IO endpoint as an ASGI application: HTTP long-polling and websockets.
 
 Requests under ``settings.path`` are Engine.IO's; anything else goes to
-``other_app`` (the HTTP API) or gets 404. Query validation and the error
+``other_app`` (the HTTP API) or gets 404. Websockets arrive here only when
+uvicorn is not given our protocol class (:func:`uvicorn_options` gives it). Query validation and the error
 bodies follow Node's engine.io, which the official test suite checks:
 
 ====================================  ======  ==============================

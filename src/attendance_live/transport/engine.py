@@ -3,8 +3,8 @@
 An :class:`EngineSocket` is one Engine.IO session. It owns one
 :class:`~.outbox.Outbox`; whatever transport currently carries the session
 drains it: a pending long-polling GET takes everything at once, a websocket
-channel (:class:`WebSocketChannel`, driven over ASGI by :mod:`.websocket`)
-writes frame by frame. Writing to a session (:meth:`EngineSocket.send`) never
+channel (:class:`WebSocketChannel`: :mod:`.ws_protocol` below ASGI, or
+:mod:`.websocket` over ASGI) writes what is queued. Writing to a session (:meth:`EngineSocket.send`) never
 waits: it appends and wakes the transport, so one encoded frame can be written
 to any number of sessions in a plain loop.
 
@@ -13,8 +13,8 @@ Close reasons are Node's: ``transport close`` (the client closed),
 (:meth:`EngineSocket.close`), ``forced server close`` (shutdown), plus ours,
 ``buffer overflow`` (the outgoing buffer passed its limit).
 
-The HTTP and websocket plumbing is in :mod:`.asgi` and :mod:`.websocket`; this
-module knows nothing about ASGI.
+The HTTP and websocket plumbing is in :mod:`.asgi`, :mod:`.ws_protocol` and
+:mod:`.websocket`; this module knows nothing about ASGI or sockets.
 """
 
 from __future__ import annotations

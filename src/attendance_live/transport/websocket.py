@@ -1,4 +1,4 @@
-"""One websocket, driven over ASGI.
+"""One websocket, driven over ASGI: the fallback to :mod:`.ws_protocol`.
 
 The ASGI task that runs :meth:`AsgiWebSocket.run` is the connection's reader:
 it receives messages and hands each to the Engine.IO session. Writing has no
@@ -8,10 +8,10 @@ is empty. ASGI's ``send`` awaits the server's flow control, so a client that
 stops reading holds its own drain task, never the broadcaster; its frames pile
 up in its outbox until the limit closes it.
 
-This is the part a websocket protocol class of our own replaces later
-(docs/transport.md, "where the cut lies"): it would implement the same
-:class:`~.engine.WebSocketChannel` with a synchronous ``transport.write`` and
-drive the same :class:`~.engine.EngineSocket`.
+Served this way with ``uvicorn_options(engine, below_asgi=False)``, or under
+any ASGI server. The default is the protocol class in :mod:`.ws_protocol`,
+which implements the same :class:`~.engine.WebSocketChannel` with a
+synchronous ``transport.write`` (docs/transport.md, "where the cut lies").
 """
 
 from __future__ import annotations
