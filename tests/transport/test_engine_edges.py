@@ -142,3 +142,27 @@ async def test_a_client_that_does_not_answer_pings_times_out(serve: Serve) -> No
             assert await client.connection.recv() == "2"  # and no pong from us
             assert await seen["disconnects"].get() == "ping timeout"
         await client.closed()
+
+
+async def test_a_connect_handler_can_add_a_recovery_pid_to_the_connect_reply(serve: Serve) -> None:
+    server, _ = lobby_server()
+    recovering = server.namespace("/recovering")
+
+    @recovering.on_connect
+    def admit(socket: Socket, auth: dict[str, Any]) -> None:
+        socket.pid = auth.get("pid", "new-pid")
+
+    live = await serve(server)
+    async with raw_socket(live.ws_url) as client:
+        await client.send('40/recovering,{"pid":"old-pid","offset":"7"}')
+        reply = await client.receive()
+        assert isinstance(reply, str)
+        assert reply.startswith("40/recovering,")
+        body = orjson.loads(reply[len("40/recovering,") :])
+        assert set(body) == {"sid", "pid"}
+        assert body["pid"] == "old-pid"
+        # A handler that sets no pid: the reply stays {"sid"}, as the protocol suite expects.
+        await client.send("40")
+        plain = await client.receive()
+        assert isinstance(plain, str)
+        assert set(orjson.loads(plain[2:])) == {"sid"}

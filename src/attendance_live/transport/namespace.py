@@ -94,6 +94,7 @@ class Socket:
         "connection",
         "data",
         "namespace",
+        "pid",
         "rooms",
         "sid",
     )
@@ -107,6 +108,9 @@ class Socket:
         #: Free for the application's per-connection state.
         self.data: Any = None
         self.rooms: set[str] = set()
+        #: Connection state recovery (socket.io 4.6+): a connect handler that sets this private
+        #: session id gets it into the CONNECT reply, ``{"sid", "pid"}``.
+        self.pid: str | None = None
         self.connected = False
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         # Packets emitted by the connect handler, sent right after the CONNECT reply.
@@ -259,7 +263,8 @@ class Namespace:
         self.sockets[socket.sid] = socket
         socket.connected = True
         pending, socket._pending = socket._pending or [], None
-        socket.send_encoded(encode(SocketPacket(SocketPacketType.CONNECT, self.name, {"sid": socket.sid})))
+        reply = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
+        socket.send_encoded(encode(SocketPacket(SocketPacketType.CONNECT, self.name, reply)))
         for packet in pending:
             socket.send_encoded(packet)
         return True
