@@ -82,7 +82,8 @@ def decode_frame(message: str | bytes) -> Packet:
         return Packet(PacketType.MESSAGE, message)
     kind = _TYPES.get(message[:1])
     if kind is None:
-        raise PacketError(f"unknown Engine.IO packet type in {message[:16]!r}")
+        # The type character only: a packet's content may carry a token, and this goes to the log.
+        raise PacketError(f"unknown Engine.IO packet type {message[:1]!r} (expected 0 to 6)")
     return Packet(kind, message[1:])
 
 

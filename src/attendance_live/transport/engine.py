@@ -125,6 +125,12 @@ class EngineSocket:
         "upgrading",
     )
 
+    @property
+    def label(self) -> str:
+        """The session as log lines name it: a prefix of its id, since the whole id is what a
+        long-polling client presents to use the session."""
+        return self.sid[:6]
+
     def __init__(self, server: EngineServer, sid: str, transport: str, remote: str | None) -> None:
         self.server = server
         self.sid = sid
@@ -186,7 +192,7 @@ class EngineSocket:
         try:
             packet = decode_frame(message)
         except PacketError as exc:
-            logger.info("engine.io session %s: %s; closing it", self.sid, exc)
+            logger.info("engine.io session %s: %s; closing it", self.label, exc)
             self._close("parse error", flush=False)
             return
         self.receive(packet)
@@ -260,7 +266,7 @@ class EngineSocket:
         try:
             packets = decode_payload(body)
         except PacketError as exc:
-            logger.info("engine.io session %s: %s; closing it", self.sid, exc)
+            logger.info("engine.io session %s: %s; closing it", self.label, exc)
             self._close("parse error", flush=False)
             raise RequestRefused(RequestRefused.BAD_REQUEST, f"Bad request: {exc}") from None
         for packet in packets:
@@ -339,7 +345,7 @@ class EngineSocket:
         try:
             self.server.handler.on_close(self, reason)
         except Exception:
-            logger.exception("engine.io close handler failed for session %s", self.sid)
+            logger.exception("engine.io close handler failed for session %s", self.label)
 
 
 class EngineServer:
@@ -418,7 +424,7 @@ class EngineServer:
         self.overflow_count += 1
         logger.warning(
             "engine.io session %s: outgoing buffer passed %d bytes (client not reading); closing it",
-            socket.sid,
+            socket.label,
             self.settings.outgoing_buffer_bytes,
         )
         if self._on_overflow is not None:

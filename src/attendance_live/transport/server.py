@@ -71,7 +71,7 @@ class Connection:
 
     def _connect_timeout(self) -> None:
         if not self.sockets:
-            logger.info("socket.io connection %s joined no namespace in time; closing it", self.engine.sid)
+            logger.info("socket.io connection %s joined no namespace in time; closing it", self.engine.label)
             self.engine.abort("forced close")
 
     # -- incoming --------------------------------------------------------------------------
@@ -93,7 +93,7 @@ class Connection:
                     self._assembler = BinaryAssembler(packet)
                     return
         except SocketPacketError as exc:
-            logger.info("socket.io connection %s: %s; closing it", self.engine.sid, exc)
+            logger.info("socket.io connection %s: %s; closing it", self.engine.label, exc)
             self.engine.abort("parse error")
             return
         self._dispatch(packet)

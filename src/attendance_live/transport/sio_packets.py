@@ -91,7 +91,8 @@ def decode_packet(text: str) -> SocketPacket:
     try:
         kind = SocketPacketType(int(text[:1]))
     except ValueError:
-        raise SocketPacketError(f"unknown Socket.IO packet type in {text[:16]!r}") from None
+        # The type character only: a packet's content may carry a token, and this goes to the log.
+        raise SocketPacketError(f"unknown Socket.IO packet type {text[:1]!r} (expected 0 to 6)") from None
     end = len(text)
     i = 1
     attachments = 0
@@ -123,7 +124,7 @@ def decode_packet(text: str) -> SocketPacket:
             data = orjson.loads(text[i:])
         except orjson.JSONDecodeError:
             raise SocketPacketError(
-                f"invalid JSON payload in a Socket.IO packet: {text[i : i + 32]!r}"
+                f"invalid JSON payload in a Socket.IO packet, at character {i} of {len(text)}"
             ) from None
     packet = SocketPacket(kind, namespace, data, ack_id, attachments)
     _validate(packet)

@@ -143,7 +143,7 @@ class AsgiWebSocket:
                 data = message.get("bytes") or b""
             if len(data) > max_payload:
                 logger.info(
-                    "engine.io session %s: message over %d bytes; closing it", socket.sid, max_payload
+                    "engine.io session %s: message over %d bytes; closing it", socket.label, max_payload
                 )
                 socket.abort("transport error")
                 return
