@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from attendance_live.transport import EngineSocket, Socket, SocketServer, TransportSettings
 from attendance_live.transport.eio_packets import Packet, PacketType
 
@@ -86,3 +88,49 @@ async def test_a_polling_client_that_stops_polling_overflows_and_is_counted() ->
     assert engine_socket.closed
     assert list(lobby.adapter.members("room")) == []
     await server.close()
+
+
+async def test_events_piling_up_behind_a_busy_handler_close_the_connection() -> None:
+    setup = Lobby(max_pending_events=5)
+    gate = asyncio.Event()
+    handled: list[int] = []
+
+    async def slow(socket: Socket, n: int) -> None:
+        await gate.wait()
+        handled.append(n)
+
+    setup.namespace.on("slow", slow)
+    engine_socket, _ = await setup.connect()
+    for n in range(6):  # one running, five waiting: still fine
+        engine_socket.receive(Packet(PacketType.MESSAGE, f'2["slow",{n}]'))
+    assert not engine_socket.closed
+    engine_socket.receive(Packet(PacketType.MESSAGE, '2["slow",6]'))
+    assert engine_socket.closed
+    gate.set()
+    await setup.server.close()
+    assert 6 not in handled
+
+
+async def test_a_disconnect_cancels_a_pending_acknowledgement() -> None:
+    setup = Lobby()
+    engine_socket, socket = await setup.connect()
+    asking = asyncio.create_task(socket.call("question", 1))
+    await asyncio.sleep(0)  # the call is sent and waits
+    assert events(engine_socket) == ['421["question",1]']
+    engine_socket.receive(Packet(PacketType.CLOSE))
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+    await setup.server.close()
+
+
+async def test_an_acknowledgement_from_the_client_answers_the_call() -> None:
+    setup = Lobby()
+    engine_socket, socket = await setup.connect()
+    asking = asyncio.create_task(socket.call("question", 1))
+    await asyncio.sleep(0)
+    assert events(engine_socket) == ['421["question",1]']
+    engine_socket.receive(Packet(PacketType.MESSAGE, '31["answer",2]'))
+    async with asyncio.timeout(5):
+        assert await asking == ["answer", 2]
+    await setup.server.close()

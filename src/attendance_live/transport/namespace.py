@@ -57,6 +57,19 @@ EventHandler = Callable[..., Any]
 DisconnectHandler = Callable[["Socket", str], Awaitable[None] | None]
 
 
+class _Call(NamedTuple):
+    handler: EventHandler
+    event: str
+    args: list[Any]
+    ack_id: int | None
+
+
+# What _invoke returns for a handler that raised: no ack is sent.
+_FAILED: Any = object()
+# _complete's default: the handler is still to be called.
+_NOT_CALLED: Any = object()
+
+
 class ConnectRefused(Exception):
     """Raised by a connect handler: the client gets CONNECT_ERROR ``{"message": message}``
     (plus ``data``, when given, as Node's ``err.data``)."""
@@ -293,13 +306,18 @@ class Namespace:
             socket.connection.engine.abort("transport error")
 
     def _start(self, socket: Socket, call: _Call) -> None:
-        result = self._invoke(socket, call)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutinefunction(call.handler):
+            # The coroutine is made inside its task: cancelled before it starts (shutdown), the
+            # task leaves no coroutine behind that was never awaited.
             if self.server.settings.handlers_in_order:
                 socket._backlog = deque()
-                self.server.spawn(self._run_in_order(socket, call, result))
+                self.server.spawn(self._run_in_order(socket, call))
             else:
-                self.server.spawn(self._finish(socket, call, result))
+                self.server.spawn(self._complete(socket, call))
+            return
+        result = self._invoke(socket, call)
+        if inspect.isawaitable(result):  # a plain function that returned an awaitable
+            self.server.spawn(self._complete(socket, call, result))
         elif result is not _FAILED and call.ack_id is not None:
             socket._ack(call.ack_id, _ack_args(result))
 
@@ -310,39 +328,51 @@ class Namespace:
             logger.exception("handler of %r in namespace %s failed", call.event, self.name)
             return _FAILED
 
-    async def _finish(self, socket: Socket, call: _Call, result: Awaitable[Any]) -> None:
-        try:
-            value = await result
-        except Exception:
-            logger.exception("handler of %r in namespace %s failed", call.event, self.name)
+    async def _complete(self, socket: Socket, call: _Call, result: Any = _NOT_CALLED) -> None:
+        """Run (or finish) one handler, then answer the client's ack if it asked for one."""
+        if result is _NOT_CALLED:
+            result = self._invoke(socket, call)
+        if result is _FAILED:
             return
+        if inspect.isawaitable(result):
+            try:
+                result = await result
+            except Exception:
+                logger.exception("handler of %r in namespace %s failed", call.event, self.name)
+                return
         if call.ack_id is not None and socket.connected:
-            socket._ack(call.ack_id, _ack_args(value))
+            socket._ack(call.ack_id, _ack_args(result))
 
-    async def _run_in_order(self, socket: Socket, call: _Call, result: Awaitable[Any]) -> None:
+    async def _run_in_order(self, socket: Socket, call: _Call) -> None:
         """One task per busy socket: this handler, then every event that queued behind it."""
         try:
-            await self._finish(socket, call, result)
+            await self._complete(socket, call)
             backlog = socket._backlog
             while backlog and socket.connected:
-                call = backlog.popleft()
-                result = self._invoke(socket, call)
-                if inspect.isawaitable(result):
-                    await self._finish(socket, call, result)
-                elif result is not _FAILED and call.ack_id is not None:
-                    socket._ack(call.ack_id, _ack_args(result))
+                await self._complete(socket, backlog.popleft())
         finally:
             socket._backlog = None
+
+    async def _run_disconnect(self, handler: DisconnectHandler, socket: Socket, reason: str) -> None:
+        try:
+            result = handler(socket, reason)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("disconnect handler of namespace %s failed", self.name)
 
     def _remove(self, socket: Socket, reason: str) -> None:
         if not socket.connected:
             return
         socket.connected = False
         try:
-            if self._disconnect is not None:
-                result = self._disconnect(socket, reason)
+            handler = self._disconnect
+            if inspect.iscoroutinefunction(handler):
+                self.server.spawn(self._run_disconnect(handler, socket, reason))
+            elif handler is not None:
+                result = handler(socket, reason)
                 if inspect.isawaitable(result):
-                    self.server.spawn(_log_failure(result, f"disconnect handler of namespace {self.name}"))
+                    self.server.spawn(self._run_disconnect(lambda *_: result, socket, reason))
         except Exception:
             logger.exception("disconnect handler of namespace %s failed", self.name)
         finally:
@@ -355,27 +385,9 @@ class Namespace:
                 future.cancel()
 
 
-class _Call(NamedTuple):
-    handler: EventHandler
-    event: str
-    args: list[Any]
-    ack_id: int | None
-
-
-# What _invoke returns for a handler that raised: no ack is sent.
-_FAILED: Any = object()
-
-
 def _ack_args(value: Any) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, tuple):
         return list(value)
     return [value]
-
-
-async def _log_failure(awaitable: Awaitable[Any], what: str) -> None:
-    try:
-        await awaitable
-    except Exception:
-        logger.exception("%s failed", what)
