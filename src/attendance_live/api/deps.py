@@ -10,9 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
 from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.course_report import CourseReports
 from attendance_live.service.errors import ServiceError
 
-__all__ = ["Caller", "Context", "CourseId", "Service", "SessionId", "Unauthorized", "UserId"]
+__all__ = ["Caller", "Context", "CourseId", "Reports", "Service", "SessionId", "Unauthorized", "UserId"]
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`")
 
@@ -37,6 +38,13 @@ async def get_service(context: Context) -> AttendanceService:
 
 
 Service = Annotated[AttendanceService, Depends(get_service)]
+
+
+async def get_reports(context: Context) -> CourseReports:
+    return context.reports
+
+
+Reports = Annotated[CourseReports, Depends(get_reports)]
 
 _FIXES = {
     "Authentication required": "send the header Authorization: Bearer <token>",

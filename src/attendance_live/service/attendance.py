@@ -157,7 +157,7 @@ class _CheckIn:
                 R.marked_by.is_(None),
                 exists().where(S.id == sid, S.status == "active"),
             )
-            .values(status=status, marked_at=now, marked_by=uid)
+            .values(status=status, marked_at=now, marked_by=uid, checked_in_at=now)
             .returning(*returning)
         )
         self.state = (
@@ -166,7 +166,14 @@ class _CheckIn:
             .outerjoin(R, and_(R.session_id == S.id, R.user_id == uid))
             .where(S.id == sid)
         )
-        row = {"session_id": sid, "user_id": uid, "status": status, "marked_at": now, "marked_by": uid}
+        row = {
+            "session_id": sid,
+            "user_id": uid,
+            "status": status,
+            "marked_at": now,
+            "marked_by": uid,
+            "checked_in_at": now,
+        }
         self.insert_sqlite = (
             sqlite_insert(R).values(**row).on_conflict_do_nothing(index_elements=["session_id", "user_id"])
         ).returning(*returning)
