@@ -326,3 +326,35 @@ async def test_server_config_gives_the_start_forms_defaults(world: World, http: 
         "late_after_minutes": 10,
         "max_duration_minutes_limit": 1440,
     }
+
+
+async def test_a_students_history_is_its_status_in_each_ended_session(
+    world: World, http: httpx.AsyncClient, history: dict[str, str]
+) -> None:
+    own = await http.get(
+        f"/api/courses/{world.course_id}/report/students/s2", headers=world.users["s2"].headers
+    )
+    assert own.status_code == 200, own.text
+    body = own.json()
+    assert (body["user_id"], body["name"], body["from"], body["to"]) == ("s2", "Bilal", None, None)
+    assert [(s["session_id"], s["status"], s["started_at"]) for s in body["sessions"]] == [
+        (history["first"], "late", "2024-01-15T09:00:00.000Z"),
+        (history["second"], "present", "2024-01-16T09:00:00.000Z"),
+    ]
+    by_teacher = await http.get(
+        f"/api/courses/{world.course_id}/report/students/s2?to=2024-01-15", headers=world.teacher.headers
+    )
+    assert [s["status"] for s in by_teacher.json()["sessions"]] == ["late"]
+    other = await http.get(
+        f"/api/courses/{world.course_id}/report/students/s2", headers=world.users["s1"].headers
+    )
+    assert other.status_code == 403
+    assert "only its own" in other.json()["detail"]
+    stranger = await http.get(
+        f"/api/courses/{world.course_id}/report/students/outsider", headers=world.teacher.headers
+    )
+    assert stranger.status_code == 404
+    outsider = await http.get(
+        f"/api/courses/{world.course_id}/report/students/outsider", headers=world.users["outsider"].headers
+    )
+    assert outsider.status_code == 404

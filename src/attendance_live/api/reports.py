@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from attendance_live.api.courses import ERRORS
-from attendance_live.api.deps import Caller, CourseId, Reports, SessionId
+from attendance_live.api.deps import Caller, CourseId, Reports, SessionId, UserId
 from attendance_live.api.schemas import Detail
-from attendance_live.service.course_report import CourseReport, parse_day
+from attendance_live.service.course_report import CourseReport, StudentHistory, parse_day
 
 __all__ = ["courses", "sessions"]
 
@@ -49,6 +49,16 @@ async def course_report(
     """Attendance per student over the course's ended sessions (a student: its own row only)."""
     return await reports.course_report(
         caller, course_id, start=parse_day(start, "from"), end=parse_day(to, "to")
+    )
+
+
+@courses.get("/{course_id}/report/students/{user_id}", responses=INVALID_RANGE)
+async def student_history(
+    course_id: CourseId, user_id: UserId, caller: Caller, reports: Reports, start: From = None, to: To = None
+) -> StudentHistory:
+    """One student's status in each ended session (teacher, admin; a student: its own only)."""
+    return await reports.student_history(
+        caller, course_id, user_id, start=parse_day(start, "from"), end=parse_day(to, "to")
     )
 
 

@@ -42,8 +42,10 @@ from attendance_live.timeutil import iso_z
 __all__ = [
     "CourseReport",
     "CourseReports",
+    "SessionAttendance",
     "SessionCsv",
     "StudentAttendance",
+    "StudentHistory",
     "csv_safe",
     "parse_day",
 ]
@@ -121,6 +123,26 @@ class CourseReport(_View):
     from_: str | None = Field(alias="from", description="The first day included (YYYY-MM-DD), or null")
     to: str | None = Field(description="The last day included (YYYY-MM-DD), or null")
     students: list[StudentAttendance]
+
+
+class SessionAttendance(_View):
+    session_id: str
+    topic: str | None
+    started_at: str
+    status: str
+
+
+class StudentHistory(_View):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    course_id: str
+    user_id: str
+    name: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    sessions: list[SessionAttendance] = Field(
+        description="The student's record in each ended session, oldest first"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +280,46 @@ class CourseReports:
             ),
         )
 
+    async def student_history(
+        self,
+        actor: Identity,
+        course_id: str,
+        user_id: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> StudentHistory:
+        """One student's record in each ended session (the teacher and admins: anyone; a student: itself)."""
+        _check_range(start, end)
+
+        def read(conn: Connection) -> StudentHistory:
+            course = _course_access(conn, actor, course_id, manager_only=False)
+            if course.relation != "manager" and user_id != actor.user_id:
+                raise Forbidden("A student can see only its own attendance; ask the course's teacher")
+            name = conn.execute(select(User.name).where(User.id == user_id)).scalar_one_or_none()
+            S, R = AttendanceSession, AttendanceRecord  # noqa: N806
+            rows = conn.execute(
+                select(S.id, S.topic, S.started_at, R.status)
+                .join(R, R.session_id == S.id)
+                .where(*_ended_sessions(course_id, start, end), R.user_id == user_id)
+                .order_by(S.started_at, S.id)
+            ).all()
+            if name is None or (not rows and not _approved(conn, course_id, user_id)):
+                raise NotFound(f"User {user_id!r} is not a student of course {course_id!r}")
+            return StudentHistory(
+                course_id=course_id,
+                user_id=user_id,
+                name=name,
+                from_=start.isoformat() if start else None,
+                to=end.isoformat() if end else None,
+                sessions=[
+                    SessionAttendance(session_id=sid, topic=topic, started_at=iso_z(at) or "", status=status)
+                    for sid, topic, at, status in rows
+                ],
+            )
+
+        return await self.database.run_read(read)
+
     # -------------------------------------------------------------- session CSV
 
     async def session_csv(self, actor: Identity, session_id: str) -> SessionCsv:
@@ -383,6 +445,13 @@ def _course_access(
     if manager_only and relation != "manager":
         raise Forbidden(f"Only the teacher of course {course_id!r} or an admin can {what}")
     return _Course(cid, code, title, teacher_id, teacher_name, relation)
+
+
+def _approved(conn: Connection, course_id: str, user_id: str) -> bool:
+    status = conn.execute(
+        select(Enrollment.status).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
+    ).scalar_one_or_none()
+    return status == "approved"
 
 
 def _check_range(start: date | None, end: date | None) -> None:
