@@ -86,7 +86,7 @@ describe('StudentView', () => {
     }));
     const region = screen.getAllByRole('status').find((el) => el.className === 'notification-region');
     expect(region.textContent).toContain('ended by Ada');
-    expect(region.textContent).toContain('Present: 3 of 4');
+    expect(region.textContent).toContain('Attended: 3 of 4 (late included)');
   });
 });
 
