@@ -6,6 +6,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import alembic_config, current_revision, upgrade
 
@@ -27,8 +28,8 @@ INSERT INTO attendance_records (session_id, user_id, status, marked_at, marked_b
 """
 
 
-async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(database_url: str) -> None:
-    database = Database(database_url)
+async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(settings: Settings) -> None:
+    database = Database(settings.database_url)
 
     def to_0001(connection: Connection) -> None:
         config = alembic_config(database.url)

@@ -1,5 +1,6 @@
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { json, useFakeFetch } from './fakeFetch.js';
 import CourseReport from '../src/components/CourseReport.jsx';
 import MyAttendance from '../src/components/MyAttendance.jsx';
 import Statistics from '../src/components/Statistics.jsx';
@@ -26,15 +27,6 @@ const REPORT = {
   ],
 };
 
-function json(body, status = 200, headers = {}) {
-  return Promise.resolve(
-    new Response(typeof body === 'string' ? body : JSON.stringify(body), {
-      status,
-      headers: { 'Content-Type': 'application/json', ...headers },
-    }),
-  );
-}
-
 function renderAs(me, ui) {
   return render(<SessionContext.Provider value={{ token: 'tok', me, signOut: () => {} }}>{ui}</SessionContext.Provider>);
 }
@@ -43,22 +35,14 @@ function order(container) {
   return [...container.querySelectorAll('.report-table tbody tr')].map((tr) => tr.dataset.userId);
 }
 
-let fetchMock;
-beforeEach(() => {
-  fetchMock = vi.fn();
-  vi.stubGlobal('fetch', fetchMock);
-});
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+const http = useFakeFetch();
 
 describe('CourseReport', () => {
   it('sorts by a column, marks the students below the threshold, and asks again for a date range', async () => {
-    fetchMock.mockImplementation((url) => json({ ...REPORT, from: url.includes('from=') ? '2024-01-01' : null }));
+    http.mock.mockImplementation((url) => json({ ...REPORT, from: url.includes('from=') ? '2024-01-01' : null }));
     const { container } = renderAs(TEACHER, <CourseReport courseId="c1" refreshKey={0} />);
     await screen.findByText('Bob');
-    expect(fetchMock).toHaveBeenCalledWith('/api/courses/c1/report', expect.anything());
+    expect(http.mock).toHaveBeenCalledWith('/api/courses/c1/report', expect.anything());
     expect(order(container)).toEqual(['ann', 'bob', 'cy', 'dee']);
     expect(screen.getByRole('status').textContent).toContain('4 ended sessions · 2 students below 80%');
     // Below 80 %: Bob (25 %) and Dee (67 %); Cy has no rate (all excused) and is not flagged.
@@ -80,18 +64,18 @@ describe('CourseReport', () => {
 
     fireEvent.change(screen.getByLabelText('From'), { target: { value: '2024-01-01' } });
     await waitFor(() =>
-      expect(fetchMock).toHaveBeenCalledWith('/api/courses/c1/report?from=2024-01-01', expect.anything()),
+      expect(http.mock).toHaveBeenCalledWith('/api/courses/c1/report?from=2024-01-01', expect.anything()),
     );
   });
 
   it("shows the server's message for a bad range", async () => {
-    fetchMock.mockImplementation(() => json({ detail: 'from=2024-02-01 is after to=2024-01-01: swap them' }, 422));
+    http.mock.mockImplementation(() => json({ detail: 'from=2024-02-01 is after to=2024-01-01: swap them' }, 422));
     renderAs(TEACHER, <CourseReport courseId="c1" refreshKey={0} />);
     expect((await screen.findByRole('alert')).textContent).toContain('is after to=2024-01-01: swap them');
   });
 
   it('downloads the CSV of the same range with the token', async () => {
-    fetchMock.mockImplementation((url) =>
+    http.mock.mockImplementation((url) =>
       url.endsWith('.csv')
         ? Promise.resolve(new Response('user_id,name\r\n', { headers: { 'Content-Disposition': 'attachment; filename="attendance-c1.csv"' } }))
         : json(REPORT),
@@ -101,7 +85,7 @@ describe('CourseReport', () => {
     renderAs(TEACHER, <CourseReport courseId="c1" refreshKey={0} />);
     await screen.findByText('Bob');
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Download course report (CSV)' })));
-    const [url, init] = fetchMock.mock.calls.find(([u]) => u.endsWith('.csv'));
+    const [url, init] = http.mock.mock.calls.find(([u]) => u.endsWith('.csv'));
     expect(url).toBe('/api/courses/c1/report.csv');
     expect(init.headers.Authorization).toBe('Bearer tok');
     expect(createObjectURL).toHaveBeenCalledTimes(1);
@@ -116,7 +100,7 @@ describe('MyAttendance', () => {
       { session_id: 'c', topic: null, started_at: '2024-01-17T09:00:00.000Z', status: 'excused' },
       { session_id: 'd', topic: null, started_at: '2024-01-18T09:00:00.000Z', status: 'absent' },
     ];
-    fetchMock.mockImplementation((url) =>
+    http.mock.mockImplementation((url) =>
       url.endsWith('/students/ann')
         ? json({ course_id: 'c1', user_id: 'ann', name: 'Ann', from: null, to: null, sessions })
         : json({ ...REPORT, students: [row('ann', 'Ann', 1, 1, 1, 1, 4, 0.6667)] }),
@@ -132,11 +116,11 @@ describe('MyAttendance', () => {
     expect(container.querySelector('.my-rate').textContent).toContain('Attendance 67%');
     const svg = container.querySelector('svg[role="img"]');
     expect(svg.querySelector('desc').textContent).toBe('4 sessions: 1 on time, 1 late, 1 excused, 1 absent.');
-    expect(fetchMock).toHaveBeenCalledWith('/api/courses/c1/report/students/ann', expect.anything());
+    expect(http.mock).toHaveBeenCalledWith('/api/courses/c1/report/students/ann', expect.anything());
   });
 
   it('says so when there is nothing yet', async () => {
-    fetchMock.mockImplementation((url) =>
+    http.mock.mockImplementation((url) =>
       url.endsWith('/students/ann')
         ? json({ course_id: 'c1', user_id: 'ann', name: 'Ann', from: null, to: null, sessions: [] })
         : json({ ...REPORT, sessions: 0, students: [row('ann', 'Ann', 0, 0, 0, 0, 0, null)] }),
@@ -163,24 +147,24 @@ describe('Roster status control', () => {
   const record = { user_id: 'bob', name: 'Bob', status: 'absent', marked_at: null, marked_by: null, remarks: null };
 
   it('saves a status as soon as it is chosen, and a remark only on demand', async () => {
-    fetchMock.mockImplementation((url, init) => json({ ...record, ...JSON.parse(init.body) }));
+    http.mock.mockImplementation((url, init) => json({ ...record, ...JSON.parse(init.body) }));
     renderAs(TEACHER, <Roster sessionId="s1" records={[record]} editable />);
     expect(screen.queryByLabelText('Remarks for Bob')).toBeNull();
     await act(async () => fireEvent.change(screen.getByLabelText('Status for Bob'), { target: { value: 'excused' } }));
-    expect(fetchMock).toHaveBeenCalledTimes(1);
-    const [url, init] = fetchMock.mock.calls[0];
+    expect(http.mock).toHaveBeenCalledTimes(1);
+    const [url, init] = http.mock.mock.calls[0];
     expect([url, init.method, JSON.parse(init.body)]).toEqual(['/api/sessions/s1/records/bob', 'PUT', { status: 'excused' }]);
     expect(await screen.findByText('Excused saved')).toBeTruthy();
 
     fireEvent.click(screen.getByRole('button', { name: 'Add remark for Bob' }));
     fireEvent.change(screen.getByLabelText('Remarks for Bob'), { target: { value: ' Doctor ' } });
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Save remark for Bob' })));
-    expect(JSON.parse(fetchMock.mock.calls[1][1].body)).toEqual({ status: 'excused', remarks: 'Doctor' });
+    expect(JSON.parse(http.mock.mock.calls[1][1].body)).toEqual({ status: 'excused', remarks: 'Doctor' });
     expect(screen.queryByLabelText('Remarks for Bob')).toBeNull();
   });
 
   it('goes back to the stored status when the save is refused', async () => {
-    fetchMock.mockImplementation(() => json({ detail: 'Session has ended; its records are final' }, 409));
+    http.mock.mockImplementation(() => json({ detail: 'Session has ended; its records are final' }, 409));
     renderAs(TEACHER, <Roster sessionId="s1" records={[record]} editable />);
     const select = screen.getByLabelText('Status for Bob');
     await act(async () => fireEvent.change(select, { target: { value: 'late' } }));
@@ -208,7 +192,7 @@ describe('TeacherView', () => {
 
   it("fills the start form with the server's defaults and shows no banner for a session started here", async () => {
     const { default: TeacherView } = await import('../src/components/TeacherView.jsx');
-    fetchMock.mockImplementation((url, init) => {
+    http.mock.mockImplementation((url, init) => {
       if (url === '/api/config') return json({ session_max_minutes: 180, late_after_minutes: 10, max_duration_minutes_limit: 1440 });
       if (url === '/api/courses/c1/sessions' && init.method === 'POST') return json({ id: 'mine', course_id: 'c1' }, 201);
       if (url === '/api/courses/c1/sessions') return json([{ id: 'mine', status: 'active' }]);
@@ -223,7 +207,7 @@ describe('TeacherView', () => {
     await waitFor(() => expect(screen.getByLabelText('Maximum duration (minutes)').value).toBe('180'));
     expect(screen.getByLabelText('Late after (minutes)').value).toBe('10');
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Start session' })));
-    const post = fetchMock.mock.calls.find(([, init]) => init.method === 'POST');
+    const post = http.mock.mock.calls.find(([, init]) => init.method === 'POST');
     expect(JSON.parse(post[1].body)).toEqual({ late_after_minutes: 10, max_duration_minutes: 180 });
 
     rerender(view(started('mine')));

@@ -2,6 +2,25 @@ import { useEffect, useState } from 'react';
 import { useApi } from '../session.js';
 import useFetched from '../hooks/useFetched.js';
 
+function MinutesField({ id, name, label, min, max, value, onChange }) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        name={name}
+        type="number"
+        inputMode="numeric"
+        min={min}
+        max={max}
+        step="1"
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+      />
+    </div>
+  );
+}
+
 /**
  * Start a session. The defaults shown are the server's (GET /api/config), so the
  * form says what the server will do; a field left empty is left to the server.
@@ -53,34 +72,16 @@ export default function StartSessionForm({ courseId, onStarting, onStarted }) {
           <label htmlFor="topic">Topic (optional)</label>
           <input id="topic" name="topic" value={topic} maxLength={200} onChange={(e) => setTopic(e.target.value)} />
         </div>
-        <div className="field">
-          <label htmlFor="late-after">Late after (minutes)</label>
-          <input
-            id="late-after"
-            name="late_after_minutes"
-            type="number"
-            inputMode="numeric"
-            min="0"
-            max={limit}
-            step="1"
-            value={lateAfter}
-            onChange={(e) => setLateAfter(e.target.value)}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="max-duration">Maximum duration (minutes)</label>
-          <input
-            id="max-duration"
-            name="max_duration_minutes"
-            type="number"
-            inputMode="numeric"
-            min="1"
-            max={limit}
-            step="1"
-            value={maxDuration}
-            onChange={(e) => setMaxDuration(e.target.value)}
-          />
-        </div>
+        <MinutesField id="late-after" name="late_after_minutes" label="Late after (minutes)" min={0} max={limit} value={lateAfter} onChange={setLateAfter} />
+        <MinutesField
+          id="max-duration"
+          name="max_duration_minutes"
+          label="Maximum duration (minutes)"
+          min={1}
+          max={limit}
+          value={maxDuration}
+          onChange={setMaxDuration}
+        />
       </div>
       <button type="submit" disabled={busy}>
         {busy ? 'Starting…' : 'Start session'}
