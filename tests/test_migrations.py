@@ -1,14 +1,17 @@
-"""Migration 0002 on a database that holds records from before it."""
+"""The migrations: 0002 on a database that holds records from before it; head matches the models."""
 
 from __future__ import annotations
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import alembic_config, current_revision, upgrade
+from attendance_live.db.models import Base
 
 ROWS = """
 INSERT INTO users (id, name, role, created_at, updated_at) VALUES
@@ -57,3 +60,16 @@ async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(setting
     assert checked["b"] is None  # the teacher's mark is not a check-in
     assert checked["c"] is None
     assert str(checked["a"]).startswith("2024-01-15 09:01:00")
+
+
+async def test_the_migrations_build_exactly_the_models_tables(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    try:
+        await upgrade(database)
+        async with database.read_engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await database.dispose()
+    assert diff == [], "a model changed without a migration: run alembic revision --autogenerate"
