@@ -357,6 +357,11 @@ test("the teacher's course report: sortable, the students below a threshold mark
 
   await teacher.setViewportSize({ width: 375, height: 812 });
   await report.locator('tbody tr').first().waitFor();
+  // The headings are hidden at this width: the "Sort by" control sorts instead.
+  await teacher.getByLabel('Sort by').selectOption('attendance_rate');
+  assert.equal(await report.locator('tbody tr').first().locator('td[data-label="Attendance"]').textContent(), '0%');
+  await teacher.getByRole('button', { name: /reverse the order/ }).click();
+  assert.equal(await report.locator('tbody tr').first().getAttribute('data-user-id'), 'demo-student-1');
   await noOverflow(teacher, 'the teacher report at 375px');
   await shot(teacher, 'teacher-report-375px');
 });

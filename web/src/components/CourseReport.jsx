@@ -112,6 +112,29 @@ export default function CourseReport({ courseId, refreshKey }) {
             <p className="empty">No students on this course's roster.</p>
           ) : (
             <div className="table-wrap">
+              {/* At phone width the table's headings are hidden (one card per student): sort here. */}
+              <div className="report-sort">
+                <label htmlFor="report-sort">Sort by</label>
+                <select
+                  id="report-sort"
+                  value={sort.key}
+                  onChange={(e) => setSort({ key: e.target.value, direction: 'ascending' })}
+                >
+                  {COLUMNS.map(([key, label]) => (
+                    <option key={key} value={key}>
+                      {label}
+                    </option>
+                  ))}
+                </select>
+                <button
+                  type="button"
+                  className="secondary small"
+                  onClick={() => sortBy(sort.key)}
+                  aria-label={`Sorted ${sort.direction}: reverse the order`}
+                >
+                  {sort.direction === 'ascending' ? 'Ascending ▲' : 'Descending ▼'}
+                </button>
+              </div>
               <table className="report-table">
                 <caption className="visually-hidden">Attendance per student; select a column heading to sort</caption>
                 <thead>
