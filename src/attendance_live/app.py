@@ -49,7 +49,7 @@ from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
 from attendance_live.timeutil import Clock, utcnow
 
-__all__ = ["Application", "create_app"]
+__all__ = ["DASHBOARD", "REDIS_CHANNEL", "Application", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(health.router)
     http.include_router(courses.router)
     http.include_router(sessions.router)
-    http.include_router(reports.courses)
-    http.include_router(reports.sessions)
+    http.include_router(reports.router)
     http.include_router(server_config.router)
     http.include_router(docs.router)
     _mount_dashboard(http)

@@ -28,7 +28,7 @@ from attendance_live import __version__
 from attendance_live.config import ConfigError, Settings, ensure_secret, load_settings
 from attendance_live.logs import configure_logging
 
-__all__ = ["main"]
+__all__ = ["StartupError", "main"]
 
 log = logging.getLogger("attendance_live")
 

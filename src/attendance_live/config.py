@@ -20,7 +20,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["ConfigError", "Settings", "ensure_secret", "load_settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_SECRET_FILE",
+    "MIN_SECRET_BYTES",
+    "SUPPORTED_ALGORITHMS",
+    "ConfigError",
+    "Settings",
+    "ensure_secret",
+    "load_settings",
+    "normalise_database_url",
+]
 
 log = logging.getLogger(__name__)
 

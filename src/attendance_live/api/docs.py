@@ -19,10 +19,10 @@ from attendance_live.service.errors import NotFound
 __all__ = ["ASSETS", "router"]
 
 ASSETS = Path(__file__).resolve().parent.parent / "web" / "dist" / "docs"
-FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js", "favicon-32x32.png"}
+_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js", "favicon-32x32.png"}
 
 # Relative URLs: the page also works behind a proxy that serves the app under a prefix.
-PAGE = """<!doctype html>
+_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -49,11 +49,11 @@ async def docs() -> HTMLResponse:
             "The API docs' assets are missing from this installation: "
             "run `npm --prefix web ci && npm --prefix web run build`; /openapi.json works without them"
         )
-    return HTMLResponse(PAGE, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_PAGE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/docs/{name}")
 async def docs_asset(name: str) -> FileResponse:
-    if name not in FILES or not (ASSETS / name).is_file():
+    if name not in _FILES or not (ASSETS / name).is_file():
         raise NotFound(f"No such file: /docs/{name}; the API docs are at /docs")
     return FileResponse(ASSETS / name, headers={"Cache-Control": "public, max-age=86400"})

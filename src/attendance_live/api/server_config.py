@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from attendance_live.api.courses import ERRORS
 from attendance_live.api.deps import Caller, Service
+from attendance_live.api.errors import ERRORS
 
 __all__ = ["ServerConfig", "router"]
 
 router = APIRouter(prefix="/api", tags=["config"])
 
 # The bounds of SessionStart (api/schemas.py).
-MAX_SESSION_MINUTES = 1440
+_MAX_SESSION_MINUTES = 1440
 
 
 class ServerConfig(BaseModel):
@@ -30,5 +30,5 @@ async def server_config(caller: Caller, service: Service) -> ServerConfig:
     return ServerConfig(
         session_max_minutes=service.default_max_minutes,
         late_after_minutes=service.default_late_minutes,
-        max_duration_minutes_limit=MAX_SESSION_MINUTES,
+        max_duration_minutes_limit=_MAX_SESSION_MINUTES,
     )

@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import jwt
 
-__all__ = ["Identity", "Role", "TokenError", "TokenService"]
+from attendance_live.vocabulary import ROLES, Role
 
-Role = Literal["student", "teacher", "admin"]
-ROLES: Final = ("student", "teacher", "admin")
+__all__ = [
+    "AUTHENTICATION_REQUIRED",
+    "INVALID_TOKEN",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "TOKEN_EXPIRED",
+    "Identity",
+    "Role",
+    "TokenError",
+    "TokenService",
+]
+
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200
 

@@ -13,8 +13,10 @@ of records with exactly that status (``present`` does not include ``late``);
 ``attendance_rate`` is (present + late) / (sessions − excused), ``None`` when
 that denominator is 0, rounded to 4 decimals.
 
-Every CSV cell a user typed goes through :func:`csv_safe`, so a spreadsheet does
-not run it as a formula.
+Every CSV cell a user typed goes through ``service.reports.csv_safe``, so a
+spreadsheet does not run it as a formula. The session CSV is built here (not by
+``service.reports``) because it needs the record's own ``checked_in_at``,
+which the record view does not carry.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
+from attendance_live.service.reports import csv_safe
 from attendance_live.timeutil import iso_z
+from attendance_live.vocabulary import PRESENT_STATUSES, RecordStatus
 
 __all__ = [
     "CourseReport",
@@ -46,20 +50,18 @@ __all__ = [
     "SessionCsv",
     "StudentAttendance",
     "StudentHistory",
-    "csv_safe",
+    "attendance_rate",
     "parse_day",
 ]
 
-Relation = Literal["manager", "member"]
-ATTENDED = ("present", "late")
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_Relation = Literal["manager", "member"]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-XAPI_VERSION = "1.0.3"
-XAPI_ATTENDED = {"id": "http://adlnet.gov/expapi/verbs/attended", "display": {"en-US": "attended"}}
-XAPI_MEETING = "http://adlnet.gov/expapi/activities/meeting"
-XAPI_COURSE = "http://adlnet.gov/expapi/activities/course"
-COURSE_REPORT_COLUMNS = (
+_XAPI_VERSION = "1.0.3"
+_XAPI_ATTENDED = {"id": "http://adlnet.gov/expapi/verbs/attended", "display": {"en-US": "attended"}}
+_XAPI_MEETING = "http://adlnet.gov/expapi/activities/meeting"
+_XAPI_COURSE = "http://adlnet.gov/expapi/activities/course"
+_COURSE_REPORT_COLUMNS = (
     "user_id",
     "name",
     "present",
@@ -69,7 +71,7 @@ COURSE_REPORT_COLUMNS = (
     "sessions",
     "attendance_rate",
 )
-SESSION_REPORT_COLUMNS = (
+_SESSION_REPORT_COLUMNS = (
     "user_id",
     "name",
     "email",
@@ -79,11 +81,6 @@ SESSION_REPORT_COLUMNS = (
     "marked_by",
     "remarks",
 )
-
-
-def csv_safe(value: str) -> str:
-    """Keep spreadsheet programs from running a cell as a formula."""
-    return "'" + value if value.startswith(CSV_FORMULA_PREFIXES) else value
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -129,7 +126,7 @@ class SessionAttendance(_View):
     session_id: str
     topic: str | None
     started_at: str
-    status: str
+    status: RecordStatus
 
 
 class StudentHistory(_View):
@@ -164,7 +161,7 @@ class _Course:
     title: str
     teacher_id: str
     teacher_name: str
-    relation: Relation
+    relation: _Relation
 
 
 def attendance_rate(present: int, late: int, excused: int, sessions: int) -> float | None:
@@ -264,7 +261,7 @@ class CourseReports:
     ) -> str:
         report = await self.course_report(actor, course_id, start=start, end=end)
         return _csv(
-            COURSE_REPORT_COLUMNS,
+            _COURSE_REPORT_COLUMNS,
             (
                 [
                     csv_safe(s.user_id),
@@ -356,7 +353,7 @@ class CourseReports:
             .order_by(User.name, User.id)
         )
         body = _csv(
-            SESSION_REPORT_COLUMNS,
+            _SESSION_REPORT_COLUMNS,
             (
                 [
                     csv_safe(user_id),
@@ -431,7 +428,7 @@ def _course_access(
     if row is None:
         raise NotFound(f"Course {course_id!r} not found")
     cid, code, title, teacher_id, teacher_name, enrollment = row
-    relation: Relation
+    relation: _Relation
     if actor.is_admin or teacher_id == actor.user_id:
         relation = "manager"
     elif enrollment == "approved":
@@ -497,7 +494,7 @@ def _statements(
         "id": f"{base}/api/courses/{course.id}",
         "definition": {
             "name": {"en-US": f"{course.code} {course.title}"},
-            "type": XAPI_COURSE,
+            "type": _XAPI_COURSE,
         },
     }
     instructor = {
@@ -518,14 +515,14 @@ def _statements(
                     "name": name,
                     "account": {"homePage": base, "name": user_id},
                 },
-                "verb": XAPI_ATTENDED,
+                "verb": _XAPI_ATTENDED,
                 "object": {
                     "objectType": "Activity",
                     "id": session_iri,
-                    "definition": {"name": {"en-US": title}, "type": XAPI_MEETING},
+                    "definition": {"name": {"en-US": title}, "type": _XAPI_MEETING},
                 },
                 "result": {
-                    "completion": status in ATTENDED,
+                    "completion": status in PRESENT_STATUSES,
                     "extensions": {f"{base}/xapi/extensions/attendance-status": status},
                 },
                 "context": {
@@ -534,7 +531,7 @@ def _statements(
                     "contextActivities": {"parent": [course_activity], "grouping": [course_activity]},
                 },
                 "timestamp": iso_z(checked_in_at or started_at),
-                "version": XAPI_VERSION,
+                "version": _XAPI_VERSION,
             }
         )
     return statements

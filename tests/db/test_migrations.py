@@ -62,14 +62,9 @@ async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(setting
     assert str(checked["a"]).startswith("2024-01-15 09:01:00")
 
 
-async def test_the_migrations_build_exactly_the_models_tables(settings: Settings) -> None:
-    database = Database(settings.database_url)
-    try:
-        await upgrade(database)
-        async with database.read_engine.connect() as connection:
-            diff = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await database.dispose()
+async def test_the_migrations_build_exactly_the_models_tables(database: Database) -> None:
+    async with database.read_engine.connect() as connection:
+        diff = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
     assert diff == [], "a model changed without a migration: run alembic revision --autogenerate"
