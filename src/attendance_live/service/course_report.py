@@ -1,5 +1,10 @@
 """Reports over ended sessions: the course report, the session CSV, xAPI statements.
 
+The statements themselves are built by ``service.xapi``; this module reads,
+checks access and sums up. It is longer than most (about 480 lines) because
+its four reports share one access check, one date-range filter and their
+views; split, each part would import the others' private helpers.
+
 Read-only, so apart from the session service: each report is one read
 transaction that checks the caller's relation to the course from the database
 (teacher or admin: ``manager``; approved student: ``member``; pending:
@@ -24,7 +29,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -38,10 +42,11 @@ from sqlalchemy.orm import aliased
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
+from attendance_live.service import xapi
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
 from attendance_live.service.reports import csv_safe
 from attendance_live.timeutil import iso_z
-from attendance_live.vocabulary import PRESENT_STATUSES, RecordStatus
+from attendance_live.vocabulary import RecordStatus
 
 __all__ = [
     "CourseReport",
@@ -57,10 +62,6 @@ __all__ = [
 _Relation = Literal["manager", "member"]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-_XAPI_VERSION = "1.0.3"
-_XAPI_ATTENDED = {"id": "http://adlnet.gov/expapi/verbs/attended", "display": {"en-US": "attended"}}
-_XAPI_MEETING = "http://adlnet.gov/expapi/activities/meeting"
-_XAPI_COURSE = "http://adlnet.gov/expapi/activities/course"
 _COURSE_REPORT_COLUMNS = (
     "user_id",
     "name",
@@ -162,6 +163,9 @@ class _Course:
     teacher_id: str
     teacher_name: str
     relation: _Relation
+
+    def as_xapi(self) -> xapi.XapiCourse:
+        return xapi.XapiCourse(self.id, self.code, self.title, self.teacher_id, self.teacher_name)
 
 
 def attendance_rate(present: int, late: int, excused: int, sessions: int) -> float | None:
@@ -389,7 +393,7 @@ class CourseReports:
                 conn, actor, course_id, manager_only=True, what="export the course's records"
             )
             where = _ended_sessions(course_id, start, end)
-            return _statements(conn, course, where, base_url)
+            return xapi.statements(conn, course.as_xapi(), where, base_url)
 
         return await self.database.run_read(read)
 
@@ -409,7 +413,7 @@ class CourseReports:
             except NotFound:
                 raise NotFound(f"Session {session_id!r} not found") from None
             where = [AttendanceSession.id == session_id, AttendanceSession.status == "ended"]
-            return _statements(conn, course, where, base_url)
+            return xapi.statements(conn, course.as_xapi(), where, base_url)
 
         return await self.database.run_read(read)
 
@@ -475,63 +479,3 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()
-
-
-def _statements(
-    conn: Connection, course: _Course, where: Sequence[ColumnElement[bool]], base_url: str
-) -> list[dict[str, Any]]:
-    S, R = AttendanceSession, AttendanceRecord  # noqa: N806
-    query = (
-        select(S.id, S.topic, S.started_at, R.user_id, User.name, R.status, R.checked_in_at)
-        .join(R, R.session_id == S.id)
-        .join(User, User.id == R.user_id)
-        .where(*where)
-        .order_by(S.started_at, S.id, User.name, R.user_id)
-    )
-    base = base_url.rstrip("/")
-    course_activity = {
-        "objectType": "Activity",
-        "id": f"{base}/api/courses/{course.id}",
-        "definition": {
-            "name": {"en-US": f"{course.code} {course.title}"},
-            "type": _XAPI_COURSE,
-        },
-    }
-    instructor = {
-        "objectType": "Agent",
-        "name": course.teacher_name,
-        "account": {"homePage": base, "name": course.teacher_id},
-    }
-    statements: list[dict[str, Any]] = []
-    for session_id, topic, started_at, user_id, name, status, checked_in_at in conn.execute(query):
-        session_iri = f"{base}/api/sessions/{session_id}"
-        title = topic or f"{course.code} attendance session of {iso_z(started_at)}"
-        statements.append(
-            {
-                # The same record always gets the same id, so an LRS keeps one copy across exports.
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_iri}/records/{user_id}")),
-                "actor": {
-                    "objectType": "Agent",
-                    "name": name,
-                    "account": {"homePage": base, "name": user_id},
-                },
-                "verb": _XAPI_ATTENDED,
-                "object": {
-                    "objectType": "Activity",
-                    "id": session_iri,
-                    "definition": {"name": {"en-US": title}, "type": _XAPI_MEETING},
-                },
-                "result": {
-                    "completion": status in PRESENT_STATUSES,
-                    "extensions": {f"{base}/xapi/extensions/attendance-status": status},
-                },
-                "context": {
-                    "instructor": instructor,
-                    "platform": "attendance-live",
-                    "contextActivities": {"parent": [course_activity], "grouping": [course_activity]},
-                },
-                "timestamp": iso_z(checked_in_at or started_at),
-                "version": _XAPI_VERSION,
-            }
-        )
-    return statements
