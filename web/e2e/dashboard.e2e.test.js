@@ -389,6 +389,25 @@ test("a student's own record over the course: a mark per session", async () => {
   }
 });
 
+test('the API docs at /docs render with no network but the server', async () => {
+  const page = await openPerson('docs', { width: 1280, height: 900 });
+  const server_ = new URL(server.baseUrl);
+  const elsewhere = [];
+  await page.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.host === server_.host) return route.continue();
+    elsewhere.push(url.href);
+    return route.abort();
+  });
+  await page.goto(`${server.baseUrl}/docs`);
+  await page.locator('.swagger-ui .info .title', { hasText: 'attendance-live' }).waitFor({ timeout: 10_000 });
+  await page.locator('.opblock-summary-path', { hasText: '/api/courses/{course_id}/report' }).first().waitFor();
+  assert.deepEqual(elsewhere, [], 'the docs page asked nothing of any other host');
+  await shot(page, 'api-docs');
+  await people.docs.context.close();
+  delete people.docs;
+});
+
 test('no page logged a console error', () => {
   assert.deepEqual(consoleErrors, []);
 });
