@@ -81,10 +81,7 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         "aiosqlite",
         "asyncio",
         "alembic",
-        "engineio",
-        "socketio",
-        "attendance_live.engineio",
-        "attendance_live.socketio",
+        "websockets",  # the frame codec under transport/ws_protocol.py: a line per connection
     ):
         logging.getLogger(name).setLevel(quiet)
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -406,12 +406,11 @@ async def test_disconnects_free_rooms_and_connection_state(
     realtime = app.realtime
 
     def footprint() -> tuple[int, int, int, int]:
-        rooms = realtime.sio.manager.rooms.get("/", {})
         return (
             len(realtime.connections),
-            len(realtime.user_sids),
-            sum(len(m) for m in rooms.values()),
-            len(realtime.sio.manager._rooms_of),  # the manager's per-socket index
+            len(realtime.user_sockets),
+            sum(realtime.room_size(room) for room in realtime.local_rooms()),
+            len(realtime.server.engine.sessions),
         )
 
     before = footprint()

@@ -79,7 +79,7 @@ async def test_an_oversized_polling_post_gets_413_and_closes_the_session(serve: 
         sid = orjson.loads(opening.text[1:])["sid"]
         refused = await http.post(f"{endpoint}&sid={sid}", content="4" + "x" * 2000)
         assert refused.status_code == 413
-        assert "limit is 1000 bytes" in refused.json()["message"]
+        assert "limit of 1000 bytes" in refused.json()["message"]
         after = await http.get(f"{endpoint}&sid={sid}")
         assert (after.status_code, after.json()) == (400, {"code": 1, "message": "Session ID unknown"})
 

@@ -29,7 +29,7 @@ from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket, RequestRefus
 from .websocket import AsgiWebSocket
 from .ws_protocol import websocket_protocol
 
-__all__ = ["EngineApp", "uvicorn_options"]
+__all__ = ["ASGIApp", "EngineApp", "Message", "Receive", "Scope", "Send", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class EngineApp:
                 socket.end_post(None)
                 raise RequestRefused(
                     RequestRefused.BAD_REQUEST,
-                    f"Payload too large: the limit is {limit} bytes; the session is closed",
+                    f"Payload too large: larger than the limit of {limit} bytes; the session is closed",
                     status=413,
                 )
             chunks.append(chunk)

@@ -44,6 +44,8 @@ from .settings import TransportSettings
 from .timers import Deadline, Lane, TimerWheel
 
 __all__ = [
+    "POLLING",
+    "WEBSOCKET",
     "EngineHandler",
     "EngineServer",
     "EngineSocket",
@@ -341,6 +343,10 @@ class EngineSocket:
         if self._poll_waiter is not None and not self._poll_waiter.done():
             self._poll_waiter.set_result(None)
         if self._channel is not None:
+            if flush and self.transport == WEBSOCKET and reason != _CLIENT_CLOSE:
+                # Say it at the Engine.IO level too (as python-engineio does), then close the websocket:
+                # the client reconnects, unlike after a Socket.IO DISCONNECT.
+                self.outbox.push(CLOSE_FRAME)
             self._channel.close(flush)
         try:
             self.server.handler.on_close(self, reason)

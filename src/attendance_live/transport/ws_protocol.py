@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -39,7 +39,7 @@ from .eio_packets import Frame, PacketError, PacketType, decode_frame
 from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket
 from .outbox import Outbox
 
-__all__ = ["websocket_protocol"]
+__all__ = ["EngineWebSocketProtocol", "websocket_protocol"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ class EngineWebSocketProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's TCPTransport has the interface without subclassing
+        # asyncio.Transport, so no isinstance check).
+        self._transport = cast(asyncio.Transport, transport)
         self._connections.add(self)
         peer = transport.get_extra_info("peername")
         self._remote = str(peer[0]) if peer else None
