@@ -31,7 +31,7 @@ from attendance_live import __version__
 from attendance_live.api import courses, health, sessions
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.observe import Observe
-from attendance_live.auth.tokens import TokenService
+from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
     )
-    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    tokens = build_token_service(settings)
 
     manager: socketio.AsyncManager = FastEmitManager()
     if settings.redis_url is not None:
@@ -125,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         realtime.start()
+        tokens.start()
         await cluster.start()
         auto_ender.start()
         log.info(
@@ -142,6 +143,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await notifier.close()
             await service.users.flush()
             await cluster.close()
+            await tokens.close()
             await database.dispose()
 
     http = FastAPI(
