@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from attendance_live import __version__
 from attendance_live.api import courses, health, sessions
 from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
@@ -177,6 +178,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     _mount_dashboard(http)
 
     asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))
+    asgi = Hardening(asgi, max_body_bytes=settings.max_body_bytes, frame_ancestors=settings.frame_ancestors)
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 

@@ -35,8 +35,9 @@ async def readyz(context: Context) -> JSONResponse:
     # The provider's keys: cached keys keep verifying through an outage, so only
     # "no key at all" makes this node unready; "degraded" is shown, not fatal.
     keys = context.tokens.state()
-    checks["jwks"] = keys.text if keys is not None else "disabled"
-    ready = ready and (keys is None or keys.usable)
+    if keys is not None:  # only with JWKS_URL
+        checks["jwks"] = keys.text
+        ready = ready and keys.usable
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
     )
