@@ -132,6 +132,13 @@ def _text_claim(claims: dict[str, Any], path: str) -> str | None:
     return None
 
 
+def _require_numbers(claims: dict[str, Any]) -> None:
+    for name in NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise TokenError(INVALID_TOKEN, f"{name} is not a number")
+
+
 def _role(value: object) -> Role:
     found = value if isinstance(value, list) else [value]
     for role in ("admin", "teacher"):
@@ -240,13 +247,12 @@ class TokenService:
                 },
             )
         except jwt.ExpiredSignatureError as exc:
+            # The signature was checked first; PyJWT reads `exp: true` as 1, which is no number here.
+            _require_numbers(jwt.decode(token, options={"verify_signature": False}))
             raise TokenError(TOKEN_EXPIRED, "exp in the past") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(INVALID_TOKEN, type(exc).__name__) from exc
-        for name in NUMERIC_CLAIMS:
-            value = claims.get(name)
-            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise TokenError(INVALID_TOKEN, f"{name} is not a number")
+        _require_numbers(claims)
         names = self._claims
         user_id = _user_id(claims, names)
         identity = Identity(
