@@ -23,6 +23,8 @@ SERVER_EVENTS = (
     "sessionRosterData",
     "attendanceUpdated",
     "myAttendanceUpdated",
+    "tokenExpired",
+    "tokenRefreshed",
 )
 
 
