@@ -34,7 +34,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -394,16 +394,15 @@ class RealtimeServer:
         await self.sio.emit(TOKEN_EXPIRED_EVENT, expiry_body("expired_at", expired_at), to=sid)
         await self.sio.disconnect(sid)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("background socket work failed")
-
-        task = asyncio.get_running_loop().create_task(run())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background socket work failed", exc_info=task.exception())
 
     async def _close_unjoined(self) -> None:
         """Close Engine.IO sessions that have not joined the namespace within CONNECT_TIMEOUT_SECONDS.
