@@ -141,6 +141,7 @@ async def _prepare(settings: Settings, *, seed: bool) -> None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from attendance_live.api.hardening import header_timeout_protocol
     from attendance_live.app import create_app
 
     asyncio.run(_prepare(settings, seed=args.demo))
@@ -163,6 +164,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         application.asgi,
         host=settings.host,
         port=settings.port,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
         log_config=None,
         access_log=settings.log_level == "debug",
         lifespan="on",

@@ -78,6 +78,7 @@ _FIXES: dict[str, str] = {
     ),
     "CONNECT_TIMEOUT_SECONDS": "use a number of seconds from 1 to 600",
     "PING_TIMEOUT_SECONDS": "use a number of seconds from 1 to 120",
+    "HEADER_TIMEOUT_SECONDS": "use a number of seconds from 1 to 300",
 }
 
 
@@ -142,6 +143,8 @@ class Settings(BaseSettings):
     frame_ancestors: str = Field(default="'none'", min_length=1, max_length=2000)
     # An Engine.IO session that has not joined the namespace (no Socket.IO CONNECT) by then is closed.
     connect_timeout_seconds: float = Field(default=45.0, ge=1, le=600)
+    # A connection whose request headers are not complete by then is closed (slowloris).
+    header_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
     # Engine.IO's: a client must answer a ping within this; also bounds a websocket upgrade's handshake.
     ping_timeout_seconds: float = Field(default=20.0, ge=1, le=120)
     secret_file: Path = Path(DEFAULT_SECRET_FILE)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from attendance_live.api.hardening import header_timeout_protocol
 from attendance_live.app import Application, create_app
 from attendance_live.config import Settings
+from tests.conftest import free_port
 from tests.helpers import World
 
 STRICT_CSP = (
@@ -175,3 +179,37 @@ async def test_configured_origins_bind_http_and_socket_alike(settings: Settings,
         assert handshake.status_code == 400
         assert "access-control-allow-origin" not in handshake.headers
         await application.realtime.close()
+
+
+async def test_connections_whose_headers_never_complete_are_closed(app: Application) -> None:
+    config = uvicorn.Config(
+        app.asgi,
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_config=None,
+        http=header_timeout_protocol(1),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+
+        async def closed_after(sent: bytes) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", config.port)
+            writer.write(sent)
+            # Bounded: without the header timeout uvicorn keeps such a connection for ever.
+            received = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return received
+
+        assert await closed_after(b"") == b""  # connected, never sent a byte
+        assert await closed_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\n") == b""  # slowloris
+        answered = await closed_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answered.startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        await task

@@ -18,16 +18,21 @@ Every response gets ``X-Content-Type-Options: nosniff``,
 whose page FastAPI builds with an inline script and a CDN; those get only the
 ``frame-ancestors`` directive. ``FRAME_ANCESTORS`` (default ``'none'``) says
 who may frame the dashboard, for an LMS that embeds it.
+
+Below ASGI, :func:`header_timeout_protocol` closes connections whose request
+headers never complete (``HEADER_TIMEOUT_SECONDS``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["MAX_URI_BYTES", "Hardening", "dashboard_policy"]
+__all__ = ["MAX_URI_BYTES", "Hardening", "dashboard_policy", "header_timeout_protocol"]
 
 MAX_URI_BYTES: Final = 4096
 MAX_SEGMENT_BYTES: Final = 255
@@ -151,3 +156,48 @@ async def _answer(send: Send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, closing a connection whose request headers are not complete
+    within ``seconds`` of the connection (or of the request's first byte).
+
+    uvicorn waits for ever on a connection that sends nothing, or headers a byte at
+    a time (slowloris); its keep-alive timeout only runs between requests. Passed as
+    ``uvicorn.Config(http=...)``, uvicorn's public seam for the protocol class.
+    """
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self.header_timer = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def _expired(self) -> None:
+            self.header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
