@@ -2,14 +2,13 @@
 
 ``ATTENDANCE_TEST_DATABASE=postgresql`` runs every test that uses ``database_url``
 against a fresh database on a real PostgreSQL server (started by
-``tests.services``); the default is a SQLite file per test.
+``tests.infra``); the default is a SQLite file per test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
-from tests.helpers import FakeClock, World, build_world
+from tests.helpers import SECRET, FakeClock, World, build_world
+from tests.infra import free_port
 
-pytest_plugins = ["tests.services.fixtures"]
+pytest_plugins = ["tests.infra.fixtures"]
 
-SECRET = "test-secret-" + "x" * 40
 TEST_DATABASE = os.environ.get("ATTENDANCE_TEST_DATABASE", "sqlite")
 if TEST_DATABASE not in ("sqlite", "postgresql"):
     raise pytest.UsageError(f"ATTENDANCE_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql")
@@ -81,13 +80,6 @@ async def http(app: Application) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def world(tokens: TokenService, http: httpx.AsyncClient) -> World:
     return await build_world(tokens, http)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Test helpers: a settable clock, a Socket.IO event recorder, a world of users."""
+"""Test helpers: the secret and tokens, a settable clock, a Socket.IO event recorder, a world of users."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import socketio
 from attendance_live.auth.tokens import Role, TokenService
 from attendance_live.timeutil import truncate_ms, utcnow
 
+SECRET = "test-secret-" + "x" * 40
+
 SERVER_EVENTS = (
     "courseSessionStarted",
     "courseSessionEnded",
@@ -26,6 +28,16 @@ SERVER_EVENTS = (
     "tokenExpired",
     "tokenRefreshed",
 )
+
+
+def token(user_id: str, role: Role = "student", name: str | None = None) -> str:
+    """A token for ``user_id`` signed with the test secret, valid for an hour."""
+    return TokenService(SECRET).mint(user_id, name=name or user_id, role=role, ttl_seconds=3600)
+
+
+def bearer(user_id: str, role: Role = "student") -> dict[str, str]:
+    """The ``Authorization`` header of a request made as ``user_id``."""
+    return {"Authorization": f"Bearer {token(user_id, role)}"}
 
 
 class FakeClock:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, free_port
+from tests.helpers import SECRET
+from tests.infra import free_port
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import SECRET
+from tests.helpers import SECRET
 from tests.process import ServerProcess, cli_env, run_cli
 
 

@@ -11,8 +11,7 @@ import httpx
 import pytest
 import socketio
 
-from attendance_live.auth.tokens import TokenService
-from tests.conftest import SECRET
+from tests.helpers import bearer, token
 from tests.process import ServerProcess, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -27,11 +26,6 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     await process.start()
     yield process
     await process.stop()
-
-
-def bearer(user_id: str, role: str = "student") -> dict[str, str]:
-    token = TokenService(SECRET).mint(user_id, role=role, ttl_seconds=600)  # type: ignore[arg-type]
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_sigkill_then_restart_keeps_the_active_session_and_check_ins(server: ServerProcess) -> None:
@@ -82,8 +76,9 @@ async def test_sigterm_closes_sockets_and_exits_cleanly(server: ServerProcess) -
         gone.set()
 
     client.on("disconnect", on_disconnect)
-    token = TokenService(SECRET).mint("demo-student-1", ttl_seconds=600)
-    await client.connect(server.url, auth={"token": token}, transports=["polling"], wait_timeout=5)
+    await client.connect(
+        server.url, auth={"token": token("demo-student-1")}, transports=["polling"], wait_timeout=5
+    )
     # uvicorn re-raises the signal after its graceful shutdown, so "killed by SIGTERM"
     assert await server.signal(signal.SIGTERM) in (0, -signal.SIGTERM)
     await asyncio.wait_for(gone.wait(), 10)

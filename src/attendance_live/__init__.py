@@ -3,9 +3,11 @@
 The package is laid out by architecture:
 
 * ``config``    — the one typed settings object (every environment variable).
+* ``vocabulary`` — the statuses, roles, id pattern and room names every layer shares.
 * ``auth``      — JWT verification and minting.
 * ``db``        — SQLAlchemy models, engine setup and Alembic migrations.
-* ``service``   — the only code that changes state; publishes domain events.
+* ``service``   — the only code that changes state, one module per concern behind
+  ``service.attendance.AttendanceService``; publishes domain events.
 * ``api``       — the HTTP API (FastAPI routers).
 * ``realtime``  — the Socket.IO server and the notifier that turns domain
   events into course-room emits.

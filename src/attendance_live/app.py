@@ -49,7 +49,7 @@ from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
 from attendance_live.timeutil import Clock, utcnow
 
-__all__ = ["Application", "create_app"]
+__all__ = ["DASHBOARD", "REDIS_CHANNEL", "Application", "create_app"]
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,19 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["ConfigError", "Settings", "check_key_source", "ensure_secret", "load_settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_SECRET_FILE",
+    "MIN_SECRET_BYTES",
+    "SUPPORTED_ALGORITHMS",
+    "Algorithm",
+    "ConfigError",
+    "Settings",
+    "check_key_source",
+    "ensure_secret",
+    "load_settings",
+    "normalise_database_url",
+]
 
 log = logging.getLogger(__name__)
 

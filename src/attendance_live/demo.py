@@ -8,15 +8,25 @@ from typing import Any
 from attendance_live.auth.tokens import Identity, Role, TokenService
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Conflict
+from attendance_live.vocabulary import EnrollmentStatus
 
-__all__ = ["DEMO_COURSE_ID", "demo_listing", "seed_demo"]
+__all__ = [
+    "DEMO_COURSE_CODE",
+    "DEMO_COURSE_ID",
+    "DEMO_COURSE_TITLE",
+    "DEMO_TOKEN_TTL",
+    "STUDENTS",
+    "TEACHER",
+    "demo_listing",
+    "seed_demo",
+]
 
 DEMO_COURSE_ID = "demo-course"
 DEMO_COURSE_CODE = "DEMO-101"
 DEMO_COURSE_TITLE = "Demo: Introduction to Attendance"
 DEMO_TOKEN_TTL = 7 * 24 * 3600
 TEACHER = ("demo-teacher", "Grace Hopper", "grace@example.edu")
-STUDENTS = [
+STUDENTS: list[tuple[str, str, EnrollmentStatus]] = [
     ("demo-student-1", "Alice Martin", "approved"),
     ("demo-student-2", "Bilal Chen", "approved"),
     ("demo-student-3", "Chloé Dubois", "approved"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+__all__ = ["Clock", "iso_z", "truncate_ms", "utcnow"]
+
 Clock = Callable[[], datetime]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import socketio
 
-__all__ = ["describe", "watch"]
+__all__ = ["EVENTS", "describe", "watch"]
 
 EVENTS = (
     "courseSessionStarted",

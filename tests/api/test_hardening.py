@@ -13,8 +13,8 @@ import uvicorn
 from attendance_live.api.hardening import header_timeout_protocol
 from attendance_live.app import Application, create_app
 from attendance_live.config import Settings
-from tests.conftest import free_port
 from tests.helpers import World
+from tests.infra import free_port
 
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "

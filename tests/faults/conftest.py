@@ -1,6 +1,6 @@
 """Deployments for the fault tests: real nodes on PostgreSQL, with or without Redis.
 
-The services come from ``tests.services.fixtures`` (``postgres_database``,
+The services come from ``tests.infra.fixtures`` (``postgres_database``,
 ``redis``, ``nginx_factory``). Each test gets its own database with the
 schema migrated and the demo course seeded (``demo-teacher``,
 ``demo-student-1..5`` approved), and every node it started is killed after it.
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.infra.redis import RedisServer
 from tests.process import ServerProcess, cli_env, run_cli
-from tests.services.redis import RedisServer
 
 
 @dataclass

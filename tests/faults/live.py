@@ -20,22 +20,12 @@ import aiohttp
 import httpx
 import socketio
 
-from attendance_live.auth.tokens import Role, TokenService
-from tests.conftest import SECRET
-from tests.helpers import SERVER_EVENTS
+from tests.helpers import SERVER_EVENTS, bearer, token
 
 COURSE = "demo-course"
 TEACHER = "demo-teacher"
 STUDENTS = tuple(f"demo-student-{n}" for n in range(1, 6))  # approved in the demo course
 SNAPSHOTS = ("activeSessionsData", "activeSessionsResponse")
-
-
-def token(user_id: str, role: Role = "student", name: str | None = None) -> str:
-    return TokenService(SECRET).mint(user_id, name=name or user_id, role=role, ttl_seconds=3600)
-
-
-def bearer(user_id: str, role: Role = "student") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id, role)}"}
 
 
 TEACHER_HEADERS = bearer(TEACHER, "teacher")

@@ -17,14 +17,14 @@ from tests.faults.live import (
     LiveClient,
     active_counts,
     api,
-    bearer,
     check_in,
     counts_are,
     end_session,
     poll,
     start_session,
 )
-from tests.services.nginx import NginxServer
+from tests.helpers import bearer
+from tests.infra.nginx import NginxServer
 
 pytestmark = pytest.mark.faults
 

@@ -16,7 +16,6 @@ from tests.faults.live import (
     LiveClient,
     active_counts,
     api,
-    bearer,
     check_in,
     counts_are,
     end_session,
@@ -25,7 +24,8 @@ from tests.faults.live import (
     readiness,
     start_session,
 )
-from tests.services.postgres import PostgresServer
+from tests.helpers import bearer
+from tests.infra.postgres import PostgresServer
 
 pytestmark = pytest.mark.faults
 

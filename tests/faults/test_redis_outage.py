@@ -19,7 +19,7 @@ from tests.faults.live import (
     readiness,
     start_session,
 )
-from tests.services.redis import RedisServer
+from tests.infra.redis import RedisServer
 
 pytestmark = pytest.mark.faults
 

@@ -19,11 +19,11 @@ from tests.faults.live import (
     LiveClient,
     active_counts,
     api,
-    bearer,
     counts_are,
     get_session,
     start_session,
 )
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.faults
 

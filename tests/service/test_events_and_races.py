@@ -38,7 +38,7 @@ async def test_events_are_published_once_after_commit(
         # A fresh read transaction sees the change: the publish came after commit.
         if isinstance(event, SessionStarted):
             snapshot = await app.context.service.active_sessions_snapshot(event.course_id)
-            committed.append(any(s.sessionId == event.session_id for s in snapshot.activeSessions))
+            committed.append(any(s.session_id == event.session_id for s in snapshot.sessions))
 
     app.context.bus.subscribe(committed_when_published)
     session = await world.start()

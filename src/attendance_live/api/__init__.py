@@ -1,1 +1,3 @@
 """The HTTP API: FastAPI routers, one per resource."""
+
+__all__ = []

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 
 from attendance_live.api.deps import Caller, CourseId, Service, UserId
+from attendance_live.api.errors import ERRORS
 from attendance_live.api.schemas import (
     CourseCreate,
     Detail,
@@ -15,15 +16,12 @@ from attendance_live.api.schemas import (
     EnrollmentPut,
     SessionStart,
 )
-from attendance_live.service.views import ActiveSessions, CourseView, EnrollmentView, SessionView
+from attendance_live.realtime.payloads import ActiveSessions, active_sessions_data
+from attendance_live.service.views import CourseView, EnrollmentView, SessionView
+
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/courses", tags=["courses"])
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Detail, "description": "Missing, invalid or expired token"},
-    403: {"model": Detail, "description": "Related to the course, but without the right"},
-    404: {"model": Detail, "description": "No such course, or no relation to it"},
-}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**ERRORS, 409: {"model": Detail}})
@@ -101,7 +99,7 @@ async def list_sessions(course_id: CourseId, caller: Caller, service: Service) -
     return await service.list_sessions(caller, course_id)
 
 
-@router.get("/{course_id}/active-sessions", responses=ERRORS)
-async def active_sessions(course_id: CourseId, caller: Caller, service: Service) -> ActiveSessions:
+@router.get("/{course_id}/active-sessions", response_model=ActiveSessions, responses=ERRORS)
+async def active_sessions(course_id: CourseId, caller: Caller, service: Service) -> dict[str, object]:
     """The same body as the ``activeSessionsData`` Socket.IO event."""
-    return await service.active_sessions(caller, course_id)
+    return active_sessions_data(await service.active_sessions(caller, course_id))

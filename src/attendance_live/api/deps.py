@@ -7,19 +7,25 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from attendance_live.api.errors import Unauthorized
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.errors import ServiceError
+from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
-__all__ = ["Caller", "Context", "CourseId", "Service", "SessionId", "Unauthorized", "UserId"]
+__all__ = [
+    "Caller",
+    "Context",
+    "CourseId",
+    "Service",
+    "SessionId",
+    "UserId",
+    "get_caller",
+    "get_context",
+    "get_service",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: `Authorization: Bearer <token>`")
-
-
-class Unauthorized(ServiceError):
-    status_code = 401
-    code = "unauthorized"
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in a
@@ -60,7 +66,6 @@ async def get_caller(
 
 Caller = Annotated[Identity, Depends(get_caller)]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-CourseId = Annotated[str, Path(pattern=_ID, max_length=128)]
-SessionId = Annotated[str, Path(pattern=_ID, max_length=128)]
-UserId = Annotated[str, Path(pattern=_ID, max_length=128)]
+CourseId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]

@@ -1,5 +1,11 @@
 """Every error leaves the API as ``{"detail": "..."}`` with the right status.
 
+The service's errors carry no HTTP status: ``STATUS`` maps each to its own
+here (``InvalidInput`` 422, ``NotFound`` 404, ``Forbidden`` 403, ``Conflict``
+409); a missing or bad token is :class:`Unauthorized`, 401 with
+``WWW-Authenticate: Bearer``. ``ERRORS`` and ``CONFLICT`` document these
+answers in the OpenAPI schema of the routes.
+
 Validation errors keep pydantic's list in ``errors`` and sum it up in
 ``detail``; a body that is not JSON is a 400; a database that cannot be reached
 is a 503 that says to retry; anything unexpected is a 500 with a reference
@@ -20,9 +26,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from attendance_live.service.errors import ServiceError
+from attendance_live.api.schemas import Detail
+from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
 
-__all__ = ["install_error_handlers"]
+__all__ = [
+    "CONFLICT",
+    "ERRORS",
+    "STATUS",
+    "UNAVAILABLE",
+    "Unauthorized",
+    "install_error_handlers",
+    "status_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +48,35 @@ UNAVAILABLE = (
 )
 
 
+STATUS: dict[type[ServiceError], int] = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+
+# The answers most routes can give, for their OpenAPI ``responses``.
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Detail, "description": "Missing, invalid or expired token"},
+    403: {"model": Detail, "description": "Related to the course, but without the right"},
+    404: {"model": Detail, "description": "No such course, or no relation to it"},
+}
+CONFLICT: dict[int | str, dict[str, object]] = {
+    409: {"model": Detail, "description": "The session has ended"}
+}
+
+
+class Unauthorized(Exception):
+    """No token, or one that does not verify; ``message`` says how to get a good one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status of a service error (the nearest mapped class; 400 for an unmapped one)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
 def _where(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "path", "query")] or [str(loc[0]) if loc else "request"]
     return ".".join(parts)
@@ -40,8 +84,12 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+    return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
+
+
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unauthorized)
+    return JSONResponse({"detail": exc.message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -85,6 +133,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(Unauthorized, _unauthorized)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)

@@ -12,6 +12,8 @@ from attendance_live.demo import demo_listing
 from attendance_live.service.errors import NotFound
 from attendance_live.service.views import UserView
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

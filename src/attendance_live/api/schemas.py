@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN, EnrollmentStatus, RecordStatus
 
 __all__ = [
     "CourseCreate",
@@ -16,8 +16,6 @@ __all__ = [
     "RecordPut",
     "SessionStart",
 ]
-
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 
 
 class _Body(BaseModel):
@@ -32,13 +30,13 @@ class CourseCreate(_Body):
 
 
 class EnrollmentPut(_Body):
-    status: Literal["pending", "approved", "rejected"]
+    status: EnrollmentStatus
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 class EnrollmentItem(EnrollmentPut):
-    user_id: str = Field(pattern=ID_PATTERN, max_length=128)
+    user_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)
 
 
 class EnrollmentBatch(_Body):
@@ -57,7 +55,7 @@ class SessionStart(_Body):
 
 
 class RecordPut(_Body):
-    status: Literal["present", "late", "excused", "absent"]
+    status: RecordStatus
     remarks: str | None = Field(default=None, max_length=1000)
 
 

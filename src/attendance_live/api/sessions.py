@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from attendance_live.api.courses import ERRORS
 from attendance_live.api.deps import Caller, Service, SessionId, UserId
-from attendance_live.api.schemas import Detail, RecordPut
+from attendance_live.api.errors import CONFLICT, ERRORS
+from attendance_live.api.schemas import RecordPut
 from attendance_live.service.views import RecordView, SessionView
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+__all__ = ["router"]
 
-CONFLICT: dict[int | str, dict[str, object]] = {
-    409: {"model": Detail, "description": "The session has ended"}
-}
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
 
 @router.get("/{session_id}", responses=ERRORS)

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import jwt
 
-__all__ = ["JwksKeys", "JwksState"]
+__all__ = ["MIN_REFETCH_INTERVAL", "JwksKeys", "JwksState"]
 
 log = logging.getLogger(__name__)
 

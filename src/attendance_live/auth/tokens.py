@@ -23,24 +23,31 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import jwt
 
 from attendance_live.auth.jwks import JwksKeys, JwksState
+from attendance_live.vocabulary import Role
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
+    "AUTHENTICATION_REQUIRED",
+    "INVALID_TOKEN",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_TOKEN_LENGTH",
+    "NUMERIC_CLAIMS",
+    "TOKEN_EXPIRED",
     "ClaimNames",
     "Identity",
     "Role",
     "TokenError",
     "TokenService",
     "Verified",
+    "claim",
 ]
 
-Role = Literal["student", "teacher", "admin"]
-ROLES: Final = ("student", "teacher", "admin")
 ASYMMETRIC_ALGORITHMS: Final = ("RS256", "ES256", "EdDSA")
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200

@@ -1,1 +1,3 @@
 """Storage: SQLAlchemy 2 async models, engine setup and Alembic migrations."""
+
+__all__ = []

@@ -7,19 +7,23 @@ one process they queue on a one-connection pool instead of spinning on the
 file lock. Readers use a separate pool and never wait for writers.
 
 PostgreSQL uses one pool for both; its row locks do the serialising.
+
+``Database.upsert`` builds ``INSERT … ON CONFLICT`` in the dialect in use, the
+one statement SQLAlchemy spells differently for each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,8 +31,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import ColumnCollection
+from sqlalchemy.sql.dml import Insert
 
-__all__ = ["Database"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Database"]
 
 T = TypeVar("T")
 
@@ -112,6 +118,29 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.write_engine.dialect.name
+
+    def upsert(
+        self,
+        table: Any,
+        rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        key: Sequence[Any],
+        update: Callable[[ColumnCollection[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> Insert:
+        """``INSERT rows … ON CONFLICT (key)``: ``DO NOTHING``, or ``DO UPDATE SET update(excluded)``.
+
+        ``update`` receives the ``excluded`` pseudo-table (the row that was not
+        inserted) and returns the columns to set. Add ``.returning(...)`` as needed.
+        """
+        if self.dialect == "postgresql":
+            pg = postgresql.insert(table).values(rows)
+            if update is None:
+                return pg.on_conflict_do_nothing(index_elements=key)
+            return pg.on_conflict_do_update(index_elements=key, set_=update(pg.excluded))
+        lite = sqlite.insert(table).values(rows)
+        if update is None:
+            return lite.on_conflict_do_nothing(index_elements=key)
+        return lite.on_conflict_do_update(index_elements=key, set_=update(lite.excluded))
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

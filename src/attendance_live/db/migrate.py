@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from attendance_live.db.engine import Database
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = ["MIGRATIONS", "alembic_config", "current_revision", "head_revision", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

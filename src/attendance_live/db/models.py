@@ -1,7 +1,8 @@
 """The tables. Invalid states are made unrepresentable where the database can say so.
 
 * one enrollment per (course, user) and one record per (session, user): primary keys;
-* status columns are checked against their allowed values;
+* status columns are checked against their allowed values (the ``Literal`` sets
+  of ``attendance_live.vocabulary``);
 * every reference is a foreign key (SQLite enforces them: ``PRAGMA foreign_keys=ON``).
 """
 
@@ -24,12 +25,31 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ENROLLMENT_STATUSES = ("pending", "approved", "rejected")
-SESSION_STATUSES = ("active", "ended")
-RECORD_STATUSES = ("present", "late", "excused", "absent")
-USER_ROLES = ("student", "teacher", "admin")
+from attendance_live.vocabulary import (
+    ENROLLMENT_STATUSES,
+    ID_MAX_CHARS,
+    RECORD_STATUSES,
+    ROLES,
+    SESSION_STATUSES,
+    EnrollmentStatus,
+    RecordStatus,
+    Role,
+    SessionStatus,
+)
 
-ID_LENGTH = 128
+__all__ = [
+    "ID_LENGTH",
+    "NAMING",
+    "AttendanceRecord",
+    "AttendanceSession",
+    "Base",
+    "Course",
+    "Enrollment",
+    "UTCDateTime",
+    "User",
+]
+
+ID_LENGTH = ID_MAX_CHARS
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,11 +96,11 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    role: Mapped[str] = mapped_column(String(16), default="student")
+    role: Mapped[Role] = mapped_column(String(16), default="student")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role"),)
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
 
 
 class Course(Base):
@@ -98,7 +118,7 @@ class Enrollment(Base):
 
     course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[EnrollmentStatus] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -111,7 +131,7 @@ class AttendanceSession(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
     topic: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[SessionStatus] = mapped_column(String(16))
     late_after_minutes: Mapped[int] = mapped_column(Integer)
     max_duration_minutes: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -148,7 +168,7 @@ class AttendanceRecord(Base):
         ForeignKey("attendance_sessions.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RecordStatus] = mapped_column(String(16))
     marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     marked_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     remarks: Mapped[str | None] = mapped_column(Text, nullable=True)

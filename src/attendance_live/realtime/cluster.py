@@ -37,7 +37,7 @@ from attendance_live.service.events import (
     SessionStarted,
 )
 
-__all__ = ["Cluster", "decode_event", "encode_event"]
+__all__ = ["CHANNEL", "EVENT_TYPES", "Cluster", "decode_event", "encode_event"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,11 @@ CHANNEL = "attendance-live:domain-events"
 
 
 def encode_event(event: DomainEvent, origin: str) -> bytes:
-    return orjson.dumps({"type": type(event).__name__, "origin": origin, **dataclasses.asdict(event)})
+    """The event for other nodes, without what only this node needs (``metadata={"relay": False}``)."""
+    fields = {
+        f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.metadata.get("relay", True)
+    }
+    return orjson.dumps({"type": type(event).__name__, "origin": origin, **fields})
 
 
 def decode_event(raw: bytes | str) -> tuple[str, DomainEvent] | None:

@@ -169,7 +169,11 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
 
 
 class LeanServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server, with lean Engine.IO sockets and no environ kept per socket."""
+    """python-socketio's server, with lean Engine.IO sockets.
+
+    The WSGI/ASGI environ of each connection is still kept by python-socketio
+    (``get_environ``), as the library does; only the socket class changes.
+    """
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         socket = self.eio.sockets.get(eio_sid)

@@ -5,11 +5,14 @@ each course has one worker that handles its events one after another.
 
 * ``SessionStarted`` → ``courseSessionStarted`` then ``activeSessionsData``
 * ``SessionEnded``   → ``courseSessionEnded`` then ``activeSessionsData``
-* ``RecordChanged``  → ``attendanceUpdated`` to the session's roster room, and
-  ``activeSessionsData`` when the session's studentCount moved.
+* ``RecordChanged``  → ``myAttendanceUpdated`` to the student's own room and
+  ``attendanceUpdated`` to the session's roster room (both from the record the
+  event carries, as committed), and ``activeSessionsData`` when the session's
+  studentCount moved.
 
-Snapshots are read from the database when they are sent, so the last one a
-client receives is always the true state. Consecutive record changes that are
+Every payload is built by ``realtime.payloads``. Snapshots are read when they
+are sent (through the snapshot cache, which the change dropped before it was
+announced), so the last one a client receives is always the true state. Consecutive record changes that are
 already queued share one snapshot (a burst of 1,000 check-ins does not become
 1,000 broadcasts of stale counts), and a count-only snapshot waits until
 ``count_interval`` (100 ms by default, ``COUNT_UPDATE_INTERVAL_MS``) after the
@@ -25,8 +28,14 @@ import time
 from collections import deque
 
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.payloads import ended_payload, started_payload
-from attendance_live.realtime.server import RealtimeServer, course_room, session_room, user_room
+from attendance_live.realtime.payloads import (
+    active_sessions_data,
+    ended_payload,
+    record_data,
+    roster_update_data,
+    started_payload,
+)
+from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.events import (
     DomainEvent,
@@ -34,6 +43,7 @@ from attendance_live.service.events import (
     SessionEnded,
     SessionStarted,
 )
+from attendance_live.vocabulary import course_of_room, course_room, session_room, user_room
 
 __all__ = ["Notifier"]
 
@@ -146,15 +156,14 @@ class Notifier:
         to_roster, to_student = self._anyone_in(roster), self._anyone_in(own)
         if not (to_roster or to_student):
             return
-        found = await self.service.record_with_statistics(event.session_id, event.user_id)
-        if found is None:
+        if event.record is None:  # not from this node's service (the notifier sees only those)
             return
-        record, statistics = found
-        payload = {"session_id": event.session_id, "course_id": event.course_id, **record.model_dump()}
+        payload = record_data(event.course_id, event.session_id, event.record)
         if to_student:
             await self._emit("myAttendanceUpdated", payload, own)
         if to_roster:
-            await self._emit("attendanceUpdated", {**payload, "statistics": statistics.model_dump()}, roster)
+            statistics = await self.service.session_statistics(event.session_id)
+            await self._emit("attendanceUpdated", roster_update_data(payload, statistics), roster)
 
     async def resync(self) -> None:
         """Send every course room on this node a fresh snapshot, to this node's sockets only.
@@ -162,13 +171,15 @@ class Notifier:
         For after a gap in cross-node delivery (Redis was away): whatever this
         node's clients missed, the snapshot they get now is the true state.
         """
-        rooms = [
-            r for r in self.sio.manager.rooms.get("/", {}) if isinstance(r, str) and r.startswith("course:")
-        ]
-        for room in rooms:
-            snapshot = await self.service.active_sessions_snapshot(room.removeprefix("course:"))
+        courses = [c for c in map(course_of_room, self.sio.manager.rooms.get("/", {})) if c is not None]
+        for course_id in courses:
+            snapshot = await self.service.active_sessions_snapshot(course_id)
             await self.sio.manager.emit(
-                "activeSessionsData", snapshot.model_dump(), namespace="/", room=room, ignore_queue=True
+                "activeSessionsData",
+                active_sessions_data(snapshot),
+                namespace="/",
+                room=course_room(course_id),
+                ignore_queue=True,
             )
 
     async def _snapshot(self, course_id: str) -> None:
@@ -176,7 +187,7 @@ class Notifier:
         if not self._anyone_in(room):
             return
         snapshot = await self.service.active_sessions_snapshot(course_id)
-        await self._emit("activeSessionsData", snapshot.model_dump(), room)
+        await self._emit("activeSessionsData", active_sessions_data(snapshot), room)
 
     def _anyone_in(self, room: str) -> bool:
         return not self.local_only or self.realtime.room_size(room) > 0

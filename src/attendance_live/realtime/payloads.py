@@ -1,4 +1,17 @@
-"""Validation of client payloads and the shapes of what the server sends.
+"""The Socket.IO protocol's shapes: what clients send, checked, and everything the server sends.
+
+Every payload the server emits is built here from the service's views, so the
+protocol can be read in this one file against docs/protocol.md:
+
+* ``courseSessionStarted``  ``started_payload``
+* ``courseSessionEnded``    ``ended_payload``
+* ``activeSessionsData`` and ``activeSessionsResponse``  ``active_sessions_data``
+  (its shape, with the seed's field names, is :class:`ActiveSessions`, which
+  ``GET /api/courses/{id}/active-sessions`` returns too)
+* ``sessionRosterData``     ``roster_data``
+* ``myAttendanceUpdated``, ``attendanceUpdated``  ``record_data``, ``roster_update_data``
+* ``activeSessionsError``   ``error_data``
+* the acknowledgement of an unsubscribe  ``unsubscribed_data``
 
 Client payloads arrive as whatever a client chose to send: nothing, a list,
 ``null``, a number, bytes from a binary attachment. ``require_id`` accepts only
@@ -10,11 +23,33 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from attendance_live.service.views import SessionView
+from pydantic import BaseModel
 
-__all__ = ["MAX_ID_CHARS", "PayloadError", "ended_payload", "require_id", "started_payload"]
+from attendance_live.service.views import (
+    ActiveSessionsView,
+    RecordView,
+    SessionView,
+    Statistics,
+)
+from attendance_live.vocabulary import ID_MAX_CHARS
 
-MAX_ID_CHARS: Final = 128
+__all__ = [
+    "MAX_ID_CHARS",
+    "ActiveSession",
+    "ActiveSessions",
+    "PayloadError",
+    "active_sessions_data",
+    "ended_payload",
+    "error_data",
+    "record_data",
+    "require_id",
+    "roster_data",
+    "roster_update_data",
+    "started_payload",
+    "unsubscribed_data",
+]
+
+MAX_ID_CHARS: Final = ID_MAX_CHARS
 
 
 class PayloadError(ValueError):
@@ -84,3 +119,75 @@ def ended_payload(view: SessionView) -> dict[str, Any]:
         "ended_at": view.ended_at,
         "topic": view.topic,
     }
+
+
+class ActiveSession(BaseModel):
+    sessionId: str  # noqa: N815 - the seed's field names
+    teacherId: str  # noqa: N815
+    studentCount: int  # noqa: N815
+    startedAt: str  # noqa: N815
+    topic: str | None
+    totalStudents: int  # noqa: N815
+
+
+class ActiveSessions(BaseModel):
+    """The body of ``activeSessionsData`` (and of the HTTP active-sessions read)."""
+
+    course_id: str
+    activeSessions: list[ActiveSession]  # noqa: N815
+
+
+def active_sessions_data(view: ActiveSessionsView) -> dict[str, Any]:
+    """``activeSessionsData`` / ``activeSessionsResponse``: the seed's shape (:class:`ActiveSessions`)."""
+    return {
+        "course_id": view.course_id,
+        "activeSessions": [
+            {
+                "sessionId": s.session_id,
+                "teacherId": s.teacher_id,
+                "studentCount": s.student_count,
+                "startedAt": s.started_at,
+                "topic": s.topic,
+                "totalStudents": s.total_students,
+            }
+            for s in view.sessions
+        ],
+    }
+
+
+def roster_data(view: SessionView) -> dict[str, Any]:
+    """``sessionRosterData``: the whole roster, for its teacher on subscribe."""
+    return {
+        "session_id": view.id,
+        "course_id": view.course_id,
+        "status": view.status,
+        "statistics": view.statistics.model_dump(),
+        "records": [r.model_dump() for r in view.records],
+    }
+
+
+def record_data(course_id: str, session_id: str, record: RecordView) -> dict[str, Any]:
+    """``myAttendanceUpdated``: one record that changed, to its student."""
+    return {"session_id": session_id, "course_id": course_id, **record.model_dump()}
+
+
+def roster_update_data(record: dict[str, Any], statistics: Statistics) -> dict[str, Any]:
+    """``attendanceUpdated``: the record (``record_data``) and the session's statistics, to the roster."""
+    return {**record, "statistics": statistics.model_dump()}
+
+
+def error_data(event: str, code: str, message: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    """``activeSessionsError``: with the ``course_id`` or ``session_id`` the client sent, if any."""
+    payload: dict[str, Any] = {"message": message, "code": code, "event": event}
+    first = args[0] if args else None
+    if isinstance(first, dict):
+        for key in ("course_id", "session_id"):
+            value = first.get(key)
+            if isinstance(value, str) and len(value) <= MAX_ID_CHARS:
+                payload[key] = value
+    return payload
+
+
+def unsubscribed_data(field: str, value: str) -> dict[str, Any]:
+    """The acknowledgement of ``unsubscribeFromCourse`` / ``unsubscribeFromSession``."""
+    return {field: value, "subscribed": False}

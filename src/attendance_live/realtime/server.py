@@ -56,12 +56,28 @@ from attendance_live.realtime.expiry import (
     require_token,
 )
 from attendance_live.realtime.lean import LeanServer
-from attendance_live.realtime.payloads import PayloadError, require_id
+from attendance_live.realtime.payloads import (
+    PayloadError,
+    active_sessions_data,
+    error_data,
+    require_id,
+    roster_data,
+    unsubscribed_data,
+)
 from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.errors import Forbidden, NotFound
+from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.vocabulary import course_room, session_room, user_room
 
-__all__ = ["RealtimeServer", "course_room", "session_room"]
+__all__ = [
+    "ERROR_EVENT",
+    "RESERVED_EVENTS",
+    "SOCKET_CODES",
+    "Connection",
+    "EventHandler",
+    "RealtimeServer",
+    "socket_code",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +87,21 @@ RESERVED_EVENTS = frozenset(
     ("connect", "disconnect", "disconnecting", "connect_error", "newListener", "removeListener")
 )
 
+# The service's errors as socket error codes. "Not found" and "not allowed"
+# must look the same on sockets, so that course ids cannot be probed.
+SOCKET_CODES: dict[type[ServiceError], str] = {
+    InvalidInput: "invalid_payload",
+    NotFound: "forbidden",
+    Forbidden: "forbidden",
+}
 
-def course_room(course_id: str) -> str:
-    return f"course:{course_id}"
 
-
-def session_room(session_id: str) -> str:
-    return f"session:{session_id}"
-
-
-def user_room(user_id: str) -> str:
-    """Every socket of one user, on every node (for changes to that user's own records)."""
-    return f"user:{user_id}"
+def socket_code(exc: ServiceError) -> str:
+    """The ``code`` of an ``activeSessionsError`` answering ``exc`` (``internal`` if unmapped)."""
+    for cls in type(exc).__mro__:
+        if cls in SOCKET_CODES:
+            return SOCKET_CODES[cls]
+    return "internal"
 
 
 @dataclass(slots=True)
@@ -228,7 +247,8 @@ class RealtimeServer:
         conn = self.connections.get(sid)
         if conn is None or not conn.bucket.take():
             return
-        log.info("ignored unknown event %r from socket %s", str(event)[:64], sid)
+        kind = "a reserved name used as an event" if event in RESERVED_EVENTS else "unknown event"
+        log.info("ignored %s %r from socket %s", kind, str(event)[:64], sid)
 
     # --------------------------------------------------------------- dispatch
 
@@ -263,6 +283,8 @@ class RealtimeServer:
                 return await self._error(sid, event, "invalid_payload", str(exc), args)
             except _Refusal as exc:
                 return await self._error(sid, event, exc.code, exc.message, args)
+            except ServiceError as exc:
+                return await self._error(sid, event, socket_code(exc), exc.message, args)
             except (OperationalError, DBAPIError, OSError):
                 log.exception("database unavailable while handling %s", event)
                 return await self._error(
@@ -278,13 +300,7 @@ class RealtimeServer:
         self, sid: str, event: str, code: str, message: str, args: tuple[Any, ...]
     ) -> dict[str, Any]:
         self.metrics.errors.labels(code).inc()
-        payload: dict[str, Any] = {"message": message, "code": code, "event": event}
-        first = args[0] if args else None
-        if isinstance(first, dict):
-            for key in ("course_id", "session_id"):
-                value = first.get(key)
-                if isinstance(value, str) and len(value) <= 128:
-                    payload[key] = value
+        payload = error_data(event, code, message, args)
         await self.sio.emit(ERROR_EVENT, payload, to=sid)
         return payload
 
@@ -306,7 +322,7 @@ class RealtimeServer:
         if course_id not in conn.courses:
             conn.courses.add(course_id)
             self.metrics.subscriptions.inc()
-        payload = (await self.service.active_sessions_snapshot(course_id)).model_dump()
+        payload = active_sessions_data(await self.service.active_sessions_snapshot(course_id))
         await self.sio.emit("activeSessionsData", payload, to=sid)
         return payload
 
@@ -314,12 +330,12 @@ class RealtimeServer:
         course_id = require_id(args, "unsubscribeFromCourse", "course_id")
         await self.sio.leave_room(sid, course_room(course_id))
         self._forget_course(conn, course_id)
-        return {"course_id": course_id, "subscribed": False}
+        return unsubscribed_data("course_id", course_id)
 
     async def _check_active(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         course_id = require_id(args, "checkActiveSessions", "course_id")
         await self._require_member(conn, course_id)
-        payload = (await self.service.active_sessions_snapshot(course_id)).model_dump()
+        payload = active_sessions_data(await self.service.active_sessions_snapshot(course_id))
         await self.sio.emit("activeSessionsResponse", payload, to=sid)
         return payload
 
@@ -333,20 +349,14 @@ class RealtimeServer:
                 f"Session {session_id!r} was not found or only its course's teacher may follow its roster",
             ) from None
         await self.sio.enter_room(sid, session_room(session_id))
-        payload = {
-            "session_id": view.id,
-            "course_id": view.course_id,
-            "status": view.status,
-            "statistics": view.statistics.model_dump(),
-            "records": [r.model_dump() for r in view.records],
-        }
+        payload = roster_data(view)
         await self.sio.emit("sessionRosterData", payload, to=sid)
         return payload
 
     async def _unsubscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         session_id = require_id(args, "unsubscribeFromSession", "session_id")
         await self.sio.leave_room(sid, session_room(session_id))
-        return {"session_id": session_id, "subscribed": False}
+        return unsubscribed_data("session_id", session_id)
 
     async def _refresh_token(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         token = require_token(args)

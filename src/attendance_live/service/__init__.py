@@ -1,1 +1,3 @@
 """The service layer: every state change happens here, then a domain event is published."""
+
+__all__ = []

@@ -14,7 +14,7 @@ import logging
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.events import DomainEvent, SessionStarted
 
-__all__ = ["AutoEnder"]
+__all__ = ["MIN_SLEEP_SECONDS", "STOP_GRACE_SECONDS", "AutoEnder"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ class AutoEnder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.passes = 0
 
     def start(self) -> None:
         self._stopping = False
@@ -61,7 +60,6 @@ class AutoEnder:
     async def run_once(self) -> float:
         """End what has expired; return how long to sleep before looking again."""
         await self.service.end_expired()
-        self.passes += 1
         upcoming = await self.service.next_expiry()
         if upcoming is None:
             return self.poll_seconds

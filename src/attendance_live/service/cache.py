@@ -4,15 +4,16 @@ Subscribing and asking for active sessions happen far more often than the
 data behind them changes (a lecture hall reconnecting after a Wi-Fi blip is
 hundreds of subscribes to one course). Two caches serve them:
 
-* ``CourseDirectory``: per course, its teacher and every enrollment's status,
-  loaded in one query, so a subscribe's authorization needs no query at all;
-* the course's ``ActiveSessions`` snapshot.
+* ``members`` (:class:`CourseMembers`): per course, its teacher and every
+  enrollment's status, loaded in one query, so a subscribe's authorization
+  needs no query at all;
+* ``snapshots``: the course's active sessions (:class:`ActiveSessionsView`).
 
 Each course has a version that every invalidation bumps; a load stores its
 result only if the version did not move while it ran, so a change that
 commits during a load is never hidden by it. With several nodes the
 invalidations arrive over Redis; a time-to-live bounds what a lost one could
-cost (see ``Caches(ttl=...)``).
+cost (``Caches.for_cluster``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from attendance_live.service.events import (
     SessionEnded,
     SessionStarted,
 )
-from attendance_live.service.views import ActiveSessions
+from attendance_live.service.views import ActiveSessionsView
+from attendance_live.vocabulary import EnrollmentStatus
 
-__all__ = ["Caches", "CourseMembers"]
+__all__ = ["MAX_COURSES", "Caches", "CourseMembers"]
 
 T = TypeVar("T")
 MAX_COURSES = 20_000
@@ -40,7 +42,7 @@ MAX_COURSES = 20_000
 @dataclass(frozen=True, slots=True)
 class CourseMembers:
     teacher_id: str
-    statuses: dict[str, str]  # user id -> enrollment status
+    statuses: dict[str, EnrollmentStatus]  # user id -> enrollment status
 
 
 class _PerCourse(Generic[T]):
@@ -76,7 +78,7 @@ class Caches:
 
     def __init__(self, *, members_ttl: float | None = None, snapshots_ttl: float | None = None) -> None:
         self.members: _PerCourse[CourseMembers] = _PerCourse(members_ttl)
-        self.snapshots: _PerCourse[ActiveSessions] = _PerCourse(snapshots_ttl)
+        self.snapshots: _PerCourse[ActiveSessionsView] = _PerCourse(snapshots_ttl)
 
     @classmethod
     def for_cluster(cls) -> Caches:

@@ -1,21 +1,22 @@
-"""Service errors. Each carries an HTTP status and a message that says what to do.
+"""Service errors: what went wrong, in words that say what to do; never how to answer it.
 
 ServiceError
-├── InvalidInput      422  the request is well-formed but not acceptable
-├── NotFound          404  does not exist, or the caller has no relation to it
-├── Forbidden         403  related, but without the right
-├── Conflict          409  the state does not allow it (already ended, already exists)
-└── Unavailable       503  the database cannot be reached right now
+├── InvalidInput   the request is well-formed but not acceptable
+├── NotFound       does not exist, or the caller has no relation to it
+├── Forbidden      related, but without the right
+└── Conflict       the state does not allow it (already ended, already exists)
+
+Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
+``realtime.server`` to a socket error code.
 """
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError", "Unavailable"]
+__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
-    status_code = 400
-    code = "invalid_request"
+    """Base of the service's refusals; ``message`` is for the user."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -23,25 +24,16 @@ class ServiceError(Exception):
 
 
 class InvalidInput(ServiceError):
-    status_code = 422
-    code = "invalid_payload"
+    pass
 
 
 class NotFound(ServiceError):
-    status_code = 404
-    code = "forbidden"  # on sockets, "not found" and "not allowed" must look the same
+    pass
 
 
 class Forbidden(ServiceError):
-    status_code = 403
-    code = "forbidden"
+    pass
 
 
 class Conflict(ServiceError):
-    status_code = 409
-    code = "conflict"
-
-
-class Unavailable(ServiceError):
-    status_code = 503
-    code = "internal"
+    pass

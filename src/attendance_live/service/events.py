@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from attendance_live.service.views import RecordView
+from attendance_live.vocabulary import EnrollmentStatus
 
 __all__ = [
     "DomainEvent",
@@ -44,13 +47,16 @@ class RecordChanged:
     user_id: str
     # Whether the session's studentCount (present + late) may have moved.
     count_changed: bool
+    # The record as committed, for the notifier (which then need not read it back).
+    # Not relayed to other nodes (``realtime.cluster``): they only drop caches.
+    record: RecordView | None = field(default=None, compare=False, metadata={"relay": False})
 
 
 @dataclass(frozen=True, slots=True)
 class EnrollmentChanged:
     course_id: str
     user_id: str
-    status: str
+    status: EnrollmentStatus
 
 
 DomainEvent = SessionStarted | SessionEnded | RecordChanged | EnrollmentChanged

@@ -14,26 +14,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import case, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnCollection
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import User
 from attendance_live.timeutil import Clock
+from attendance_live.vocabulary import Role
 
-__all__ = ["UserDirectory"]
+__all__ = ["BATCH_DELAY_SECONDS", "BATCH_ROWS", "Facts", "UserDirectory", "name_and_email"]
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500
 BATCH_DELAY_SECONDS = 0.05
 
-Facts = tuple[str, str | None, str]
+Facts = tuple[str, str | None, Role]
+
+
+def name_and_email(excluded: ColumnCollection[str, Any]) -> dict[str, Any]:
+    """What a user upsert sets of the name and email: each given one wins, one left out keeps
+    what is stored (a name left out arrives as the user's id)."""
+    return {
+        "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
+        "email": func.coalesce(excluded.email, User.email),
+    }
 
 
 def _facts(actor: Identity) -> Facts:
@@ -70,17 +80,15 @@ class UserDirectory:
         if actor.user_id in self._written:
             return
         now = self.clock()
-        insert = pg_insert(User) if self.database.dialect == "postgresql" else sqlite_insert(User)
-        await db.execute(
-            insert.values(
-                id=actor.user_id,
-                name=actor.name,
-                email=actor.email,
-                role=actor.role,
-                created_at=now,
-                updated_at=now,
-            ).on_conflict_do_nothing(index_elements=[User.id])
-        )
+        row = {
+            "id": actor.user_id,
+            "name": actor.name,
+            "email": actor.email,
+            "role": actor.role,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await db.execute(self.database.upsert(User, row, key=[User.id]))
 
     def forget(self, user_id: str) -> None:
         """The row was changed elsewhere (an enrollment named the user): refresh next time."""
@@ -121,19 +129,13 @@ class UserDirectory:
             }
             for a in actors
         ]
-        insert = pg_insert(User) if self.database.dialect == "postgresql" else sqlite_insert(User)
-        statement = insert.values(rows)
         # A claim the token lacks keeps what is stored (a name set at enrollment,
         # an email); a claim it carries wins.
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[User.id],
-            set_={
-                "name": case((excluded.name == excluded.id, User.name), else_=excluded.name),
-                "email": func.coalesce(excluded.email, User.email),
-                "role": excluded.role,
-                "updated_at": now,
-            },
+        statement = self.database.upsert(
+            User,
+            rows,
+            key=[User.id],
+            update=lambda excluded: {**name_and_email(excluded), "role": excluded.role, "updated_at": now},
         )
         async with self.database.write() as db:
             await db.execute(statement)

@@ -1,4 +1,8 @@
-"""What the service returns: typed, JSON-ready views shared by HTTP and Socket.IO."""
+"""What the service returns: typed, JSON-ready views shared by HTTP and Socket.IO.
+
+The HTTP API returns most of them as they are; ``realtime.payloads`` builds
+every Socket.IO payload from them.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from attendance_live.vocabulary import EnrollmentStatus, RecordStatus, Role, SessionStatus
+
 __all__ = [
-    "ActiveSession",
-    "ActiveSessions",
+    "ActiveSessionView",
+    "ActiveSessionsView",
     "CourseView",
     "EnrollmentView",
     "RecordView",
@@ -56,13 +62,13 @@ class UserView(_View):
     id: str
     name: str
     email: str | None
-    role: str
+    role: Role
 
 
 class RecordView(_View):
     user_id: str
     name: str
-    status: str
+    status: RecordStatus
     marked_at: str | None
     marked_by: str | None
     remarks: str | None
@@ -74,7 +80,7 @@ class SessionView(_View):
     teacher_id: str
     teacher_name: str
     topic: str | None
-    status: str
+    status: SessionStatus
     late_after_minutes: int
     max_duration_minutes: int
     started_at: str
@@ -94,7 +100,7 @@ class CourseView(_View):
     teacher_id: str
     teacher_name: str
     created_at: str
-    my_role: str = Field(description="The caller's relation: teacher, admin or student")
+    my_role: Role = Field(description="The caller's relation: teacher, admin or student")
 
 
 class EnrollmentView(_View):
@@ -102,19 +108,21 @@ class EnrollmentView(_View):
     user_id: str
     name: str
     email: str | None
-    status: str
+    status: EnrollmentStatus
     updated_at: str
 
 
-class ActiveSession(_View):
-    sessionId: str  # noqa: N815 - the seed's field names
-    teacherId: str  # noqa: N815
-    studentCount: int  # noqa: N815
-    startedAt: str  # noqa: N815
+class ActiveSessionView(_View):
+    session_id: str
+    teacher_id: str
+    student_count: int = Field(description="Records present or late")
+    started_at: str
     topic: str | None
-    totalStudents: int  # noqa: N815
+    total_students: int = Field(description="Records in the session's roster")
 
 
-class ActiveSessions(_View):
+class ActiveSessionsView(_View):
+    """A course's active sessions, oldest first (``realtime.payloads`` gives it the seed's shape)."""
+
     course_id: str
-    activeSessions: list[ActiveSession]  # noqa: N815
+    sessions: list[ActiveSessionView]

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.services._process import (
+from tests.infra._process import (
     ServiceChild,
     ServiceUnavailable,
     ensure_installed,
@@ -84,7 +84,7 @@ def render_site(
 def _main_config(base: Path, site: Path, user: str | None) -> str:
     temp = base / "temp"
     lines = [
-        "# Test wrapper around the shipped site configuration (written by tests/services/nginx.py).",
+        "# Test wrapper around the shipped site configuration (written by tests/infra/nginx.py).",
         "daemon off;",
         "worker_processes 1;",
         f"pid {base / 'nginx.pid'};",

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.services._process import (
+from tests.infra._process import (
     ServiceChild,
     ServiceUnavailable,
     ensure_installed,

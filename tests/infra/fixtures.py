@@ -1,7 +1,7 @@
 """pytest fixtures for real services on loopback; register with ``pytest_plugins``.
 
     # tests/conftest.py
-    pytest_plugins = ["tests.services.fixtures"]
+    pytest_plugins = ["tests.infra.fixtures"]
 
 Session-scoped: ``postgres_server`` and ``redis_server``, one of each for the
 whole run, started the first time a test asks for them and killed at the end
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from tests.services._process import ServiceUnavailable
-from tests.services.nginx import NginxServer
-from tests.services.postgres import PostgresServer
-from tests.services.redis import RedisServer
+from tests.infra._process import ServiceUnavailable
+from tests.infra.nginx import NginxServer
+from tests.infra.postgres import PostgresServer
+from tests.infra.redis import RedisServer
 
 __all__ = [
     "nginx_factory",

@@ -13,7 +13,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from tests.services._process import (
+from tests.infra._process import (
     ServiceChild,
     ServiceUnavailable,
     ensure_installed,

@@ -1,0 +1,290 @@
+"""Reads: session bodies, the roster, statistics and the live snapshot of a course.
+
+Two kinds of read live here. The HTTP reads go through the ORM
+(``Database.read``) and check access first. The hot reads that the real-time
+side asks for on every subscribe and broadcast (``active_sessions_snapshot``,
+``session_summary``) run as single synchronous units (``Database.run_read``)
+with statements built once (``_Statements``), without an access check: their
+callers have authorized the subscriber or the room already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import String, bindparam, case, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from attendance_live.auth.tokens import Identity
+from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, User
+from attendance_live.service.access import Access, AccessRules
+from attendance_live.service.errors import Forbidden, NotFound
+from attendance_live.service.views import (
+    ActiveSessionsView,
+    ActiveSessionView,
+    RecordView,
+    SessionView,
+    Statistics,
+)
+from attendance_live.timeutil import iso_z
+from attendance_live.vocabulary import PRESENT_STATUSES
+
+__all__ = ["Reads", "record_view", "session_view_of"]
+
+
+class Reads(AccessRules):
+    """Session bodies and snapshots; see the module docstring."""
+
+    async def active_sessions(self, actor: Identity, course_id: str) -> ActiveSessionsView:
+        """The course's active sessions, for a member of the course."""
+        async with self.database.read() as db:
+            await self._member_access(db, actor, course_id)
+            return await db.run_sync(lambda session: _active_sessions_in(session.connection(), course_id))
+
+    async def active_sessions_snapshot(self, course_id: str) -> ActiveSessionsView:
+        """The same without an access check (for an authorized subscriber or room).
+
+        Served from the snapshot cache, which every change to the course's
+        sessions invalidates before it is announced.
+        """
+
+        async def load() -> ActiveSessionsView:
+            return await self.database.run_read(lambda conn: _active_sessions_in(conn, course_id))
+
+        snapshot = await self.caches.snapshots.get(course_id, load)
+        assert snapshot is not None
+        return snapshot
+
+    async def session_summary(self, session_id: str) -> SessionView | None:
+        """A session without its records, for announcements (no access check): one read."""
+        return await self.database.run_read(lambda conn: _summary_in(conn, session_id))
+
+    async def session_statistics(self, session_id: str) -> Statistics:
+        """A session's statistics now (no access check; for its roster's followers)."""
+
+        def read(conn: Connection) -> Statistics:
+            rows = conn.execute(_STATEMENTS.statistics, {"p_sid": session_id})
+            return Statistics.from_counts({status: int(n) for status, n in rows})
+
+        return await self.database.run_read(read)
+
+    async def roster(self, actor: Identity, session_id: str) -> SessionView:
+        """The whole session with every record, for the course's teacher and admins."""
+        async with self.database.read() as db:
+            _, access = await self._session_access(db, actor, session_id)
+            if not access.manages:
+                raise Forbidden("Only the course's teacher or an admin can follow the roster")
+            return await self._session_view(db, session_id, access, actor)
+
+    async def get_session(self, actor: Identity, session_id: str) -> SessionView:
+        async with self.database.read() as db:
+            _, access = await self._session_access(db, actor, session_id)
+            if access.relation == "pending":
+                raise Forbidden(
+                    "Your enrollment in this session's course is pending; "
+                    "ask the course's teacher to approve it"
+                )
+            return await self._session_view(db, session_id, access, actor)
+
+    async def list_sessions(self, actor: Identity, course_id: str) -> list[SessionView]:
+        async with self.database.read() as db:
+            access = await self._manager_access(db, actor, course_id)
+            ids = (
+                (
+                    await db.execute(
+                        select(AttendanceSession.id)
+                        .where(AttendanceSession.course_id == course_id)
+                        .order_by(AttendanceSession.started_at.desc())
+                        .limit(500)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return [await self._session_view(db, sid, access, actor, with_records=False) for sid in ids]
+
+    # ------------------------------------------------------- within a transaction
+
+    async def _statistics(self, db: AsyncSession, session_id: str) -> Statistics:
+        rows = (
+            await db.execute(
+                select(AttendanceRecord.status, func.count())
+                .where(AttendanceRecord.session_id == session_id)
+                .group_by(AttendanceRecord.status)
+            )
+        ).all()
+        return Statistics.from_counts({status: int(n) for status, n in rows})
+
+    async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
+        row = (
+            await db.execute(
+                select(AttendanceRecord, User.name)
+                .join(User, User.id == AttendanceRecord.user_id)
+                .where(AttendanceRecord.session_id == session_id, AttendanceRecord.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"User {user_id!r} has no record in session {session_id!r}")
+        return record_view(row[0], row[1])
+
+    async def _session_view(
+        self,
+        db: AsyncSession,
+        session_id: str,
+        access: Access,
+        actor: Identity,
+        *,
+        with_records: bool = True,
+    ) -> SessionView:
+        """The session body; a caller who does not manage the course sees only its own record."""
+        attendance = (
+            await db.execute(
+                select(AttendanceSession)
+                .where(AttendanceSession.id == session_id)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        records: list[RecordView] = []
+        if with_records:
+            query = (
+                select(AttendanceRecord, User.name)
+                .join(User, User.id == AttendanceRecord.user_id)
+                .where(AttendanceRecord.session_id == session_id)
+                .order_by(User.name, User.id)
+                .execution_options(populate_existing=True)
+            )
+            if not access.manages:
+                query = query.where(AttendanceRecord.user_id == actor.user_id)
+            records = [record_view(r, name) for r, name in (await db.execute(query)).all()]
+        statistics = await self._statistics(db, attendance.id)
+        return session_view_of(
+            lambda column: getattr(attendance, column),
+            access.course.teacher_id,
+            access.teacher_name,
+            statistics,
+            records,
+        )
+
+
+def session_view_of(
+    get: Callable[[str], Any],
+    teacher_id: str,
+    teacher_name: str,
+    statistics: Statistics,
+    records: Sequence[RecordView],
+) -> SessionView:
+    """A session body from a session row, ORM or Core (``get`` reads one of its columns)."""
+    final = None
+    if get("status") == "ended" and get("final_total") is not None:
+        final = Statistics.of(
+            get("final_present") or 0,
+            get("final_late") or 0,
+            get("final_absent") or 0,
+            get("final_excused") or 0,
+        )
+    return SessionView(
+        id=get("id"),
+        course_id=get("course_id"),
+        teacher_id=teacher_id,
+        teacher_name=teacher_name,
+        topic=get("topic"),
+        status=get("status"),
+        late_after_minutes=get("late_after_minutes"),
+        max_duration_minutes=get("max_duration_minutes"),
+        started_at=iso_z(get("started_at")) or "",
+        started_by=get("started_by"),
+        expires_at=iso_z(get("expires_at")) or "",
+        ended_at=iso_z(get("ended_at")),
+        ended_by=get("ended_by"),
+        statistics=statistics,
+        final_statistics=final,
+        records=list(records),
+    )
+
+
+def record_view(record: AttendanceRecord, name: str) -> RecordView:
+    return RecordView(
+        user_id=record.user_id,
+        name=name,
+        status=record.status,
+        marked_at=iso_z(record.marked_at),
+        marked_by=record.marked_by,
+        remarks=record.remarks,
+    )
+
+
+class _Statements:
+    """The hot reads' statements, built once with bound parameters (``p_cid``, ``p_sid``)."""
+
+    def __init__(self) -> None:
+        cid = bindparam("p_cid", type_=String())
+        counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))
+        self.active = (
+            select(
+                AttendanceSession.id,
+                AttendanceSession.started_at,
+                AttendanceSession.topic,
+                Course.teacher_id,
+                func.coalesce(counted, 0),
+                func.count(AttendanceRecord.user_id),
+            )
+            .join(Course, Course.id == AttendanceSession.course_id)
+            .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
+            .where(AttendanceSession.course_id == cid, AttendanceSession.status == "active")
+            .group_by(
+                AttendanceSession.id, AttendanceSession.started_at, AttendanceSession.topic, Course.teacher_id
+            )
+            .order_by(AttendanceSession.started_at, AttendanceSession.id)
+        )
+        sid = bindparam("p_sid", type_=String())
+        self.summary = (
+            select(
+                AttendanceSession.__table__,
+                Course.teacher_id.label("teacher_id_"),
+                User.name.label("teacher_name_"),
+            )
+            .join(Course, Course.id == AttendanceSession.course_id)
+            .join(User, User.id == Course.teacher_id)
+            .where(AttendanceSession.id == sid)
+        )
+        self.statistics = (
+            select(AttendanceRecord.status, func.count())
+            .where(AttendanceRecord.session_id == sid)
+            .group_by(AttendanceRecord.status)
+        )
+
+
+_STATEMENTS = _Statements()
+
+
+def _active_sessions_in(conn: Connection, course_id: str) -> ActiveSessionsView:
+    """The course's active sessions, read on ``conn``."""
+    rows = conn.execute(_STATEMENTS.active, {"p_cid": course_id}).all()
+    return ActiveSessionsView(
+        course_id=course_id,
+        sessions=[
+            ActiveSessionView(
+                session_id=sid,
+                teacher_id=teacher_id,
+                student_count=int(count),
+                started_at=iso_z(started_at) or "",
+                topic=topic,
+                total_students=int(total),
+            )
+            for sid, started_at, topic, teacher_id, count, total in rows
+        ],
+    )
+
+
+def _summary_in(conn: Connection, session_id: str) -> SessionView | None:
+    row = conn.execute(_STATEMENTS.summary, {"p_sid": session_id}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    rows = conn.execute(_STATEMENTS.statistics, {"p_sid": session_id})
+    counts: dict[str, int] = {status: n for status, n in rows}
+    return session_view_of(
+        m.__getitem__, m["teacher_id_"], m["teacher_name_"], Statistics.from_counts(counts), records=[]
+    )

@@ -1,0 +1,79 @@
+"""The words the whole system shares: statuses, roles, the id pattern, room names.
+
+Each status set is one ``Literal``; the tables' CHECK constraints
+(``db/models.py``, via ``typing.get_args``), the request schemas, the service's
+signatures and its views all use it, so a status cannot be added in one place
+and forgotten in another. Every id validator (HTTP paths and bodies, the
+service, the CLI) uses :data:`ID_PATTERN`. Socket.IO room names are built here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "ENROLLMENT_STATUSES",
+    "ID_MAX_CHARS",
+    "ID_PATTERN",
+    "ID_RE",
+    "PRESENT_STATUSES",
+    "RECORD_STATUSES",
+    "ROLES",
+    "SESSION_STATUSES",
+    "SYSTEM",
+    "EnrollmentStatus",
+    "RecordStatus",
+    "Role",
+    "SessionStatus",
+    "course_of_room",
+    "course_room",
+    "session_room",
+    "user_room",
+]
+
+SessionStatus = Literal["active", "ended"]
+RecordStatus = Literal["present", "late", "excused", "absent"]
+EnrollmentStatus = Literal["pending", "approved", "rejected"]
+# A token's role, and a caller's relation to a course as the API reports it (``my_role``).
+Role = Literal["student", "teacher", "admin"]
+
+SESSION_STATUSES: Final[tuple[SessionStatus, ...]] = get_args(SessionStatus)
+RECORD_STATUSES: Final[tuple[RecordStatus, ...]] = get_args(RecordStatus)
+ENROLLMENT_STATUSES: Final[tuple[EnrollmentStatus, ...]] = get_args(EnrollmentStatus)
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+# The statuses a session's studentCount and its statistics' ``present`` count.
+PRESENT_STATUSES: Final[tuple[RecordStatus, ...]] = ("present", "late")
+
+# Who ended a session that outlived its maximum duration.
+SYSTEM: Final = "system"
+
+ID_MAX_CHARS: Final = 128
+# Course, session and user ids: 1 to 128 letters, digits or ._:@- starting with a letter or digit.
+ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+ID_RE: Final = re.compile(ID_PATTERN)
+
+_COURSE_ROOM: Final = "course:"
+
+
+def course_room(course_id: str) -> str:
+    """The room of a course's subscribers (course events and snapshots)."""
+    return _COURSE_ROOM + course_id
+
+
+def course_of_room(room: object) -> str | None:
+    """The course id of a course room, None for any other room."""
+    if isinstance(room, str) and room.startswith(_COURSE_ROOM):
+        return room[len(_COURSE_ROOM) :]
+    return None
+
+
+def session_room(session_id: str) -> str:
+    """The room of a session's roster followers (its teacher and admins)."""
+    return f"session:{session_id}"
+
+
+def user_room(user_id: str) -> str:
+    """Every socket of one user, on every node (for changes to that user's own records)."""
+    return f"user:{user_id}"

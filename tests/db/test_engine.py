@@ -1,0 +1,57 @@
+"""``Database.upsert``: one INSERT … ON CONFLICT for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from attendance_live.db.engine import Database
+from attendance_live.db.models import User
+
+T0 = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+T1 = datetime(2024, 1, 15, 11, 0, tzinfo=UTC)
+
+
+def _row(user_id: str, name: str, at: datetime) -> dict[str, object]:
+    return {"id": user_id, "name": name, "email": None, "role": "student", "created_at": at, "updated_at": at}
+
+
+async def _users(database: Database) -> list[tuple[str, str, datetime]]:
+    async with database.read() as db:
+        rows = await db.execute(select(User.id, User.name, User.updated_at).order_by(User.id))
+        return [(uid, name, at) for uid, name, at in rows]
+
+
+async def test_do_nothing_keeps_the_stored_row(database: Database) -> None:
+    async with database.write() as db:
+        await db.execute(database.upsert(User, _row("u1", "First", T0), key=[User.id]))
+        await db.execute(database.upsert(User, _row("u1", "Second", T1), key=[User.id]))
+    assert await _users(database) == [("u1", "First", T0)]
+
+
+async def test_do_update_sets_what_update_returns_from_excluded(database: Database) -> None:
+    async with database.write() as db:
+        await db.execute(database.upsert(User, [_row("u1", "First", T0)], key=[User.id]))
+        statement = database.upsert(
+            User,
+            [_row("u1", "Renamed", T1), _row("u2", "New", T1)],
+            key=[User.id],
+            update=lambda excluded: {"name": excluded.name, "updated_at": excluded.updated_at},
+        )
+        await db.execute(statement)
+    assert await _users(database) == [("u1", "Renamed", T1), ("u2", "New", T1)]
+    async with database.read() as db:
+        created = (await db.execute(select(User.created_at).where(User.id == "u1"))).scalar_one()
+        assert created == T0  # not in update(): kept
+        assert (await db.execute(select(func.count()).select_from(User))).scalar_one() == 2
+
+
+async def test_returning_reports_only_inserted_rows(database: Database) -> None:
+    async def insert(name: str) -> tuple[object, ...] | None:
+        statement = database.upsert(User, _row("u1", name, T0), key=["id"]).returning(User.name)
+        row = await database.run_write(lambda conn: conn.execute(statement).first())
+        return None if row is None else tuple(row)
+
+    assert await insert("First") == ("First",)
+    assert await insert("Second") is None  # the conflict inserted nothing
