@@ -121,3 +121,26 @@ def test_the_cli_cannot_mint_in_asymmetric_mode(
     assert "JWT_ALGORITHM is RS256" in err
     assert "identity provider" in err
     assert not (tmp_path / ".attendance-live-secret").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"JWT_ALGORITHM": "RS256"}, "JWKS_URL"),
+        ({"JWT_ALGORITHM": "ES256", "JWT_PUBLIC_KEY": "/nonexistent/idp.pem"}, "JWT_PUBLIC_KEY"),
+    ],
+)
+def test_serve_stops_at_start_on_a_bad_key_source(
+    env: dict[str, str],
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"Configuration error: {variable} ")
