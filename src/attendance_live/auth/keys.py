@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from attendance_live.auth.jwks import JwksKeys
 from attendance_live.auth.tokens import ClaimNames, TokenService
-from attendance_live.config import ConfigError, Settings
+from attendance_live.config import ConfigError, Settings, check_key_source
 
 __all__ = ["build_token_service", "load_public_key"]
 
@@ -58,6 +58,7 @@ def load_public_key(value: str, algorithm: str) -> Any:
 
 def build_token_service(settings: Settings) -> TokenService:
     """The verifier (and, with a secret, the minter) these settings ask for."""
+    check_key_source(settings)  # again: settings built in code skip load_settings
     common: dict[str, Any] = {
         "issuer": settings.jwt_issuer,
         "audience": settings.jwt_audience or None,
