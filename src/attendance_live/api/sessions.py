@@ -1,8 +1,8 @@
-"""One attendance session: read, check in, mark, end, report."""
+"""One attendance session: read, check in, mark, end (its reports: ``api/reports.py``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from attendance_live.api.deps import Caller, Service, SessionId, UserId
 from attendance_live.api.errors import CONFLICT, ERRORS
@@ -42,18 +42,3 @@ async def mark_record(
 async def end_session(session_id: SessionId, caller: Caller, service: Service) -> SessionView:
     """End the session; the body carries ``final_statistics``."""
     return await service.end_session(caller, session_id)
-
-
-@router.get(
-    "/{session_id}/report.csv",
-    response_class=Response,
-    responses={**ERRORS, 200: {"content": {"text/csv": {}}, "description": "One row per roster record"}},
-)
-async def report(session_id: SessionId, caller: Caller, service: Service) -> Response:
-    view, body = await service.report_csv(caller, session_id)
-    filename = f"attendance-{view.course_id}-{view.started_at[:10]}-{view.id[:8]}.csv"
-    return Response(
-        content=body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
