@@ -13,10 +13,9 @@ it sees a request it would mishandle:
   smaller limit (``MAX_MESSAGE_BYTES``, see ``RealtimeServer.asgi_guard``).
 
 Every response gets ``X-Content-Type-Options: nosniff``,
-``Referrer-Policy: no-referrer`` and a Content-Security-Policy: the strict one
-(no inline script, same-origin only) everywhere but the interactive API docs,
-whose page FastAPI builds with an inline script and a CDN; those get only the
-``frame-ancestors`` directive. ``FRAME_ANCESTORS`` (default ``'none'``) says
+``Referrer-Policy: no-referrer`` and one strict Content-Security-Policy (no
+inline script, same-origin only): the dashboard and the API docs (served from
+the package by ``api/docs.py``) need nothing else. ``FRAME_ANCESTORS`` (default ``'none'``) says
 who may frame the dashboard, for an LMS that embeds it.
 
 Below ASGI, :func:`header_timeout_protocol` closes connections whose request
@@ -36,7 +35,6 @@ __all__ = ["MAX_SEGMENT_BYTES", "MAX_URI_BYTES", "Hardening", "dashboard_policy"
 
 MAX_URI_BYTES: Final = 4096
 MAX_SEGMENT_BYTES: Final = 255
-_DOCS_PATHS: Final = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 def dashboard_policy(frame_ancestors: str) -> str:
@@ -61,7 +59,6 @@ class Hardening:
         if framing is not None:  # for browsers without CSP frame-ancestors
             common.append((b"x-frame-options", framing))
         self._strict = [*common, (b"content-security-policy", dashboard_policy(frame_ancestors).encode())]
-        self._docs = [*common, (b"content-security-policy", f"frame-ancestors {frame_ancestors}".encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -75,8 +72,7 @@ class Hardening:
                 return
             await self.app(scope, receive, send)
             return
-        headers = self._docs if path in _DOCS_PATHS else self._strict
-        send = self._with_headers(send, headers)
+        send = self._with_headers(send, self._strict)
         if target > MAX_URI_BYTES:
             await _answer(send, 414, f"The request URI is longer than {MAX_URI_BYTES} bytes; shorten it")
             return
