@@ -224,12 +224,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     listening = _bind(settings)
     try:
         _with_database(settings, _prepare(settings, seed=args.demo))
+        if args.demo:
+            _print_demo(settings, as_json=False)
+        application = create_app(settings, demo=args.demo)  # a bad JWT_PUBLIC_KEY stops it here
     except BaseException:
         listening.close()
         raise
-    if args.demo:
-        _print_demo(settings, as_json=False)
-    application = create_app(settings, demo=args.demo)
 
     class Server(uvicorn.Server):
         """On SIGTERM: stop accepting, close every Socket.IO transport, then drain."""
