@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -276,3 +277,19 @@ async def test_an_upgrade_that_never_completes_is_closed(live_url: str, app: App
     async with websockets.connect(url) as ws:
         frames = await _closed_by_server(ws)  # no "2probe" sent: closed after PING_TIMEOUT_SECONDS
     assert frames == []
+
+
+async def test_malformed_packets_are_one_info_line_each_not_an_error(
+    live_url: str, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="attendance_live.engineio"):
+        async with RawSocket.connect(live_url, world.users["s1"].token) as student:
+            for frame in ("4x", "42{", "42[1]", '42["a",{"b":'):
+                await student.ws.send(frame)
+            answer = await student.call("checkActiveSessions", {"course_id": "cs101"})
+            assert answer["course_id"] == "cs101"  # still usable
+    engine = [r for r in caplog.records if r.name == "attendance_live.engineio"]
+    assert [r for r in engine if r.levelno >= logging.WARNING] == []
+    dropped = [r.getMessage() for r in engine if "dropped a malformed packet" in r.getMessage()]
+    assert len(dropped) == 3, [r.getMessage() for r in engine]
+    assert all(r.exc_info is None for r in engine)

@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
-from attendance_live.logs import connection_id
+from attendance_live.logs import MalformedPacketFilter, connection_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
 from attendance_live.realtime.expiry import (
@@ -118,6 +118,13 @@ class Connection:
         return not self.expired and time.time() < self.expires_at
 
 
+def _engineio_logger() -> logging.Logger:
+    engine_log = logging.getLogger("attendance_live.engineio")
+    if not any(isinstance(f, MalformedPacketFilter) for f in engine_log.filters):
+        engine_log.addFilter(MalformedPacketFilter())
+    return engine_log
+
+
 class _Refusal(Exception):
     """A request the client may not make; answered with an error event."""
 
@@ -158,7 +165,7 @@ class RealtimeServer:
             # Our loggers, so their lines get our format and token redaction
             # (given False, the libraries attach an unformatted handler of their own).
             logger=logging.getLogger("attendance_live.socketio"),
-            engineio_logger=logging.getLogger("attendance_live.engineio"),
+            engineio_logger=_engineio_logger(),
         )
         self.connections: dict[str, Connection] = {}
         self.user_sids: dict[str, set[str]] = {}
