@@ -30,8 +30,9 @@ from starlette.types import ASGIApp
 from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
-from attendance_live.auth.tokens import TokenService
+from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
@@ -86,7 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
     )
-    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    tokens = build_token_service(settings)
 
     manager: socketio.AsyncManager = FastEmitManager()
     if settings.redis_url is not None:
@@ -127,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         realtime.start()
+        tokens.start()
         await cluster.start()
         auto_ender.start()
         log.info(
@@ -144,6 +146,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await notifier.close()
             await service.users.flush()
             await cluster.close()
+            await tokens.close()
             await database.dispose()
 
     http = FastAPI(
@@ -182,6 +185,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     _mount_dashboard(http)
 
     asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))
+    asgi = Hardening(asgi, max_body_bytes=settings.max_body_bytes, frame_ancestors=settings.frame_ancestors)
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 
