@@ -25,6 +25,8 @@ SERVER_EVENTS = (
     "sessionRosterData",
     "attendanceUpdated",
     "myAttendanceUpdated",
+    "tokenExpired",
+    "tokenRefreshed",
 )
 
 

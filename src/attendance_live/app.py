@@ -33,8 +33,9 @@ from starlette.types import ASGIApp
 from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
-from attendance_live.auth.tokens import TokenService
+from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
@@ -91,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
     )
-    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    tokens = build_token_service(settings)
 
     realtime = RealtimeServer(
         settings, tokens, service, metrics, redis_url=settings.redis_url, redis_channel=REDIS_CHANNEL
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await realtime.start()
+        tokens.start()
         await cluster.start()
         auto_ender.start()
         log.info(
@@ -142,6 +144,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await service.users.flush()
             await realtime.stop_fanout()
             await cluster.close()
+            await tokens.close()
             await database.dispose()
 
     http = FastAPI(
@@ -179,7 +182,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(docs.router)
     _mount_dashboard(http)
 
-    asgi = realtime.asgi_app(http)
+    asgi = Hardening(
+        realtime.asgi_app(http),
+        max_body_bytes=settings.max_body_bytes,
+        frame_ancestors=settings.frame_ancestors,
+    )
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 

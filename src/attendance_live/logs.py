@@ -14,7 +14,14 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["BEARER", "JWT_SHAPE", "configure_logging", "connection_id", "redact", "request_id"]
+__all__ = [
+    "BEARER",
+    "JWT_SHAPE",
+    "configure_logging",
+    "connection_id",
+    "redact",
+    "request_id",
+]
 
 # The HTTP request or Socket.IO connection a log line belongs to ("-" outside both).
 request_id: ContextVar[str] = ContextVar("request_id", default="-")

@@ -66,7 +66,7 @@ async def get_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     try:
-        identity = context.tokens.verify(credentials.credentials if credentials else None)
+        identity = (await context.tokens.check(credentials.credentials if credentials else None)).identity
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
     # Operations that reference the caller ensure its row themselves.

@@ -12,6 +12,15 @@ and leaves the connection usable):
 * ``subscribeToSession {session_id}``  → (teacher, admin) ``sessionRosterData``, then
   ``attendanceUpdated`` on every record change
 * ``unsubscribeFromSession {session_id}``
+* ``refreshToken {token}`` → a valid token for the same user moves the
+  connection's deadline; answered ``tokenRefreshed {expires_at}``
+
+Authentication ends at the token's ``exp`` (:mod:`realtime.expiry`): the
+socket leaves every room at that moment, gets ``tokenExpired {expired_at}``
+and is disconnected by the server. An Engine.IO session that does not join
+the namespace within ``CONNECT_TIMEOUT_SECONDS`` is closed (the transport's
+connect timeout), and at most ``MAX_SOCKETS_PER_USER`` sockets of one user
+are connected to this node.
 
 Handlers run in order per connection (the transport's ``handlers_in_order``),
 so a client that subscribes and then unsubscribes ends unsubscribed. Client
@@ -27,6 +36,8 @@ gives uvicorn the websocket protocol class (docs/transport.md).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +49,13 @@ from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
 from attendance_live.logs import connection_id
 from attendance_live.metrics import Metrics
+from attendance_live.realtime.expiry import (
+    TOKEN_EXPIRED_EVENT,
+    TOKEN_REFRESHED_EVENT,
+    Deadlines,
+    expiry_body,
+    require_token,
+)
 from attendance_live.realtime.payloads import (
     PayloadError,
     active_sessions_data,
@@ -94,6 +112,11 @@ class Connection:
     identity: Identity
     bucket: TokenBucket
     courses: set[str] = field(default_factory=set)
+    expires_at: float = math.inf  # the token's exp (epoch seconds)
+    expired: bool = False  # set at exp: the socket is out of its rooms and being disconnected
+
+    def is_live(self) -> bool:
+        return not self.expired and time.time() < self.expires_at
 
 
 class _Refusal(Exception):
@@ -137,15 +160,21 @@ class RealtimeServer:
             TransportSettings(
                 path="/socket.io/",
                 max_payload=settings.max_message_bytes,
+                ping_timeout_ms=round(settings.ping_timeout_seconds * 1000),
+                connect_timeout_ms=round(settings.connect_timeout_seconds * 1000),
                 outgoing_buffer_bytes=settings.outgoing_buffer_bytes,
                 per_message_deflate=settings.ws_per_message_deflate,
                 cors_allowed_origins=origins,
+                # Bearer tokens, never cookies: no origin is told it may send credentials,
+                # the same rule as the HTTP API's CORS (docs/operations.md).
+                cors_credentials=False,
             ),
             adapter_factory=lambda _name: self.adapter,
             on_overflow=self._overflowed,
         )
         self.namespace = self.server.namespace("/")
         self.user_sockets: dict[str, set[Socket]] = {}
+        self.deadlines = Deadlines(self._expire)
         self.namespace.on_connect(self._on_connect)
         self.namespace.on_disconnect(self._on_disconnect)
         self._handlers: dict[str, EventHandler] = {
@@ -154,6 +183,7 @@ class RealtimeServer:
             "checkActiveSessions": self._check_active,
             "subscribeToSession": self._subscribe_session,
             "unsubscribeFromSession": self._unsubscribe_session,
+            "refreshToken": self._refresh_token,
         }
         for name in self._handlers:
             self.namespace.on(name, self._dispatcher(name))
@@ -165,15 +195,26 @@ class RealtimeServer:
         connection_id.set(socket.sid)
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            identity = self.tokens.verify(token)
+            verified = await self.tokens.check(token)
         except TokenError as exc:
             log.info("socket refused: %s (%s)", exc.message, exc.reason)
             raise ConnectRefused(exc.message) from None
+        identity = verified.identity
+        limit = self.settings.max_sockets_per_user
+        if len(self.user_sockets.get(identity.user_id, ())) >= limit:
+            log.info("socket refused: user already has %d sockets on this node", limit)
+            raise ConnectRefused(
+                f"Too many connections: this user already has {limit} open (MAX_SOCKETS_PER_USER); "
+                "close one and connect again"
+            )
         # The row is not needed to follow a course: refresh it in the next batch.
         self.service.users.remember_later(identity)
         socket.data = Connection(
-            identity, TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst)
+            identity,
+            TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst),
+            expires_at=verified.expires_at,
         )
+        self.deadlines.set(socket.sid, verified.expires_at)
         self.user_sockets.setdefault(identity.user_id, set()).add(socket)
         socket.join(user_room(identity.user_id))
         self.metrics.connections.inc()
@@ -184,6 +225,7 @@ class RealtimeServer:
         if conn is None:
             return
         socket.data = None
+        self.deadlines.cancel(socket.sid)
         self.metrics.connections.dec()
         self.metrics.subscriptions.dec(len(conn.courses))
         sockets = self.user_sockets.get(conn.identity.user_id)
@@ -213,8 +255,8 @@ class RealtimeServer:
 
         async def dispatch(socket: Socket, *args: Any) -> dict[str, Any] | None:
             conn: Connection | None = socket.data
-            if conn is None:
-                return None
+            if conn is None or not conn.is_live():
+                return None  # past the token's exp: the socket is on its way out
             token = connection_id.set(socket.sid)
             try:
                 with self.metrics.handler_seconds.labels(event).time():
@@ -332,6 +374,50 @@ class RealtimeServer:
         socket.leave(session_room(session_id))
         return unsubscribed_data("session_id", session_id)
 
+    async def _refresh_token(self, socket: Socket, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        token = require_token(args)
+        try:
+            verified = await self.tokens.check(token)
+        except TokenError as exc:
+            log.info("refreshToken refused: %s (%s)", exc.message, exc.reason)
+            raise _Refusal(
+                "forbidden", f"refreshToken refused: {exc.message}; get a new token and send it again"
+            ) from None
+        if verified.identity.user_id != conn.identity.user_id:
+            raise _Refusal(
+                "forbidden",
+                "refreshToken refused: the token is for another user; "
+                "to change user, disconnect and connect with that user's token",
+            )
+        if not conn.is_live() or not socket.connected:
+            return {}  # the deadline passed while the token was being checked
+        conn.identity = verified.identity
+        conn.expires_at = verified.expires_at
+        self.deadlines.set(socket.sid, verified.expires_at)
+        self.service.users.remember_later(verified.identity)
+        payload = expiry_body("expires_at", verified.expires_at)
+        socket.emit(TOKEN_REFRESHED_EVENT, payload)
+        return payload
+
+    # ----------------------------------------------------------------- expiry
+
+    def _expire(self, sid: str) -> None:
+        """At the token's exp: out of every room now (nothing more reaches it), then tell and close.
+
+        All of it in this one callback of the loop, so no broadcast can come between."""
+        socket = self.namespace.sockets.get(sid)
+        conn: Connection | None = socket.data if socket is not None else None
+        if socket is None or conn is None or conn.expired:
+            return
+        conn.expired = True
+        for room in list(socket.rooms):
+            socket.leave(room)
+        self.metrics.subscriptions.dec(len(conn.courses))
+        conn.courses.clear()
+        log.info("socket %s: token expired; disconnecting it", sid)
+        socket.emit(TOKEN_EXPIRED_EVENT, expiry_body("expired_at", conn.expires_at))
+        socket.disconnect()
+
     # ---------------------------------------------------------------- helpers
 
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
@@ -382,6 +468,7 @@ class RealtimeServer:
         packet ("io server disconnect") tells socket.io-client *not* to
         reconnect, which is wrong for a restart or a deploy.
         """
+        self.deadlines.close()
         await self.server.close()
 
     async def stop_fanout(self) -> None:
