@@ -290,6 +290,12 @@ class Namespace:
             self._send_connect_error(socket.connection, {"message": "Internal server error"})
             return False
         if socket.connection.engine.closed:
+            # The connection went away while the connect handler ran: what the handler did (rooms,
+            # the application's own state) is undone through the disconnect handler, as for any
+            # socket that leaves.
+            socket._pending = None
+            socket.connected = True
+            self._remove(socket, "transport close")
             return False
         self.sockets[socket.sid] = socket
         socket.connected = True
