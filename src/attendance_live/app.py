@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         clock=clock,
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
+        check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
     )
     tokens = TokenService(settings.secret(), settings.jwt_algorithm)
 

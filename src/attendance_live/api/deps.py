@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from attendance_live.api.client_address import address_of
 from attendance_live.api.errors import Unauthorized
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
@@ -15,12 +16,14 @@ from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
 __all__ = [
     "Caller",
+    "ClientAddress",
     "Context",
     "CourseId",
     "Service",
     "SessionId",
     "UserId",
     "get_caller",
+    "get_client_address",
     "get_context",
     "get_service",
 ]
@@ -65,6 +68,14 @@ async def get_caller(
 
 
 Caller = Annotated[Identity, Depends(get_caller)]
+
+
+async def get_client_address(request: Request, context: Context) -> str | None:
+    """The client's address: the peer, or behind TRUSTED_PROXIES the forwarded one (api.client_address)."""
+    return address_of(request.scope, context.settings.trusted_proxies)
+
+
+ClientAddress = Annotated[str | None, Depends(get_client_address)]
 
 CourseId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]

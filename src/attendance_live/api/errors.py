@@ -26,16 +26,25 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from attendance_live.api.schemas import Detail
-from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.api.schemas import CheckInRefusal, Detail
+from attendance_live.service.errors import (
+    CheckInRefused,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+)
 
 __all__ = [
+    "CHECK_IN_ERRORS",
     "CONFLICT",
     "ERRORS",
     "STATUS",
     "UNAVAILABLE",
     "Unauthorized",
     "install_error_handlers",
+    "service_error_body",
     "status_of",
 ]
 
@@ -58,6 +67,18 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 CONFLICT: dict[int | str, dict[str, object]] = {
     409: {"model": Detail, "description": "The session has ended"}
+}
+# The check-in's answers: a 403 may carry the ``reason`` the session's rules refused it for.
+CHECK_IN_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    **CONFLICT,
+    403: {
+        "model": CheckInRefusal,
+        "description": (
+            "Not allowed to check in: a pending enrollment, a teacher or admin (no `reason`), "
+            "or refused by the session's rules (`reason`: code_required, code_invalid, network_not_allowed)"
+        ),
+    },
 }
 
 
@@ -82,9 +103,16 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def service_error_body(exc: ServiceError) -> dict[str, str]:
+    """``{"detail"}``, plus ``reason`` for a refused check-in."""
+    if isinstance(exc, CheckInRefused):
+        return {"detail": exc.message, "reason": exc.reason}
+    return {"detail": exc.message}
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
+    return JSONResponse(service_error_body(exc), status_code=status_of(exc))
 
 
 async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
