@@ -10,7 +10,8 @@ and leaves the connection usable):
 * ``unsubscribeFromCourse {course_id}`` → leave the room
 * ``checkActiveSessions {course_id}`` → answer ``activeSessionsResponse``
 * ``subscribeToSession {session_id}``  → (teacher, admin) ``sessionRosterData``, then
-  ``attendanceUpdated`` on every record change
+  ``attendanceUpdated`` on every record change; for a ``code`` session also
+  ``checkInCode`` at once and at every rotation (``realtime.codes``)
 * ``unsubscribeFromSession {session_id}``
 
 Handlers run in order per connection (``async_handlers=False``), so a client
@@ -34,10 +35,12 @@ from attendance_live.config import Settings
 from attendance_live.logs import connection_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
 from attendance_live.realtime.lean import LeanServer
 from attendance_live.realtime.payloads import (
     PayloadError,
     active_sessions_data,
+    check_in_code_data,
     error_data,
     require_id,
     roster_data,
@@ -118,6 +121,7 @@ class RealtimeServer:
             logger=logging.getLogger("attendance_live.socketio"),
             engineio_logger=logging.getLogger("attendance_live.engineio"),
         )
+        self.codes = CodeTicker(self.sio, service, service.clock)
         self.connections: dict[str, Connection] = {}
         self.user_sids: dict[str, set[str]] = {}
         self.sio.on("connect", self._on_connect)
@@ -284,6 +288,11 @@ class RealtimeServer:
         await self.sio.enter_room(sid, session_room(session_id))
         payload = roster_data(view)
         await self.sio.emit("sessionRosterData", payload, to=sid)
+        if view.check_in_mode == "code" and view.status == "active":
+            code = await self.service.current_code(session_id)
+            if code is not None:
+                await self.sio.emit(CODE_EVENT, check_in_code_data(code), to=sid)
+                self.codes.watch(code)
         return payload
 
     async def _unsubscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -318,6 +327,7 @@ class RealtimeServer:
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True
             self.sio.manager.initialize()
+        self.codes.start()
 
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
@@ -326,6 +336,7 @@ class RealtimeServer:
         packet ("io server disconnect") tells socket.io-client *not* to
         reconnect, which is wrong for a restart or a deploy.
         """
+        await self.codes.close()
         for eio_sid in list(self.sio.eio.sockets):
             await self.close_transport(eio_sid)
 
