@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import stat
 import subprocess
 import sys
@@ -33,6 +34,9 @@ def test_demo_is_idempotent_and_prints_usable_tokens(tmp_path: Path) -> None:
     human = run_cli("demo", env=env)
     assert "curl -s -X POST" in human.stdout
     assert "demo-student-6 (pending)" in human.stdout
+    # printed as it can be run from here: this interpreter, as the venv was never activated
+    watch = next(line for line in human.stdout.splitlines() if line.startswith("Watch it live:"))
+    assert watch.split()[3:6] == [sys.executable, "-m", "attendance_live"]
 
 
 def test_token_command(tmp_path: Path) -> None:
@@ -91,7 +95,7 @@ def test_migrate_command(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path / 'm.db'}")
     result = run_cli("migrate", env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0001" in result.stdout
+    assert "revision 0003" in result.stdout
     assert run_cli("migrate", env=env).returncode == 0
 
 
@@ -141,3 +145,41 @@ def test_watch_without_a_token_says_how_to_give_one(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--token" in result.stderr
     assert "ATTENDANCE_LIVE_TOKEN" in result.stderr
+
+
+def test_serve_on_a_taken_port_fails_at_once_with_the_fix(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path / 'p.db'}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--demo", "--port", str(port), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"Port {port} on 127.0.0.1 is already in use (another attendance-live?): "
+        "stop that process, or choose another port with --port or PORT"
+    ]
+    # Nothing announced before the failure: no demo tokens, no "ready", no "listening".
+    assert result.stdout == ""
+    assert not (tmp_path / "p.db").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_unreachable_postgresql_is_one_line_naming_host_and_port(tmp_path: Path, command: str) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = cli_env(f"postgresql://someone:hunter2-password@127.0.0.1:{port}/attendance")
+    result = run_cli(command, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{port} ")
+    assert "check that the server is running" in lines[0]
+    assert "hunter2" not in result.stderr
+    assert result.stdout == ""
+    debug = run_cli(command, env={**env, "LOG_LEVEL": "debug"}, cwd=tmp_path)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    assert "hunter2" not in debug.stderr

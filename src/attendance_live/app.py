@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, health, sessions
+from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.observe import Observe
 from attendance_live.auth.tokens import TokenService
@@ -44,6 +44,7 @@ from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.autoend import AutoEnder
 from attendance_live.service.cache import Caches
+from attendance_live.service.course_report import CourseReports
 from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
 from attendance_live.timeutil import Clock, utcnow
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         bus,
         service,
         tokens,
+        CourseReports(database),
         demo=demo,
         redis_state=cluster.redis_state if clustered else None,
     )
@@ -150,6 +152,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         version=__version__,
         summary="Real-time attendance sessions: courses, rosters, check-ins and live session events.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs from the package (offline, no inline script)
+        redoc_url=None,
     )
     http.state.context = context
     http.add_middleware(
@@ -173,6 +177,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(health.router)
     http.include_router(courses.router)
     http.include_router(sessions.router)
+    http.include_router(reports.router)
+    http.include_router(server_config.router)
+    http.include_router(docs.router)
     _mount_dashboard(http)
 
     asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))

@@ -1,29 +1,42 @@
 """``attendance-live serve | migrate | demo | token | watch``.
 
 Bad configuration ends the command with one line naming the variable and the
-fix, and exit status 2.
+fix, and exit status 2. A server that cannot start (its port is taken, the
+database cannot be reached) ends with one line naming what and the fix, and
+exit status 1; the traceback is logged at debug level (``LOG_LEVEL=debug``).
+``serve`` binds its port before anything else, so that it fails before it
+prints "ready" or any demo token.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import json
 import logging
+import os
 import shlex
 import socket
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from attendance_live import __version__
 from attendance_live.config import ConfigError, Settings, ensure_secret, load_settings
 from attendance_live.logs import configure_logging
 
-__all__ = ["main"]
+__all__ = ["StartupError", "main"]
 
 log = logging.getLogger("attendance_live")
+
+T = TypeVar("T")
+
+
+class StartupError(Exception):
+    """The command cannot run; the message names what and the fix (one line, exit status 1)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -121,12 +137,78 @@ async def _prepare(settings: Settings, *, seed: bool) -> None:
         await database.dispose()
 
 
+def _bind(settings: Settings) -> socket.socket:
+    """The listening socket, bound now: a taken port fails before anything is printed."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise StartupError(
+            f"Cannot listen on {where}: HOST {settings.host!r} does not resolve ({exc.strerror}); "
+            "use an address such as 127.0.0.1 or 0.0.0.0 (--host or HOST)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        log.debug("binding %s failed", where, exc_info=True)
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"Port {settings.port} on {settings.host} is already in use (another attendance-live?): "
+                f"stop that process, or choose another port with --port or PORT"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(
+                f"Not allowed to listen on port {settings.port}: ports below 1024 need privileges; "
+                "choose a port above 1024 with --port or PORT"
+            ) from None
+        raise StartupError(
+            f"Cannot listen on {where} ({exc.strerror}): use an address of this machine with --host or HOST"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _with_database(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; a database that cannot be reached becomes one :class:`StartupError` line."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(work)
+    except (OSError, TimeoutError, DBAPIError, asyncpg.PostgresError) as exc:
+        log.debug("database connection failed", exc_info=True)
+        url = make_url(settings.database_url)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        why = (reason[0] if reason else type(exc).__name__)[:200]
+        if settings.is_sqlite:
+            raise StartupError(
+                f"Cannot open the SQLite database {url.database} ({why}): check that its directory "
+                "exists and is writable, or set DATABASE_URL"
+            ) from None
+        where = f"{url.host or 'localhost'}:{url.port or 5432}"
+        raise StartupError(
+            f"Cannot reach PostgreSQL at {where} ({why}): check that the server is running and accepts "
+            f"connections there, and DATABASE_URL's user, password and database name ({url.database})"
+        ) from None
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from attendance_live.app import create_app
 
-    asyncio.run(_prepare(settings, seed=args.demo))
+    listening = _bind(settings)
+    try:
+        _with_database(settings, _prepare(settings, seed=args.demo))
+    except BaseException:
+        listening.close()
+        raise
     if args.demo:
         _print_demo(settings, as_json=False)
     application = create_app(settings, demo=args.demo)
@@ -157,7 +239,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     _tune_garbage_collector()
     log.info("listening on %s (Socket.IO at /socket.io/, API docs at /docs)", _base_url(settings))
-    Server(config).run()
+    Server(config).run(sockets=[listening])
     return 0
 
 
@@ -186,12 +268,12 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
 
-    print(f"database schema is at revision {asyncio.run(run())}")
+    print(f"database schema is at revision {_with_database(settings, run())}")
     return 0
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_prepare(settings, seed=True))
+    _with_database(settings, _prepare(settings, seed=True))
     _print_demo(settings, as_json=args.json)
     return 0
 
@@ -223,8 +305,16 @@ def _print_demo(settings: Settings, *, as_json: bool) -> None:
         print(f"Student  {s['name']:<14} {s['id']} ({s['enrollment']})\n  token: {s['token']}\n")
     print("With the server running, start a session, check in, end it:\n")
     print("\n".join(curl))
-    print(f"\nWatch it live:  attendance-live watch {course} --token {shlex.quote(student)}")
+    print(f"\nWatch it live:  {_command()} watch {course} --token {shlex.quote(student)}")
     print(f"Dashboard:      {base}/  (pick a demo user to sign in)\n", flush=True)
+
+
+def _command() -> str:
+    """This command as the user can type it again from here (the README never activates the venv)."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if Path(invoked).name == "attendance-live" and os.access(invoked, os.X_OK):
+        return shlex.quote(invoked)
+    return f"{shlex.quote(sys.executable)} -m attendance_live"
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:

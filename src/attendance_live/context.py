@@ -9,6 +9,7 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.course_report import CourseReports
 from attendance_live.service.events import EventBus
 
 __all__ = ["AppContext"]
@@ -21,6 +22,7 @@ class AppContext:
     bus: EventBus
     service: AttendanceService
     tokens: TokenService
+    reports: CourseReports
     demo: bool = False
     # Reports "ok" or "down: ..." for /readyz; None when Redis is not configured.
     redis_state: Callable[[], Awaitable[str]] | None = None

@@ -122,6 +122,26 @@ async def report(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Re
     return await h.get(f"/api/sessions/{await _session(w)}/report.csv", headers=hd)
 
 
+async def course_report(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/report", headers=hd)
+
+
+async def course_report_csv(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/report.csv", headers=hd)
+
+
+async def course_xapi(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/report.xapi.json", headers=hd)
+
+
+async def session_xapi(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get(f"/api/sessions/{await _session(w)}/report.xapi.json", headers=hd)
+
+
+async def server_config(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/config", headers=hd)
+
+
 async def me(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
     return await h.get("/api/me", headers=hd)
 
@@ -157,6 +177,11 @@ MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
     "PUT /api/sessions/{id}/records/{user}": (mark_record, MANAGERS_ONLY),
     "POST /api/sessions/{id}/end": (end_session, MANAGERS_ONLY),
     "GET /api/sessions/{id}/report.csv": (report, MANAGERS_ONLY),
+    "GET /api/sessions/{id}/report.xapi.json": (session_xapi, MANAGERS_ONLY),
+    "GET /api/courses/{id}/report": (course_report, MEMBERS),
+    "GET /api/courses/{id}/report.csv": (course_report_csv, MEMBERS),
+    "GET /api/courses/{id}/report.xapi.json": (course_xapi, MANAGERS_ONLY),
+    "GET /api/config": (server_config, ANYONE),
 }
 
 

@@ -116,6 +116,9 @@ test('everyone opens the course page; students see the seed view with no session
     });
   }
   await people.teacher.page.getByRole('heading', { name: 'Start a session' }).waitFor();
+  // The start form shows the server's defaults (GET /api/config): 180 and 10 minutes.
+  await people.teacher.page.waitForFunction(() => document.querySelector('#max-duration')?.value === '180');
+  assert.equal(await people.teacher.page.getByLabel('Late after (minutes)').inputValue(), '10');
 });
 
 test('the students see a started session within one second, without a reload', async () => {
@@ -163,6 +166,14 @@ test('the students see a started session within one second, without a reload', a
   const rows = await teacher.locator('.live-session tbody tr').count();
   const approved = demo.students.filter((s) => s.enrollment === 'approved').length;
   assert.equal(rows, approved, 'the live roster lists every approved student');
+  // The teacher who started it gets no banner about it; the live session is listed once.
+  assert.equal(await teacher.locator('.notification-started').count(), 0, 'no banner for her own start');
+  assert.equal(await teacher.locator('.past-session[data-status="active"]').count(), 0, 'listed once, as live');
+  // Nobody is shown the 32-character session id.
+  for (const key of ['teacher', 'student1', 'student2']) {
+    const text = await people[key].page.evaluate(() => document.body.innerText);
+    assert.doesNotMatch(text, /[0-9a-f]{32}/, `${key}'s page shows no session id`);
+  }
 });
 
 test("a student's check-in updates the teacher's live roster", async () => {
@@ -182,7 +193,7 @@ test("a student's check-in updates the teacher's live roster", async () => {
   const row = teacher.locator('.live-session tr[data-user-id="demo-student-1"]');
   await teacher.locator('.live-session tr[data-user-id="demo-student-1"][data-status="present"]').waitFor({ timeout: 5000 });
   assert.match(await row.textContent(), /Present/);
-  await teacher.locator('.live-session [data-stat="present"] dd', { hasText: '1' }).waitFor({ timeout: 5000 });
+  await teacher.locator('.live-session [data-stat="on-time"] dd', { hasText: '1' }).waitFor({ timeout: 5000 });
   // The other student sees the count change without a reload.
   await people.student2.page.locator('.session-card', { hasText: /Students: 1 of/ }).waitFor({ timeout: 5000 });
 
@@ -194,15 +205,20 @@ test('the teacher overrides a status, and the student sees it; the CSV report do
   const name = student(2).name;
   // absent -> excused leaves the session's count alone: the student learns of it
   // from myAttendanceUpdated, not from a count change.
+  // Choosing a status saves it: no Save button to forget.
   await teacher.getByLabel(`Status for ${name}`, { exact: true }).selectOption('excused');
-  await teacher.getByRole('button', { name: `Save status for ${name}` }).click();
   await people.student2.page.locator('.my-status [data-status="excused"]').waitFor({ timeout: 5000 });
 
   await teacher.getByLabel(`Status for ${name}`, { exact: true }).selectOption('late');
-  await teacher.getByLabel(`Remarks for ${name}`, { exact: true }).fill('Arrived after the break');
-  await teacher.getByRole('button', { name: `Save status for ${name}` }).click();
   await teacher.locator('.live-session tr[data-user-id="demo-student-2"][data-status="late"]').waitFor({ timeout: 5000 });
   await people.student2.page.locator('.my-status [data-status="late"]').waitFor({ timeout: 5000 });
+  // A remark on demand.
+  await teacher.getByRole('button', { name: `Add remark for ${name}` }).click();
+  await teacher.getByLabel(`Remarks for ${name}`, { exact: true }).fill('Arrived after the break');
+  await teacher.getByRole('button', { name: `Save remark for ${name}` }).click();
+  await teacher
+    .locator('.live-session tr[data-user-id="demo-student-2"] td[data-label="Remarks"]', { hasText: 'Arrived after the break' })
+    .waitFor({ timeout: 5000 });
 
   const [download] = await Promise.all([
     teacher.waitForEvent('download'),
@@ -222,10 +238,15 @@ test('ending the session notifies the students and shows the final statistics', 
   await teacher.getByRole('button', { name: 'End session' }).click();
   const summary = teacher.locator('.ended-summary');
   await summary.waitFor({ timeout: 5000 });
-  assert.equal((await summary.locator('[data-stat="present"] dd').textContent()).trim(), '2');
-  assert.equal((await summary.locator('[data-stat="late"] dd').textContent()).trim(), '1');
+  // Tiles that add up: on time + late + absent + excused = total; "attended" counts late too.
+  const tile = async (key) => Number((await summary.locator(`[data-stat="${key}"] dd`).textContent()).trim());
+  assert.equal(await tile('on-time'), 1);
+  assert.equal(await tile('late'), 1);
   const approved = demo.students.filter((s) => s.enrollment === 'approved').length;
-  assert.equal((await summary.locator('[data-stat="total"] dd').textContent()).trim(), String(approved));
+  assert.equal(await tile('total'), approved);
+  assert.equal((await tile('on-time')) + (await tile('late')) + (await tile('absent')) + (await tile('excused')), approved);
+  assert.match(await summary.locator('[data-stat="attended"]').textContent(), new RegExp(`Attended \\(on time or late\\): 2 of ${approved}`));
+  assert.equal(await teacher.locator('.notification-ended').count(), 0, 'the summary, not a banner, for her own end');
   await teacher.locator('.past-session[data-status="ended"]').first().waitFor({ timeout: 5000 });
 
   for (const key of ['student1', 'student2']) {
@@ -288,6 +309,103 @@ test('a reload of /courses/{id} keeps the tab signed in and the page readable at
   );
   await shot(teacher, 'teacher-ended-375px');
   assert.ok(teacherOverflow <= 0, `the teacher view fits 375px too (overflow ${teacherOverflow}px)`);
+});
+
+async function noOverflow(page, who) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `${who}: no horizontal scrolling (overflow ${overflow}px)`);
+}
+
+// Two sessions have ended: in the first demo-student-1 was on time and
+// demo-student-2 late (the others absent); in the second everyone was absent.
+test("the teacher's course report: sortable, the students below a threshold marked, a CSV", async () => {
+  const { page: teacher } = people.teacher;
+  await teacher.setViewportSize({ width: 1280, height: 900 });
+  const report = teacher.locator('.course-report');
+  await report.locator('tbody tr').first().waitFor({ timeout: 5000 });
+  const approved = demo.students.filter((s) => s.enrollment === 'approved');
+  assert.equal(await report.locator('tbody tr').count(), approved.length);
+  assert.match(await report.locator('p.hint').first().textContent(), /2 ended sessions/);
+  // 50 % for the first two students, 0 % for the others: all below 80 %, three below 40 %.
+  assert.equal(await report.locator('tr.below-threshold').count(), approved.length);
+  await teacher.getByLabel('Highlight below (%)').fill('40');
+  assert.equal(await report.locator('tr.below-threshold').count(), approved.length - 2);
+  assert.equal(await report.locator('tr.below-threshold[data-user-id="demo-student-1"]').count(), 0);
+
+  const rateHeader = report.locator('th', { has: teacher.getByRole('button', { name: /^Attendance/ }) });
+  await teacher.getByRole('button', { name: /^Attendance/ }).click();
+  assert.equal(await rateHeader.getAttribute('aria-sort'), 'ascending');
+  assert.equal(await report.locator('tbody tr').first().locator('td[data-label="Attendance"]').textContent(), '0%');
+  await teacher.getByRole('button', { name: /^Attendance/ }).click();
+  assert.equal(await rateHeader.getAttribute('aria-sort'), 'descending');
+  assert.equal(await report.locator('tbody tr').first().getAttribute('data-user-id'), 'demo-student-1');
+  const first = report.locator('tbody tr').first();
+  assert.equal(await first.locator('td[data-label="On time"]').textContent(), '1');
+  assert.equal(await first.locator('td[data-label="Absent"]').textContent(), '1');
+  assert.equal(await first.locator('td[data-label="Attendance"]').textContent(), '50%');
+
+  const [download] = await Promise.all([
+    teacher.waitForEvent('download'),
+    teacher.getByRole('button', { name: 'Download course report (CSV)' }).click(),
+  ]);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+  assert.equal(csv[0], 'user_id,name,present,late,absent,excused,sessions,attendance_rate');
+  assert.equal(csv.length, 1 + approved.length);
+  assert.ok(csv.includes(`demo-student-2,${student(2).name},0,1,1,0,2,0.5000`), csv.join('\n'));
+  await report.scrollIntoViewIfNeeded();
+  await shot(teacher, 'teacher-report');
+
+  await teacher.setViewportSize({ width: 375, height: 812 });
+  await report.locator('tbody tr').first().waitFor();
+  // The headings are hidden at this width: the "Sort by" control sorts instead.
+  await teacher.getByLabel('Sort by').selectOption('attendance_rate');
+  assert.equal(await report.locator('tbody tr').first().locator('td[data-label="Attendance"]').textContent(), '0%');
+  await teacher.getByRole('button', { name: /reverse the order/ }).click();
+  assert.equal(await report.locator('tbody tr').first().getAttribute('data-user-id'), 'demo-student-1');
+  await noOverflow(teacher, 'the teacher report at 375px');
+  await shot(teacher, 'teacher-report-375px');
+});
+
+test("a student's own record over the course: a mark per session", async () => {
+  for (const [key, n, width, name] of [
+    ['student1', 1, 375, 'student-report-375px'],
+    ['student2', 2, 1280, 'student-report'],
+  ]) {
+    const { page } = people[key];
+    await page.setViewportSize({ width, height: 900 });
+    const mine = page.locator('.my-attendance');
+    await mine.locator('.attendance-chart circle[data-status]').nth(1).waitFor({ timeout: 5000 });
+    const statuses = await mine.locator('.attendance-chart circle[data-status]').evaluateAll((marks) =>
+      marks.map((mark) => mark.dataset.status),
+    );
+    assert.deepEqual(statuses, n === 1 ? ['present', 'absent'] : ['late', 'absent'], `${key}'s chart`);
+    assert.match(await mine.locator('.my-rate').textContent(), /Attendance 50%/);
+    assert.match(await mine.locator('figcaption').textContent(), /2 sessions: .*1 absent/);
+    // A student sees no one else's record.
+    assert.equal(await page.locator('.course-report').count(), 0);
+    await noOverflow(page, `${key} at ${width}px`);
+    await mine.scrollIntoViewIfNeeded();
+    await shot(page, name);
+  }
+});
+
+test('the API docs at /docs render with no network but the server', async () => {
+  const page = await openPerson('docs', { width: 1280, height: 900 });
+  const server_ = new URL(server.baseUrl);
+  const elsewhere = [];
+  await page.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.host === server_.host) return route.continue();
+    elsewhere.push(url.href);
+    return route.abort();
+  });
+  await page.goto(`${server.baseUrl}/docs`);
+  await page.locator('.swagger-ui .info .title', { hasText: 'attendance-live' }).waitFor({ timeout: 10_000 });
+  await page.locator('.opblock-summary-path', { hasText: '/api/courses/{course_id}/report' }).first().waitFor();
+  assert.deepEqual(elsewhere, [], 'the docs page asked nothing of any other host');
+  await shot(page, 'api-docs');
+  await people.docs.context.close();
+  delete people.docs;
 });
 
 test('no page logged a console error', () => {

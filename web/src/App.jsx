@@ -3,13 +3,13 @@ import { apiRequest } from './api.js';
 import { clearToken, loadToken, saveToken } from './auth.js';
 import { SessionContext } from './session.js';
 import { linkHandler, matchRoute, navigate, usePathname } from './router.js';
+import useFetched from './hooks/useFetched.js';
 import SignIn from './components/SignIn.jsx';
 import CourseList from './components/CourseList.jsx';
 import CoursePage from './components/CoursePage.jsx';
 
 export default function App() {
   const [token, setToken] = useState(loadToken);
-  const [me, setMe] = useState(null);
   const [signInMessage, setSignInMessage] = useState(null);
   const pathname = usePathname();
   const route = matchRoute(pathname);
@@ -17,7 +17,6 @@ export default function App() {
   const signOut = useCallback((message = null) => {
     clearToken();
     setToken(null);
-    setMe(null);
     setSignInMessage(message);
   }, []);
 
@@ -26,26 +25,15 @@ export default function App() {
     if (!trimmed) return;
     saveToken(trimmed);
     setSignInMessage(null);
-    setMe(null);
     setToken(trimmed);
   }, []);
 
-  // The token is checked by asking the server who it belongs to.
+  // The token is checked by asking the server who it belongs to (a new token: a new `load`).
+  const loadAsToken = useCallback((path) => apiRequest(path, { token }), [token]);
+  const { data: me, error: meError } = useFetched(token ? '/api/me' : null, { load: loadAsToken });
   useEffect(() => {
-    if (!token) return undefined;
-    let cancelled = false;
-    apiRequest('/api/me', { token })
-      .then((user) => {
-        if (!cancelled) setMe(user);
-      })
-      .catch((error) => {
-        if (cancelled) return;
-        signOut(error.status === 401 ? `That token was refused: ${error.detail}` : error.detail);
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [token, signOut]);
+    if (meError) signOut(meError.status === 401 ? `That token was refused: ${meError.detail}` : meError.detail);
+  }, [meError, signOut]);
 
   const session = useMemo(() => ({ token, me, signOut }), [token, me, signOut]);
 

@@ -1,5 +1,6 @@
-import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { act, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { json, useFakeFetch } from './fakeFetch.js';
 import StudentView from '../src/components/StudentView.jsx';
 import SignIn from '../src/components/SignIn.jsx';
 import { SessionContext } from '../src/session.js';
@@ -21,9 +22,6 @@ function tracking(overrides = {}) {
   };
 }
 
-function json(body, status = 200) {
-  return Promise.resolve(new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } }));
-}
 
 function renderStudent(track) {
   return render(
@@ -33,15 +31,7 @@ function renderStudent(track) {
   );
 }
 
-let fetchMock;
-beforeEach(() => {
-  fetchMock = vi.fn();
-  vi.stubGlobal('fetch', fetchMock);
-});
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+const http = useFakeFetch();
 
 describe('StudentView', () => {
   it('uses the seed component class names when nothing is live', () => {
@@ -53,7 +43,7 @@ describe('StudentView', () => {
 
   it('shows each live session with the own status and checks in', async () => {
     const session = { sessionId: 's1', teacherId: 't', studentCount: 0, totalStudents: 2, startedAt: '2024-01-15T10:30:00.000Z', topic: 'Week 1' };
-    fetchMock.mockImplementation((url, init = {}) => {
+    http.mock.mockImplementation((url, init = {}) => {
       expect(init.headers.Authorization).toBe('Bearer tok');
       if (url === '/api/sessions/s1' && init.method === 'GET') {
         return json({ id: 's1', records: [{ user_id: 'stu-1', name: 'Ann', status: 'absent', marked_at: null }] });
@@ -86,13 +76,13 @@ describe('StudentView', () => {
     }));
     const region = screen.getAllByRole('status').find((el) => el.className === 'notification-region');
     expect(region.textContent).toContain('ended by Ada');
-    expect(region.textContent).toContain('Present: 3 of 4');
+    expect(region.textContent).toContain('Attended: 3 of 4 (late included)');
   });
 });
 
 describe('SignIn', () => {
   it('signs in with a pasted token on Enter', async () => {
-    fetchMock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({ detail: 'Not Found' }, 404)));
+    http.mock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({ detail: 'Not Found' }, 404)));
     const onSignIn = vi.fn();
     const { container } = render(<SignIn onSignIn={onSignIn} message={null} />);
     const input = container.querySelector('input[name="token"]');
@@ -100,12 +90,12 @@ describe('SignIn', () => {
     fireEvent.change(input, { target: { value: 'abc.def.ghi' } });
     fireEvent.submit(input.form);
     expect(onSignIn).toHaveBeenCalledWith('abc.def.ghi');
-    await waitFor(() => expect(fetchMock).toHaveBeenCalledWith('/api/demo/users', expect.anything()));
+    await waitFor(() => expect(http.mock).toHaveBeenCalledWith('/api/demo/users', expect.anything()));
     expect(screen.queryByText('Demo users')).toBeNull();
   });
 
   it('lists the demo users when the server has them', async () => {
-    fetchMock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({
+    http.mock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({
       course: { id: 'demo-course', code: 'DEMO-101', title: 'Demo' },
       teacher: { id: 'demo-teacher', name: 'Tess Teacher', role: 'teacher', enrollment: null, token: 'T' },
       students: [{ id: 'demo-student-1', name: 'Sam', role: 'student', enrollment: 'approved', token: 'S' }],
@@ -118,10 +108,10 @@ describe('SignIn', () => {
   });
 
   it('does not ask for demo users when /healthz says demo mode is off', async () => {
-    fetchMock.mockImplementation(() => json({ status: 'ok', demo: false }));
+    http.mock.mockImplementation(() => json({ status: 'ok', demo: false }));
     render(<SignIn onSignIn={() => {}} message={null} />);
-    await waitFor(() => expect(fetchMock).toHaveBeenCalledWith('/healthz', expect.anything()));
+    await waitFor(() => expect(http.mock).toHaveBeenCalledWith('/healthz', expect.anything()));
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(fetchMock.mock.calls.map(([url]) => url)).toEqual(['/healthz']);
+    expect(http.mock.mock.calls.map(([url]) => url)).toEqual(['/healthz']);
   });
 });

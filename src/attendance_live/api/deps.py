@@ -12,6 +12,7 @@ from attendance_live.api.errors import Unauthorized
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
 from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.course_report import CourseReports
 from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
 __all__ = [
@@ -19,12 +20,14 @@ __all__ = [
     "ClientAddress",
     "Context",
     "CourseId",
+    "Reports",
     "Service",
     "SessionId",
     "UserId",
     "get_caller",
     "get_client_address",
     "get_context",
+    "get_reports",
     "get_service",
 ]
 
@@ -46,6 +49,13 @@ async def get_service(context: Context) -> AttendanceService:
 
 
 Service = Annotated[AttendanceService, Depends(get_service)]
+
+
+async def get_reports(context: Context) -> CourseReports:
+    return context.reports
+
+
+Reports = Annotated[CourseReports, Depends(get_reports)]
 
 _FIXES = {
     "Authentication required": "send the header Authorization: Bearer <token>",

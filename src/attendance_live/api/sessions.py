@@ -1,10 +1,10 @@
-"""One attendance session: read, check in, mark, end, report."""
+"""One attendance session: read, check in, mark, end (its reports: ``api/reports.py``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body
 
 from attendance_live.api.deps import Caller, ClientAddress, Service, SessionId, UserId
 from attendance_live.api.errors import CHECK_IN_ERRORS, CONFLICT, ERRORS
@@ -77,18 +77,3 @@ async def mark_record(
 async def end_session(session_id: SessionId, caller: Caller, service: Service) -> SessionView:
     """End the session; the body carries ``final_statistics``."""
     return await service.end_session(caller, session_id)
-
-
-@router.get(
-    "/{session_id}/report.csv",
-    response_class=Response,
-    responses={**ERRORS, 200: {"content": {"text/csv": {}}, "description": "One row per roster record"}},
-)
-async def report(session_id: SessionId, caller: Caller, service: Service) -> Response:
-    view, body = await service.report_csv(caller, session_id)
-    filename = f"attendance-{view.course_id}-{view.started_at[:10]}-{view.id[:8]}.csv"
-    return Response(
-        content=body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )

@@ -187,6 +187,8 @@ class AttendanceRecord(Base):
     status: Mapped[RecordStatus] = mapped_column(String(16))
     marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     marked_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    # The student's own check-in, kept when a teacher's mark later moves marked_at.
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remarks: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (

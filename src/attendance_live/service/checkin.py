@@ -91,7 +91,7 @@ class CheckInStatements:
                 R.marked_by.is_(None),
                 exists().where(S.id == sid, S.status == "active"),
             )
-            .values(status=status, marked_at=now, marked_by=uid)
+            .values(status=status, marked_at=now, marked_by=uid, checked_in_at=now)
             .returning(*returning)
         )
         self.state = (
@@ -100,7 +100,14 @@ class CheckInStatements:
             .outerjoin(R, and_(R.session_id == S.id, R.user_id == uid))
             .where(S.id == sid)
         )
-        row = {"session_id": sid, "user_id": uid, "status": status, "marked_at": now, "marked_by": uid}
+        row = {
+            "session_id": sid,
+            "user_id": uid,
+            "status": status,
+            "marked_at": now,
+            "marked_by": uid,
+            "checked_in_at": now,
+        }
         self.insert = database.upsert(R, row, key=["session_id", "user_id"]).returning(*returning)
         self.audit = AuditStatements()
         self.code_source = select(

@@ -1,28 +1,13 @@
-import { useEffect, useState } from 'react';
-import { useApi } from '../session.js';
+import useFetched from '../hooks/useFetched.js';
 import { coursePath, linkHandler } from '../router.js';
 import PageHeading from './PageHeading.jsx';
 
 const ROLE_LABELS = { teacher: 'You teach this course', admin: 'You administer this course', student: 'Student' };
 
 export default function CourseList() {
-  const { request } = useApi();
-  const [courses, setCourses] = useState(null);
-  const [error, setError] = useState(null);
-
-  useEffect(() => {
-    let cancelled = false;
-    request('/api/courses')
-      .then((data) => {
-        if (!cancelled) setCourses(Array.isArray(data) ? data : []);
-      })
-      .catch((err) => {
-        if (!cancelled) setError(err.detail ?? String(err));
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [request]);
+  const { data, error: failure } = useFetched('/api/courses');
+  const courses = data ? (Array.isArray(data) ? data : []) : null;
+  const error = failure ? failure.detail ?? String(failure) : null;
 
   return (
     <section aria-labelledby="courses-title">

@@ -1,5 +1,5 @@
-import { useEffect, useState } from 'react';
-import { useApi, useSession } from '../session.js';
+import { useSession } from '../session.js';
+import useFetched from '../hooks/useFetched.js';
 import { linkHandler } from '../router.js';
 import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import PageHeading from './PageHeading.jsx';
@@ -8,23 +8,7 @@ import TeacherView from './TeacherView.jsx';
 
 export default function CoursePage({ courseId }) {
   const { token } = useSession();
-  const { request } = useApi();
-  const [course, setCourse] = useState(null);
-  const [error, setError] = useState(null);
-
-  useEffect(() => {
-    let cancelled = false;
-    request(`/api/courses/${encodeURIComponent(courseId)}`)
-      .then((data) => {
-        if (!cancelled) setCourse(data);
-      })
-      .catch((err) => {
-        if (!cancelled) setError(err);
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [courseId, request]);
+  const { data: course, error } = useFetched(`/api/courses/${encodeURIComponent(courseId)}`);
 
   // One socket per course page, opened once the course is known to exist.
   const tracking = useCourseSessionTracking(course ? course.id : null, token);

@@ -18,7 +18,8 @@ function describe(notification) {
     return `Attendance session${topic} started by ${data.started_by || data.teacher_name} at ${formatTime(data.started_at)}.`;
   }
   const stats = data.final_statistics;
-  const tally = stats && typeof stats.total === 'number' ? ` Present: ${stats.present} of ${stats.total}.` : '';
+  const tally =
+    stats && typeof stats.total === 'number' ? ` Attended: ${stats.present} of ${stats.total} (late included).` : '';
   return `Attendance session${topic} ended by ${data.ended_by || data.teacher_name} at ${formatTime(data.ended_at)}.${tally}`;
 }
 

@@ -1,22 +1,12 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { useApi } from '../session.js';
 import { formatDateTime, formatRate, formatTime } from '../format.js';
+import useFetched from '../hooks/useFetched.js';
 import Roster from './Roster.jsx';
 
 function SessionDetails({ sessionId, people }) {
-  const { request } = useApi();
-  const [session, setSession] = useState(null);
-  const [error, setError] = useState(null);
-  useEffect(() => {
-    let cancelled = false;
-    request(`/api/sessions/${encodeURIComponent(sessionId)}`)
-      .then((body) => !cancelled && setSession(body))
-      .catch((err) => !cancelled && err.status !== 401 && setError(err.detail));
-    return () => {
-      cancelled = true;
-    };
-  }, [request, sessionId]);
-  if (error) return <p className="error" role="alert">Could not load the records: {error}</p>;
+  const { data: session, error } = useFetched(`/api/sessions/${encodeURIComponent(sessionId)}`);
+  if (error && error.status !== 401) return <p className="error" role="alert">Could not load the records: {error.detail}</p>;
   if (!session) return <p role="status">Loading records…</p>;
   return <Roster sessionId={sessionId} records={session.records ?? []} people={people} />;
 }
@@ -58,7 +48,7 @@ function PastSessionRow({ session, people }) {
           </div>
           {stats && (
             <div className="hint">
-              Present {stats.present} of {stats.total}
+              Attended {stats.present} of {stats.total} (late included)
               {typeof stats.attendance_rate === 'number' ? ` (${formatRate(stats.attendance_rate)})` : ''}
             </div>
           )}
@@ -90,28 +80,17 @@ function PastSessionRow({ session, people }) {
 
 /** The course's sessions, newest first, refreshed whenever one starts or ends. */
 export default function PastSessions({ courseId, refreshKey, people }) {
-  const { request } = useApi();
-  const [sessions, setSessions] = useState(null);
-  const [error, setError] = useState(null);
-
-  useEffect(() => {
-    let cancelled = false;
-    request(`/api/courses/${encodeURIComponent(courseId)}/sessions`)
-      .then((body) => {
-        if (!cancelled) setSessions(Array.isArray(body) ? body : []);
-      })
-      .catch((err) => !cancelled && err.status !== 401 && setError(err.detail));
-    return () => {
-      cancelled = true;
-    };
-  }, [request, courseId, refreshKey]);
+  const { data, error: failure } = useFetched(`/api/courses/${encodeURIComponent(courseId)}/sessions`, { refreshKey });
+  // The live sessions have their own panels above: listed here once they end.
+  const sessions = data ? (Array.isArray(data) ? data : []).filter((s) => s.status !== 'active') : null;
+  const error = failure && failure.status !== 401 ? failure.detail : null;
 
   return (
     <section className="past-sessions" aria-labelledby="past-title">
-      <h2 id="past-title">Sessions of this course</h2>
+      <h2 id="past-title">Past sessions</h2>
       {error && <p className="error" role="alert">Could not load the sessions: {error}</p>}
       {!sessions && !error && <p role="status">Loading…</p>}
-      {sessions && sessions.length === 0 && <p className="empty">No sessions yet.</p>}
+      {sessions && sessions.length === 0 && <p className="empty">No ended sessions yet.</p>}
       {sessions && sessions.length > 0 && (
         <ul className="past-list">
           {sessions.map((session) => (

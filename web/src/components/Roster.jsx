@@ -2,76 +2,100 @@ import { useEffect, useState } from 'react';
 import { useApi } from '../session.js';
 import { STATUS_LABELS, formatTime, statusLabel } from '../format.js';
 
-/** One row's status override: PUT /api/sessions/{id}/records/{user_id}. */
-function RecordOverride({ sessionId, record }) {
+/**
+ * One row's status control: choosing a status saves it at once
+ * (PUT /api/sessions/{id}/records/{user_id}); a remark is added on demand.
+ */
+function StatusControl({ sessionId, record }) {
   const { request } = useApi();
   const [status, setStatus] = useState(record.status);
   const [remarks, setRemarks] = useState(record.remarks ?? '');
+  const [editing, setEditing] = useState(false);
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState(null);
   const name = record.name || record.user_id;
   const idBase = `override-${sessionId}-${record.user_id}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  const path = `/api/sessions/${encodeURIComponent(sessionId)}/records/${encodeURIComponent(record.user_id)}`;
 
   // Follow the live record when it changes elsewhere (a check-in, another tab).
   useEffect(() => setStatus(record.status), [record.status]);
   useEffect(() => setRemarks(record.remarks ?? ''), [record.remarks]);
 
-  const save = async (event) => {
-    event.preventDefault();
+  const save = async (body, what) => {
     setBusy(true);
     setMessage(null);
-    const body = { status };
-    if (remarks.trim()) body.remarks = remarks.trim();
     try {
-      await request(
-        `/api/sessions/${encodeURIComponent(sessionId)}/records/${encodeURIComponent(record.user_id)}`,
-        { method: 'PUT', body },
-      );
-      setMessage({ kind: 'ok', text: 'Saved' });
+      await request(path, { method: 'PUT', body });
+      setMessage({ kind: 'ok', text: `${what} saved` });
+      return true;
     } catch (err) {
-      if (err.status !== 401) setMessage({ kind: 'error', text: `Not saved: ${err.detail}` });
+      if (err.status !== 401) setMessage({ kind: 'error', text: `${what} not saved: ${err.detail}` });
+      return false;
     } finally {
       setBusy(false);
     }
   };
 
+  const changeStatus = async (event) => {
+    const next = event.target.value;
+    setStatus(next);
+    if (!(await save({ status: next }, statusLabel(next)))) setStatus(record.status);
+  };
+
+  const saveRemark = async (event) => {
+    event.preventDefault();
+    if (await save({ status, remarks: remarks.trim() }, 'Remark')) setEditing(false);
+  };
+
   return (
-    <form className="override" onSubmit={save}>
+    <div className="override">
       <label htmlFor={`${idBase}-status`} className="visually-hidden">
         Status for {name}
       </label>
-      <select id={`${idBase}-status`} name="status" value={status} onChange={(e) => setStatus(e.target.value)}>
+      <select id={`${idBase}-status`} name="status" value={status} onChange={changeStatus} disabled={busy}>
         {Object.entries(STATUS_LABELS).map(([value, label]) => (
           <option key={value} value={value}>
             {label}
           </option>
         ))}
       </select>
-      <label htmlFor={`${idBase}-remarks`} className="visually-hidden">
-        Remarks for {name}
-      </label>
-      <input
-        id={`${idBase}-remarks`}
-        name="remarks"
-        placeholder="Remarks"
-        maxLength={500}
-        value={remarks}
-        onChange={(e) => setRemarks(e.target.value)}
-      />
-      <button type="submit" className="small" disabled={busy} aria-label={`Save status for ${name}`}>
-        Save
-      </button>
+      {editing ? (
+        <form className="remark-form" onSubmit={saveRemark}>
+          <label htmlFor={`${idBase}-remarks`} className="visually-hidden">
+            Remarks for {name}
+          </label>
+          <input
+            id={`${idBase}-remarks`}
+            name="remarks"
+            placeholder="Remark"
+            maxLength={1000}
+            value={remarks}
+            onChange={(e) => setRemarks(e.target.value)}
+            autoFocus
+          />
+          <button type="submit" className="small" disabled={busy} aria-label={`Save remark for ${name}`}>
+            Save
+          </button>
+          <button type="button" className="secondary small" onClick={() => setEditing(false)} aria-label={`Cancel remark for ${name}`}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <button type="button" className="secondary small" onClick={() => setEditing(true)} aria-label={`${record.remarks ? 'Edit' : 'Add'} remark for ${name}`}>
+          {record.remarks ? 'Edit remark' : 'Add remark'}
+        </button>
+      )}
       <span className={message?.kind === 'error' ? 'error' : 'hint'} role="status">
         {message?.text ?? ''}
       </span>
-    </form>
+    </div>
   );
 }
 
 /**
- * A session's records: name, status, time marked, remarks, and (live) an override
- * form. `marked_by` is a user id; `people` (id → name, e.g. the course's teacher)
- * and the roster's own names turn it into a name where one is known.
+ * A session's records: name, status, time marked, remarks, and (live) a status
+ * control. `marked_by` is a user id; `people` (id → name, e.g. the course's
+ * teacher) and the roster's own names turn it into a name where one is known.
  */
 export default function Roster({ sessionId, records, editable = false, people = {} }) {
   const names = { ...people };
@@ -108,7 +132,7 @@ export default function Roster({ sessionId, records, editable = false, people = 
               <td data-label="Remarks">{record.remarks || '—'}</td>
               {editable && (
                 <td data-label="Change">
-                  <RecordOverride sessionId={sessionId} record={record} />
+                  <StatusControl sessionId={sessionId} record={record} />
                 </td>
               )}
             </tr>

@@ -1,5 +1,6 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { apiRequest } from '../api.js';
+import useFetched from '../hooks/useFetched.js';
 import PageHeading from './PageHeading.jsx';
 
 function DemoUsers({ demo, onSignIn }) {
@@ -29,27 +30,18 @@ function DemoUsers({ demo, onSignIn }) {
   );
 }
 
+// The demo list exists only when the server was started with --demo. A server
+// whose /healthz says `"demo": false` is not asked, which spares the console a 404.
+async function loadDemoUsers(path) {
+  const health = await apiRequest('/healthz').catch(() => null);
+  return health?.demo === false ? null : apiRequest(path);
+}
+
 export default function SignIn({ onSignIn, message }) {
   const [token, setToken] = useState('');
-  const [demo, setDemo] = useState(null);
-
-  // The demo list exists only when the server was started with --demo. A server
-  // whose /healthz says `"demo": false` is not asked, which spares the console a 404.
-  useEffect(() => {
-    let cancelled = false;
-    apiRequest('/healthz')
-      .catch(() => null)
-      .then((health) => (health?.demo === false || cancelled ? null : apiRequest('/api/demo/users')))
-      .then((data) => {
-        if (!cancelled && data && (data.teacher || data.students)) setDemo(data);
-      })
-      .catch(() => {
-        // No demo data: paste a token instead.
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, []);
+  // No demo data (or an error): paste a token instead.
+  const { data } = useFetched('/api/demo/users', { load: loadDemoUsers });
+  const demo = data && (data.teacher || data.students) ? data : null;
 
   return (
     <section className="sign-in" aria-labelledby="sign-in-title">

@@ -1,7 +1,9 @@
 import { useCallback, useEffect, useState } from 'react';
 import { useApi, useSession } from '../session.js';
 import { formatTime, statusLabel } from '../format.js';
+import useFetched from '../hooks/useFetched.js';
 import { ConnectionStatus, SessionNotification, SocketError } from './LiveStatus.jsx';
+import MyAttendance from './MyAttendance.jsx';
 
 const CHECKED_IN = new Set(['present', 'late']);
 
@@ -19,47 +21,31 @@ function describeOwnStatus(record) {
 function StudentSessionCard({ session, announced }) {
   const { me } = useSession();
   const { request } = useApi();
-  const [record, setRecord] = useState(null);
-  const [loaded, setLoaded] = useState(false);
+  const [latest, setLatest] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const sessionId = session.sessionId;
 
   // The session body holds only this student's own record. It is fetched again
   // whenever the session's count changes, which catches a teacher's override too.
-  useEffect(() => {
-    let cancelled = false;
-    request(`/api/sessions/${encodeURIComponent(sessionId)}`)
-      .then((body) => {
-        if (cancelled) return;
-        const own = (body.records ?? []).find((r) => r.user_id === me.id) ?? null;
-        setRecord(own);
-        setLoaded(true);
-      })
-      .catch((err) => {
-        if (!cancelled && err.status !== 401) setError(`Could not load your status: ${err.detail}`);
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [request, sessionId, me.id, session.studentCount]);
-
+  const { data: body, error: loadError } = useFetched(`/api/sessions/${encodeURIComponent(sessionId)}`, {
+    refreshKey: session.studentCount,
+  });
+  useEffect(() => setLatest(null), [body]);
   // The server announces changes to this student's own record (myAttendanceUpdated):
   // a teacher's override shows at once, even when the session's count does not move.
   useEffect(() => {
-    if (announced) {
-      setRecord(announced);
-      setLoaded(true);
-    }
+    if (announced) setLatest(announced);
   }, [announced]);
+  const record = latest ?? (body ? (body.records ?? []).find((r) => r.user_id === me.id) ?? null : null);
+  const loaded = latest != null || body != null;
 
   const checkIn = useCallback(async () => {
     setBusy(true);
     setError(null);
     try {
       const updated = await request(`/api/sessions/${encodeURIComponent(sessionId)}/check-in`, { method: 'POST' });
-      setRecord(updated);
-      setLoaded(true);
+      setLatest(updated);
       if (updated.status === 'absent' || updated.status === 'excused') {
         setError(`Your teacher has already marked you ${statusLabel(updated.status).toLowerCase()}.`);
       }
@@ -78,7 +64,6 @@ function StudentSessionCard({ session, announced }) {
   return (
     <article className="session-card" aria-labelledby={titleId} data-session-id={sessionId}>
       <h4 id={titleId}>{session.topic || 'Attendance session'}</h4>
-      <p>Session ID: <code>{sessionId}</code></p>
       <p>
         Students: {session.studentCount}
         {typeof session.totalStudents === 'number' ? ` of ${session.totalStudents}` : ''} checked in
@@ -107,9 +92,9 @@ function StudentSessionCard({ session, announced }) {
             ? 'Checking in…'
             : 'Check in'}
       </button>
-      {error && (
+      {(error || (loadError && loadError.status !== 401)) && (
         <p className="error" role="alert">
-          {error}
+          {error ?? `Could not load your status: ${loadError.detail}`}
         </p>
       )}
     </article>
@@ -117,7 +102,7 @@ function StudentSessionCard({ session, announced }) {
 }
 
 /** The student's live view: the seed component's markup and class names. */
-export default function StudentView({ tracking }) {
+export default function StudentView({ course, tracking }) {
   const {
     activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
     dismissNotification, myRecords = {},
@@ -146,6 +131,12 @@ export default function StudentView({ tracking }) {
         <div className="no-sessions">
           <p>No active attendance sessions</p>
         </div>
+      )}
+      {course && (
+        <MyAttendance
+          courseId={course.id}
+          refreshKey={lastNotification?.type === 'ended' ? lastNotification.receivedAt : 0}
+        />
       )}
     </div>
   );

@@ -5,39 +5,64 @@ Sessions that exist already stay ``open`` (as they were) with the default
 period; their secret is empty, and a session can only become ``code`` at its
 start, when it gets a secret of its own.
 
+On SQLite the columns are added with ``ALTER TABLE … ADD COLUMN`` and an inline
+CHECK, never by a batch rebuild: the rebuild drops the old table, and with
+foreign keys on, SQLite's ``DROP TABLE`` deletes every record of every session
+through ``ON DELETE CASCADE``.
+
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# column: (constraint name, condition, SQLite column definition)
+_CHECKS = {
+    "check_in_mode": (
+        "ck_attendance_sessions_check_in_mode",
+        "check_in_mode IN ('open', 'code')",
+        "VARCHAR(8) NOT NULL DEFAULT 'open'",
+    ),
+    "code_period_seconds": (
+        "ck_attendance_sessions_code_period_range",
+        "code_period_seconds BETWEEN 5 AND 300",
+        "INTEGER NOT NULL DEFAULT 15",
+    ),
+}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("attendance_sessions", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("check_in_mode", sa.String(length=8), nullable=False, server_default="open")
-        )
-        batch_op.add_column(
-            sa.Column("code_period_seconds", sa.Integer(), nullable=False, server_default="15")
-        )
-        batch_op.add_column(sa.Column("code_secret", sa.String(length=64), nullable=False, server_default=""))
-        batch_op.add_column(sa.Column("allowed_networks", sa.Text(), nullable=True))
-        batch_op.create_check_constraint(
-            op.f("ck_attendance_sessions_check_in_mode"), "check_in_mode IN ('open', 'code')"
-        )
-        batch_op.create_check_constraint(
-            op.f("ck_attendance_sessions_code_period_range"), "code_period_seconds BETWEEN 5 AND 300"
-        )
+    columns: list[sa.Column[Any]] = [
+        sa.Column("check_in_mode", sa.String(length=8), nullable=False, server_default="open"),
+        sa.Column("code_period_seconds", sa.Integer(), nullable=False, server_default="15"),
+        sa.Column("code_secret", sa.String(length=64), nullable=False, server_default=""),
+        sa.Column("allowed_networks", sa.Text(), nullable=True),
+    ]
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for column in columns:
+        if sqlite and column.name in _CHECKS:
+            name, condition, definition = _CHECKS[column.name]
+            op.execute(
+                f"ALTER TABLE attendance_sessions ADD COLUMN {column.name} {definition} "
+                f"CONSTRAINT {name} CHECK ({condition})"
+            )
+        else:
+            op.add_column("attendance_sessions", column)
+    if not sqlite:
+        for name, condition, _ in _CHECKS.values():
+            op.create_check_constraint(name, "attendance_sessions", condition)
 
     op.create_table(
         "record_changes",
@@ -78,10 +103,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_record_changes_session_address")
         batch_op.drop_index("ix_record_changes_session_user")
     op.drop_table("record_changes")
-    with op.batch_alter_table("attendance_sessions", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_attendance_sessions_code_period_range", type_="check")
-        batch_op.drop_constraint("ck_attendance_sessions_check_in_mode", type_="check")
-        batch_op.drop_column("allowed_networks")
-        batch_op.drop_column("code_secret")
-        batch_op.drop_column("code_period_seconds")
-        batch_op.drop_column("check_in_mode")
+    # Plain DROP COLUMN (SQLite 3.35+ drops a column with its own CHECK), never a batch
+    # rebuild (see the module docstring).
+    if op.get_bind().dialect.name != "sqlite":
+        for name, _, _ in _CHECKS.values():
+            op.drop_constraint(name, "attendance_sessions", type_="check")
+    for column in ("allowed_networks", "code_secret", "code_period_seconds", "check_in_mode"):
+        op.drop_column("attendance_sessions", column)

@@ -1,0 +1,74 @@
+import { useState } from 'react';
+import { useApi } from '../session.js';
+import { formatTime } from '../format.js';
+import useSessionRoster from '../hooks/useSessionRoster.js';
+import Statistics from './Statistics.jsx';
+import Roster from './Roster.jsx';
+
+/** One live session for its teacher: live statistics and roster, end, CSV report. */
+export default function LiveSessionPanel({ session, socket, onEnded, people }) {
+  const { request, download } = useApi();
+  const { roster, error: rosterError } = useSessionRoster(socket, session.sessionId);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const sessionPath = `/api/sessions/${encodeURIComponent(session.sessionId)}`;
+  const titleId = `live-${session.sessionId}-title`;
+
+  const end = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const ended = await request(`${sessionPath}/end`, { method: 'POST' });
+      onEnded(ended);
+    } catch (err) {
+      if (err.status === 409) setError('This session has already ended.');
+      else if (err.status !== 401) setError(`Could not end the session: ${err.detail}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const report = async () => {
+    setError(null);
+    try {
+      await download(`${sessionPath}/report.csv`, 'attendance.csv');
+    } catch (err) {
+      if (err.status !== 401) setError(`Could not download the report: ${err.detail}`);
+    }
+  };
+
+  return (
+    <article className="card live-session" aria-labelledby={titleId} data-session-id={session.sessionId}>
+      <h3 id={titleId}>
+        <span className="live-dot" aria-hidden="true" /> {session.topic || 'Attendance session'}
+      </h3>
+      <p className="hint">
+        Started <time dateTime={session.startedAt}>{formatTime(session.startedAt)}</time>
+      </p>
+      <Statistics statistics={roster?.statistics} label="Live statistics" />
+      {rosterError && (
+        <p className="error" role="alert">
+          Live roster: {rosterError}
+        </p>
+      )}
+      {roster ? (
+        <Roster sessionId={session.sessionId} records={roster.records} editable people={people} />
+      ) : (
+        !rosterError && <p role="status">Loading the roster…</p>
+      )}
+      <div className="actions">
+        <button type="button" className="danger" onClick={end} disabled={busy}>
+          {busy ? 'Ending…' : 'End session'}
+        </button>
+        <button type="button" className="secondary" onClick={report}>
+          Download CSV report
+        </button>
+      </div>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+    </article>
+  );
+}
