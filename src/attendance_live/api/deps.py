@@ -24,6 +24,8 @@ __all__ = [
     "Service",
     "SessionId",
     "UserId",
+    "authenticate",
+    "bearer_token",
     "get_caller",
     "get_client_address",
     "get_context",
@@ -64,17 +66,28 @@ _FIXES = {
 }
 
 
-async def get_caller(
-    context: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Identity:
+async def authenticate(context: AppContext, token: str | None) -> Identity:
+    """The caller of a bearer ``token``; :class:`Unauthorized` saying how to get a good one."""
     try:
-        identity = context.tokens.verify(credentials.credentials if credentials else None)
+        identity = context.tokens.verify(token)
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
     # Operations that reference the caller ensure its row themselves.
     context.service.remember_user_later(identity)
     return identity
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads it."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def get_caller(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    return await authenticate(context, credentials.credentials if credentials else None)
 
 
 Caller = Annotated[Identity, Depends(get_caller)]

@@ -10,8 +10,9 @@ in ``allowed_networks`` when the session has them (``network_not_allowed``);
 in ``code`` mode the body must carry the code in force, or the previous one
 within the grace period (``code_required``, ``code_invalid``; ``service.codes``).
 A refusal writes nothing. A repeat with a good code returns the record
-unchanged, as in ``open`` mode. Both run as single synchronous units
-(``Database.run_read``/``run_write``) with statements built once per database
+unchanged, as in ``open`` mode. Both run as single synchronous units, grouped
+with the check-ins beside them (``Database.run_read_grouped``/``run_write_grouped``:
+group commit on SQLite), with statements built once per database
 (``CheckInStatements``): per-statement driver round trips, statement building
 and the ORM were most of a check-in's cost (docs/performance.md).
 """
@@ -152,7 +153,7 @@ class CheckIns(AccessRules):
         now = self.clock()
         q = self._check_in_statements
         params: dict[str, object] = {"p_sid": session_id, "p_uid": actor.user_id}
-        row = await self.database.run_read(lambda conn: conn.execute(q.probe, params).first())
+        row = await self.database.run_read_grouped(lambda conn: conn.execute(q.probe, params).first())
         if row is None:
             raise NotFound(f"Session {session_id!r} not found")
         (
@@ -230,7 +231,7 @@ class CheckIns(AccessRules):
                     return None, tuple(conn.execute(q.state, params).one()[1:])
             return self._audit_check_in(conn, params), tuple(changed)
 
-        audit, record = await self.database.run_write(write)
+        audit, record = await self.database.run_write_grouped(write)
         result = view(record, audit)
         if audit is not None:
             await self._committed([RecordChanged(course_id, session_id, actor.user_id, True, record=result)])
