@@ -270,14 +270,18 @@ def _group_in_transaction(
     def each(conn: Connection) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         for work in works:
+            # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() compiles its
+            # statements afresh each time, a tenth of a millisecond per unit.
+            if savepoints:
+                conn.exec_driver_sql("SAVEPOINT grouped_unit")
             try:
-                if savepoints:
-                    with conn.begin_nested():
-                        outcomes.append((True, work(conn)))
-                else:
-                    outcomes.append((True, work(conn)))
+                outcomes.append((True, work(conn)))
             except Exception as exc:
+                if savepoints:
+                    conn.exec_driver_sql("ROLLBACK TO SAVEPOINT grouped_unit")
                 outcomes.append((False, exc))
+            if savepoints:
+                conn.exec_driver_sql("RELEASE SAVEPOINT grouped_unit")
         return outcomes
 
     return _in_transaction(engine, each)

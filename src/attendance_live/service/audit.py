@@ -19,8 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, insert, or_, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import String, bindparam, insert, select
 
 from attendance_live.db.models import RecordChange
 from attendance_live.service.views import RecordAudit, RecordView
@@ -68,37 +67,43 @@ def change_row(
 
 
 class AuditStatements:
-    """The check-in's audit statements (bound parameters ``p_sid``, ``p_uid``, ``p_addr``, ``p_dev``)."""
+    """The check-in's audit row, flags included, in one statement.
+
+    Bound parameters: ``p_sid``, ``p_uid``, ``p_status``, ``p_now``, ``p_addr``,
+    ``p_dev``; it returns ``(same_address_as, same_device_as)``.
+    """
 
     def __init__(self) -> None:
         C = RecordChange  # noqa: N806
         sid, uid = bindparam("p_sid", type_=String()), bindparam("p_uid", type_=String())
-        address, device = bindparam("p_addr", type_=String()), bindparam("p_dev", type_=String())
-        # Earlier check-ins of other students from this address or device (a few suffice).
-        self.shared = (
-            select(C.user_id, C.address, C.device_id)
-            .where(
-                C.session_id == sid,
-                C.method == "check_in",
-                C.user_id != uid,
-                or_(C.address == address, C.device_id == device),
-            )
-            .order_by(C.id)
-            .limit(8)
-        )
-        self.insert = insert(C)
 
-    def flags(self, conn: Connection, params: dict[str, object]) -> tuple[str | None, str | None]:
-        """(same_address_as, same_device_as) for a check-in with ``params``."""
-        if params.get("p_addr") is None and params.get("p_dev") is None:
-            return None, None
-        same_address = same_device = None
-        for user_id, address, device in conn.execute(self.shared, params):
-            if same_address is None and address is not None and address == params.get("p_addr"):
-                same_address = user_id
-            if same_device is None and device is not None and device == params.get("p_dev"):
-                same_device = user_id
-        return same_address, same_device
+        def first_other(column: Any, value: Any) -> Any:
+            """The first other student who checked in with the same ``column`` (NULL matches none)."""
+            return (
+                select(C.user_id)
+                .where(C.session_id == sid, C.method == "check_in", C.user_id != uid, column == value)
+                .order_by(C.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        address, device = bindparam("p_addr", type_=String()), bindparam("p_dev", type_=String())
+        self.check_in = (
+            insert(C)
+            .values(
+                session_id=sid,
+                user_id=uid,
+                status=bindparam("p_status", type_=C.status.type),
+                changed_at=bindparam("p_now", type_=C.changed_at.type),
+                changed_by=uid,
+                method="check_in",
+                address=address,
+                device_id=device,
+                same_address_as=first_other(C.address, address),
+                same_device_as=first_other(C.device_id, device),
+            )
+            .returning(C.same_address_as, C.same_device_as)
+        )
 
 
 def _audit(row: Sequence[Any], flags_from: Sequence[Any] | None) -> RecordAudit:

@@ -34,7 +34,7 @@ from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
 from attendance_live.networks import IPNetwork, in_networks, parse_address, parse_networks
 from attendance_live.service.access import AccessRules
-from attendance_live.service.audit import AuditStatements, change_row
+from attendance_live.service.audit import AuditStatements
 from attendance_live.service.codes import code_at, verify_code
 from attendance_live.service.errors import CheckInRefused, Conflict, Forbidden, NotFound
 from attendance_live.service.events import RecordChanged
@@ -239,22 +239,8 @@ class CheckIns(AccessRules):
 
     def _audit_check_in(self, conn: Connection, params: dict[str, Any]) -> RecordAudit:
         """Write the check-in's audit row, flagged when its address or device checked in another student."""
-        audit = self._check_in_statements.audit
-        same_address, same_device = audit.flags(conn, params)
+        same_address, same_device = conn.execute(self._check_in_statements.audit.check_in, params).one()
         at: datetime = params["p_now"]
-        row = change_row(
-            params["p_sid"],
-            params["p_uid"],
-            params["p_status"],
-            at,
-            params["p_uid"],
-            "check_in",
-            params["p_addr"],
-            params["p_dev"],
-            same_address,
-            same_device,
-        )
-        conn.execute(audit.insert, row)
         return RecordAudit(
             how="check_in",
             by=params["p_uid"],
