@@ -45,9 +45,9 @@ from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.autoend import AutoEnder
 from attendance_live.service.cache import Caches
-from attendance_live.service.course_report import CourseReports
 from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
+from attendance_live.service.reports import CourseReports
 from attendance_live.timeutil import Clock, utcnow
 
 __all__ = ["DASHBOARD", "REDIS_CHANNEL", "Application", "create_app"]

@@ -9,8 +9,8 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.course_report import CourseReports
 from attendance_live.service.events import EventBus
+from attendance_live.service.reports import CourseReports
 
 __all__ = ["AppContext"]
 

@@ -12,7 +12,7 @@ from attendance_live.api.errors import Unauthorized
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.course_report import CourseReports
+from attendance_live.service.reports import CourseReports
 from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
 __all__ = [

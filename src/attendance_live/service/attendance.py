@@ -11,10 +11,10 @@ per concern, each readable alone:
 * ``service.courses``  courses and enrollments
 * ``service.sessions`` start, end, auto-end, teacher marks
 * ``service.checkin``  the check-in hot path
-* ``service.reports``  a session's CSV report
 
-HTTP routes, socket handlers, the auto-end timer and the CLI call this class
-only.
+Reports over ended sessions are read-only and live apart, in ``service.reports``
+(``CourseReports``). HTTP routes, socket handlers, the auto-end timer and the
+CLI call these classes only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from attendance_live.service.access import Relation
 from attendance_live.service.checkin import CheckIns
 from attendance_live.service.core import validate_id
 from attendance_live.service.courses import Courses
-from attendance_live.service.reports import Reports
 from attendance_live.service.sessions import Sessions
 from attendance_live.service.views import UserView
 from attendance_live.vocabulary import SYSTEM
@@ -32,7 +31,7 @@ from attendance_live.vocabulary import SYSTEM
 __all__ = ["SYSTEM", "AttendanceService", "Relation", "validate_id"]
 
 
-class AttendanceService(Courses, Sessions, CheckIns, Reports):
+class AttendanceService(Courses, Sessions, CheckIns):
     """Courses, enrollments and attendance sessions; see the module docstring."""
 
     async def remember_user(self, actor: Identity) -> None:

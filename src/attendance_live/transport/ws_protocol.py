@@ -1,0 +1,298 @@
+"""Websockets below ASGI: a protocol class for uvicorn's public ``Config(ws=...)`` hook.
+
+``websocket_protocol(engine)`` returns an ``asyncio.Protocol`` class that uvicorn
+instantiates for every websocket upgrade request (keyword arguments ``config``,
+``server_state``, ``app_state``; then ``connection_made`` and ``data_received``
+with the request head). websockets' sans-I/O :class:`~websockets.server.ServerProtocol`
+parses the handshake and the frames; the Engine.IO session
+(:class:`~.engine.EngineSocket`) is driven directly, without an ASGI message
+or a task per connection.
+
+Writing (:class:`~.engine.WebSocketChannel`): ``wake`` writes every queued
+frame at once with ``transport.write``. While asyncio has paused writing (the
+kernel and the transport's buffer are full: the client is not reading), frames
+stay in the session's outbox, whose limit closes a stalled client, here with
+``transport.abort()``. Server frames are not masked, so with permessage-deflate
+off a frame written to many sockets is serialised once: consecutive writes of
+the same frame object (a broadcast) reuse its websocket bytes.
+
+Only upgrades on ``settings.path`` are served; any other path gets 404 (the
+application has no other websocket route). Long-polling stays on ASGI
+(:mod:`.asgi`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from .eio_packets import Frame, PacketError, PacketType, decode_frame
+from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket
+from .outbox import Outbox
+
+__all__ = ["websocket_protocol"]
+
+logger = logging.getLogger(__name__)
+
+# How long a closing websocket may wait for the client's close frame before the TCP close.
+_CLOSE_TIMEOUT = 2.0
+
+
+class _SerializedFrame:
+    """The websocket bytes of the frame written last: a broadcast writes one frame to many
+    sockets in a row, so one entry serves it."""
+
+    frame: Frame | None = None
+    data: bytes = b""
+
+    @classmethod
+    def of(cls, frame: Frame) -> bytes:
+        if frame is not cls.frame:
+            if isinstance(frame, bytes):
+                ws_frame = WsFrame(Opcode.BINARY, frame)
+            else:
+                ws_frame = WsFrame(Opcode.TEXT, frame.encode())
+            cls.data = ws_frame.serialize(mask=False)
+            cls.frame = frame
+        return cls.data
+
+
+def websocket_protocol(*engines: EngineServer) -> type[asyncio.Protocol]:
+    """The protocol class to pass as ``uvicorn.Config(ws=...)``, serving each engine's path."""
+    if not engines:
+        raise ValueError("websocket_protocol needs at least one EngineServer")
+    if len({engine.settings.per_message_deflate for engine in engines}) > 1:
+        raise ValueError("engines on one server must agree on per_message_deflate")
+
+    class BoundProtocol(EngineWebSocketProtocol):
+        pass
+
+    BoundProtocol.engines = {}
+    for engine in engines:
+        path = engine.settings.path
+        BoundProtocol.engines[path] = BoundProtocol.engines[path.rstrip("/")] = engine
+    return BoundProtocol
+
+
+class EngineWebSocketProtocol(asyncio.Protocol):
+    """One websocket connection carrying one Engine.IO session (or probing an upgrade)."""
+
+    #: Engine.IO servers by path (both with and without the trailing slash).
+    engines: dict[str, EngineServer]
+
+    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
+        any_settings = next(iter(self.engines.values())).settings
+        # uvicorn waits for these at shutdown, calling shutdown() on each.
+        self._connections: set[Any] = server_state.connections
+        self._deflate = any_settings.per_message_deflate
+        extensions = [ServerPerMessageDeflateFactory()] if self._deflate else []
+        # Each engine's own limit is checked per message; the parser stops at the largest.
+        max_size = max(engine.settings.max_payload for engine in self.engines.values())
+        self._conn = ServerProtocol(extensions=extensions, max_size=max_size)
+        self._max_payload = max_size
+        # Replaced by the engine's own outbox once the path is known.
+        self.outbox = Outbox(any_settings.outgoing_buffer_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._session: EngineSocket | None = None
+        self._probing: EngineSocket | None = None
+        self._paused = False
+        self._closing = False
+        self._close_after_flush = False
+        self._remote: str | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self._remote = str(peer[0]) if peer else None
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        conn.receive_data(data)
+        for event in conn.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, WsFrame):
+                if event.opcode is Opcode.TEXT:
+                    try:
+                        text = bytes(event.data).decode()
+                    except UnicodeDecodeError:
+                        self._conn.fail(1007, "invalid UTF-8 in a text frame")
+                        break
+                    self._message(text)
+                elif event.opcode is Opcode.BINARY:
+                    self._message(bytes(event.data))
+        # Pongs, close replies, and 1009 for an oversized message, queued by the protocol.
+        self._write_protocol_output()
+        if conn.state is State.CLOSED or conn.close_expected():
+            self._end()
+
+    def eof_received(self) -> bool | None:
+        self._conn.receive_eof()
+        self._end()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._closing = True
+        if self._probing is not None:
+            self._probing.abandon_upgrade(self)
+        if self._session is not None:
+            self._session.websocket_closed(self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self.wake()
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: close with 1012 (service restart)."""
+        if self._session is not None:
+            self._session.abort("forced server close")
+        if self._paused and self._transport is not None:
+            self._closing = True
+            self._transport.abort()  # it would never drain
+        elif not self._closing:
+            self._send_close(1012)
+
+    # -- WebSocketChannel --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        transport = self._transport
+        outbox = self.outbox
+        if transport is None or self._paused or self._closing or not outbox:
+            if self._close_after_flush and not outbox:
+                self._send_close(1000)
+            return
+        frames = outbox.take_all()
+        if self._deflate:
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    self._conn.send_binary(frame)
+                else:
+                    self._conn.send_text(frame.encode())
+            self._write_protocol_output()
+        elif len(frames) == 1:
+            transport.write(_SerializedFrame.of(frames[0]))
+        else:
+            transport.write(b"".join(_SerializedFrame.of(frame) for frame in frames))
+        if self._close_after_flush:
+            self._send_close(1000)
+
+    def close(self, flush: bool) -> None:
+        if self._closing:
+            return
+        if flush:
+            self._close_after_flush = True
+            self.wake()
+        elif self._paused and self._transport is not None:
+            # A client that stopped reading: nothing more will go through; drop the connection.
+            self._closing = True
+            self._transport.abort()
+        else:
+            self.outbox.clear()
+            self._send_close(1000)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        conn = self._conn
+        parts = urlsplit(request.path)
+        engine = self.engines.get(parts.path)
+        if engine is None:
+            self._refuse(404, "Not Found")
+            return
+        self._max_payload = engine.settings.max_payload
+        self.outbox = Outbox(engine.settings.outgoing_buffer_bytes)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        if query.get("EIO") != "4" or query.get("transport") != WEBSOCKET:
+            self._refuse(400, "Bad request: use EIO=4 and transport=websocket")
+            return
+        response = conn.accept(request)
+        conn.send_response(response)
+        self._write_protocol_output()
+        if response.status_code != 101:
+            self._end()
+            return
+        sid = query.get("sid")
+        if sid is None:
+            self._session = engine.handshake(WEBSOCKET, self._remote, self)
+            return
+        session = engine.sessions.get(sid)
+        if session is None or session.transport != POLLING or session.upgrading:
+            # Accepted, then closed, as Node does for a websocket that cannot take the session.
+            self._send_close(1008)
+            return
+        self._probing = session
+
+    def _refuse(self, status: int, text: str) -> None:
+        response = self._conn.reject(status, text)
+        self._conn.send_response(response)
+        self._write_protocol_output()
+        self._end()
+
+    def _message(self, data: str | bytes) -> None:
+        if len(data) > self._max_payload:
+            logger.info("websocket message over %d bytes; closing the connection", self._max_payload)
+            if self._session is not None:
+                self._session.abort("transport error")
+            self._send_close(1009)
+            return
+        if self._session is not None:
+            self._session.receive_frame(data)
+        elif self._probing is not None:
+            self._probe(self._probing, data)
+
+    def _probe(self, session: EngineSocket, data: str | bytes) -> None:
+        """The upgrade handshake: ``2probe`` → ``3probe``, then ``5``."""
+        try:
+            packet = decode_frame(data)
+        except PacketError:
+            packet = None
+        if packet is not None and packet.type is PacketType.PING and packet.data == "probe":
+            if session.begin_upgrade(self):
+                self.outbox.push("3probe")
+                self.wake()
+                return
+        elif packet is not None and packet.type is PacketType.UPGRADE:
+            if session.complete_upgrade(self):
+                self._probing, self._session = None, session
+                return
+        elif packet is not None and packet.type is PacketType.NOOP:
+            return
+        session.abandon_upgrade(self)
+        self._probing = None
+        self._send_close(1008)
+
+    def _send_close(self, code: int) -> None:
+        if self._closing or self._transport is None:
+            return
+        self._closing = True
+        if self._conn.state is State.OPEN:
+            self._conn.send_close(code)
+            self._write_protocol_output()
+        # The client answers with its close frame, and we close; if it does not, drop the connection.
+        asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._transport.abort)
+
+    def _write_protocol_output(self) -> None:
+        output = self._conn.data_to_send()
+        if output and self._transport is not None:
+            self._transport.write(b"".join(output))
+
+    def _end(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
