@@ -917,7 +917,7 @@ class Bench:
             stdout=rlog,
             stderr=subprocess.STDOUT,
         )
-        database_url = pg.dsn(pg.create_database("bench"))
+        database_url = pg.create_database("bench")  # its DSN
         url = f"redis://{HOST}:{rport}/0"
         a = self.make("ours", "pgA", url, database_url)
         b = self.make("ours", "pgB", url, database_url)
