@@ -8,13 +8,14 @@ file lock. Readers use a separate pool and never wait for writers.
 
 PostgreSQL uses one pool for both; its row locks do the serialising.
 
-Group commit (``run_write_grouped``, ``run_read_grouped``; SQLite): units that
-arrive while the writer (or a reader) is busy wait together and then run in
-one transaction on one thread hop, each inside its own savepoint, so one
-unit's error undoes only that unit. Each caller is answered only after the
+Group commit (``run_write_grouped``, ``run_read_grouped``): units that arrive
+while a group is running wait together and then run in one transaction (on
+SQLite, on one thread hop), each inside its own savepoint, so one unit's
+error undoes only that unit. Each caller is answered only after the
 transaction that holds its unit has committed. A lecture hall's burst of
-check-ins becomes a few dozen transactions instead of a thousand, and a
-thousand thread hops become a few dozen (docs/performance.md).
+check-ins becomes a few dozen transactions instead of a thousand: a few dozen
+thread hops on SQLite, a few dozen connection checkouts and WAL flushes on
+PostgreSQL (docs/performance.md).
 
 ``Database.upsert`` builds ``INSERT … ON CONFLICT`` in the dialect in use, the
 one statement SQLAlchemy spells differently for each.
@@ -23,8 +24,9 @@ one statement SQLAlchemy spells differently for each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,13 +119,15 @@ class Database:
             self._sync_reader = _sqlite_sync_engine(url, begin="BEGIN", pool_size=2)
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             self._read_threads = ThreadPoolExecutor(2, thread_name_prefix="sqlite-reader")
-            self._write_group = _Group(self._write_thread, self._sync_writer, savepoints=True)
-            self._read_group = _Group(self._read_threads, self._sync_reader, savepoints=False)
+            self._write_group = _Group(self._sqlite_batch(self._write_thread, self._sync_writer, write=True))
+            self._read_group = _Group(self._sqlite_batch(self._read_threads, self._sync_reader, write=False))
         else:
             self.write_engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+            self._write_group = _Group(self._postgres_batch(write=True))
+            self._read_group = _Group(self._postgres_batch(write=False))
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -205,16 +209,30 @@ class Database:
         finally:
             self._observe("read", time.perf_counter() - started)
 
+    def _sqlite_batch(self, executor: ThreadPoolExecutor, engine: Engine, *, write: bool) -> _Batch:
+        async def batch(works: Sequence[Callable[[Connection], Any]]) -> list[_Outcome]:
+            each = functools.partial(_each_unit, works=works, savepoints=write)
+            return await asyncio.get_running_loop().run_in_executor(executor, _in_transaction, engine, each)
+
+        return batch
+
+    def _postgres_batch(self, *, write: bool) -> _Batch:
+        async def batch(works: Sequence[Callable[[Connection], Any]]) -> list[_Outcome]:
+            each = functools.partial(_each_unit, works=works, savepoints=write)
+            if write:
+                async with self.write_engine.begin() as conn:
+                    return await conn.run_sync(each)
+            async with self.read_engine.connect() as conn:
+                return await conn.run_sync(each)
+
+        return batch
+
     async def run_write_grouped(self, work: Callable[[Connection], T]) -> T:
-        """``run_write``, grouped with the writes waiting beside it (SQLite; see the module docstring).
+        """``run_write``, grouped with the writes waiting beside it (see the module docstring).
 
         ``work`` runs in a savepoint of a shared transaction: what it raises
-        undoes its own statements only, and reaches only its own caller. On
-        PostgreSQL this is ``run_write`` (concurrent transactions are its
-        strength, and a failed statement there spoils the whole transaction).
+        undoes its own statements only, and reaches only its own caller.
         """
-        if not self.is_sqlite:
-            return await self.run_write(work)
         started = time.perf_counter()
         try:
             return await self._write_group.run(work)
@@ -222,9 +240,7 @@ class Database:
             self._observe("write", time.perf_counter() - started)
 
     async def run_read_grouped(self, work: Callable[[Connection], T]) -> T:
-        """``run_read``, grouped with the reads waiting beside it (SQLite; one snapshot per group)."""
-        if not self.is_sqlite:
-            return await self.run_read(work)
+        """``run_read``, grouped with the reads waiting beside it (on one connection)."""
         started = time.perf_counter()
         try:
             return await self._read_group.run(work)
@@ -236,12 +252,12 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self._write_group.idle()
+        await self._read_group.idle()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
         if self.is_sqlite:
-            await self._write_group.idle()
-            await self._read_group.idle()
             self._write_thread.shutdown(wait=True)
             self._read_threads.shutdown(wait=True)
             self._sync_writer.dispose()
@@ -262,38 +278,35 @@ def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 _Outcome = tuple[bool, Any]  # (True, result) or (False, the exception)
+_Batch = Callable[[Sequence[Callable[[Connection], Any]]], Awaitable[list[_Outcome]]]
 
 
-def _group_in_transaction(
-    engine: Engine, works: Sequence[Callable[[Connection], Any]], savepoints: bool
+def _each_unit(
+    conn: Connection, *, works: Sequence[Callable[[Connection], Any]], savepoints: bool
 ) -> list[_Outcome]:
-    def each(conn: Connection) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
-        for work in works:
-            # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() compiles its
-            # statements afresh each time, a tenth of a millisecond per unit.
+    """Run each unit on ``conn`` (in its own savepoint when writing); what each returned or raised."""
+    outcomes: list[_Outcome] = []
+    for work in works:
+        # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() compiles its
+        # statements afresh each time, a tenth of a millisecond per unit.
+        if savepoints:
+            conn.exec_driver_sql("SAVEPOINT grouped_unit")
+        try:
+            outcomes.append((True, work(conn)))
+        except Exception as exc:
             if savepoints:
-                conn.exec_driver_sql("SAVEPOINT grouped_unit")
-            try:
-                outcomes.append((True, work(conn)))
-            except Exception as exc:
-                if savepoints:
-                    conn.exec_driver_sql("ROLLBACK TO SAVEPOINT grouped_unit")
-                outcomes.append((False, exc))
-            if savepoints:
-                conn.exec_driver_sql("RELEASE SAVEPOINT grouped_unit")
-        return outcomes
-
-    return _in_transaction(engine, each)
+                conn.exec_driver_sql("ROLLBACK TO SAVEPOINT grouped_unit")
+            outcomes.append((False, exc))
+        if savepoints:
+            conn.exec_driver_sql("RELEASE SAVEPOINT grouped_unit")
+    return outcomes
 
 
 class _Group:
-    """Units waiting for one executor: whoever arrives while a group runs joins the next one."""
+    """Units waiting for one batch runner: whoever arrives while a group runs joins the next one."""
 
-    def __init__(self, executor: ThreadPoolExecutor, engine: Engine, *, savepoints: bool) -> None:
-        self._executor = executor
-        self._engine = engine
-        self._savepoints = savepoints
+    def __init__(self, batch: _Batch) -> None:
+        self._batch = batch
         self._waiting: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -301,7 +314,7 @@ class _Group:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiting.append((work, future))
         if self._runner is None:
-            self._runner = asyncio.create_task(self._drain(), name="sqlite-group")
+            self._runner = asyncio.create_task(self._drain(), name="database-group")
         return await future
 
     async def idle(self) -> None:
@@ -309,16 +322,12 @@ class _Group:
             await asyncio.gather(self._runner, return_exceptions=True)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._waiting:
                 group = self._waiting[:GROUP_MAX_UNITS]
                 del self._waiting[:GROUP_MAX_UNITS]
-                works = [work for work, _ in group]
                 try:
-                    outcomes = await loop.run_in_executor(
-                        self._executor, _group_in_transaction, self._engine, works, self._savepoints
-                    )
+                    outcomes = await self._batch([work for work, _ in group])
                 except Exception as exc:  # the transaction itself failed: nothing of it was kept
                     outcomes = [(False, exc)] * len(group)
                 for (_, future), (ok, value) in zip(group, outcomes, strict=True):
