@@ -26,6 +26,8 @@ SERVER_EVENTS = (
     "attendanceUpdated",
     "myAttendanceUpdated",
     "checkInCode",
+    "tokenExpired",
+    "tokenRefreshed",
 )
 
 

@@ -21,7 +21,7 @@ import pytest
 
 import attendance_live
 
-NOT_INTERFACE = {"log"}
+NOT_INTERFACE = {"log", "logger"}
 
 
 def _modules() -> list[str]:

@@ -31,8 +31,9 @@ from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
-from attendance_live.auth.tokens import TokenService
+from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
@@ -88,7 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         caches=Caches.for_cluster() if clustered else Caches(),
         check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
     )
-    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    tokens = build_token_service(settings)
 
     manager: socketio.AsyncManager = FastEmitManager()
     if settings.redis_url is not None:
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         realtime.start()
+        tokens.start()
         await cluster.start()
         auto_ender.start()
         log.info(
@@ -146,6 +148,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await notifier.close()
             await service.users.flush()
             await cluster.close()
+            await tokens.close()
             await database.dispose()
 
     http = FastAPI(
@@ -186,6 +189,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     _mount_dashboard(http)
 
     asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))
+    asgi = Hardening(asgi, max_body_bytes=settings.max_body_bytes, frame_ancestors=settings.frame_ancestors)
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 

@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["port"] = args.port
         settings = load_settings(**overrides)
         configure_logging(settings.log_level, settings.log_format)
+        if args.command == "token" or args.command == "demo" or getattr(args, "demo", False):
+            problem = _cannot_mint(settings, "token" if args.command == "token" else "demo")
+            if problem:
+                print(problem, file=sys.stderr)
+                return 2
         if args.command in ("serve", "demo", "token"):
             settings = ensure_secret(settings)
         handler = {
@@ -101,6 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _cannot_mint(settings: Settings, what: str) -> str | None:
+    """Tokens can be minted only with the shared secret; otherwise say why not and what to do."""
+    if settings.is_symmetric:
+        return None
+    doing = "mint a token" if what == "token" else "make the demo users' tokens"
+    return (
+        f"Cannot {doing}: JWT_ALGORITHM is {settings.jwt_algorithm}, so tokens come from your identity "
+        "provider and this server holds no private key. Get a token from the provider, or unset "
+        "JWT_ALGORITHM, JWT_PUBLIC_KEY and JWKS_URL to use local HS256 tokens."
+    )
 
 
 def _base_url(settings: Settings) -> str:
@@ -201,17 +218,18 @@ def _with_database(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from attendance_live.api.hardening import header_timeout_protocol
     from attendance_live.app import create_app
 
     listening = _bind(settings)
     try:
         _with_database(settings, _prepare(settings, seed=args.demo))
+        if args.demo:
+            _print_demo(settings, as_json=False)
+        application = create_app(settings, demo=args.demo)  # a bad JWT_PUBLIC_KEY stops it here
     except BaseException:
         listening.close()
         raise
-    if args.demo:
-        _print_demo(settings, as_json=False)
-    application = create_app(settings, demo=args.demo)
 
     class Server(uvicorn.Server):
         """On SIGTERM: stop accepting, close every Socket.IO transport, then drain."""
@@ -228,6 +246,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         application.asgi,
         host=settings.host,
         port=settings.port,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
         log_config=None,
         access_log=settings.log_level == "debug",
         lifespan="on",
@@ -280,10 +299,10 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_demo(settings: Settings, *, as_json: bool) -> None:
     """The demo users with fresh tokens, and three curl lines that run a session."""
-    from attendance_live.auth.tokens import TokenService
+    from attendance_live.auth.keys import build_token_service
     from attendance_live.demo import demo_listing
 
-    listing = demo_listing(TokenService(settings.secret(), settings.jwt_algorithm))
+    listing = demo_listing(build_token_service(settings))
     base = _base_url(settings)
     teacher = listing["teacher"]["token"]
     student = listing["students"][0]["token"]
@@ -318,7 +337,7 @@ def _command() -> str:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from attendance_live.auth.tokens import TokenService
+    from attendance_live.auth.keys import build_token_service
     from attendance_live.service.attendance import validate_id
     from attendance_live.service.errors import InvalidInput
 
@@ -327,7 +346,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    tokens = TokenService(settings.secret(), settings.jwt_algorithm)
+    tokens = build_token_service(settings)
     print(tokens.mint(args.user_id, name=args.name, role=args.role, email=args.email, ttl_seconds=args.ttl))
     return 0
 

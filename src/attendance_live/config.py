@@ -14,6 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,8 +28,10 @@ __all__ = [
     "DEFAULT_SECRET_FILE",
     "MIN_SECRET_BYTES",
     "SUPPORTED_ALGORITHMS",
+    "Algorithm",
     "ConfigError",
     "Settings",
+    "check_key_source",
     "ensure_secret",
     "load_settings",
     "normalise_database_url",
@@ -39,7 +42,8 @@ log = logging.getLogger(__name__)
 MIN_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./attendance-live.db"
 DEFAULT_SECRET_FILE = ".attendance-live-secret"  # noqa: S105 - a file name
-SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512")
+SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA")
+Algorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"]
 
 # How each variable is fixed when it is wrong; shown beside the problem.
 _FIXES: dict[str, str] = {
@@ -59,7 +63,36 @@ _FIXES: dict[str, str] = {
     "SESSION_MAX_MINUTES": "use a whole number of minutes from 1 to 10080",
     "LOG_LEVEL": "use one of debug, info, warning, error",
     "LOG_FORMAT": "use text or json",
-    "JWT_ALGORITHM": "use one of HS256, HS384, HS512",
+    "JWT_ALGORITHM": (
+        "use HS256 (with ACCESS_TOKEN_SECRET), or RS256, ES256 or EdDSA with JWT_PUBLIC_KEY or JWKS_URL"
+    ),
+    "JWT_PUBLIC_KEY": (
+        "set it to the identity provider's public key in PEM (-----BEGIN PUBLIC KEY-----...) "
+        "or to the path of a file holding it, of the type JWT_ALGORITHM names"
+    ),
+    "JWKS_URL": (
+        "set it to the provider's JWKS endpoint, e.g. "
+        "https://login.example.edu/realms/REALM/protocol/openid-connect/certs "
+        "(http:// only for a loopback host)"
+    ),
+    "JWT_ISSUER": "set it to the exact iss of the provider's tokens, e.g. https://login.example.edu/realms/REALM",
+    "JWT_AUDIENCE": "set it to the aud (or comma-separated auds) the provider puts in tokens for this server",
+    "JWT_USER_ID_CLAIM": "name a claim or a dotted path such as sub, oid or preferred_username",
+    "JWT_NAME_CLAIM": "name a claim or a dotted path such as name or preferred_username",
+    "JWT_EMAIL_CLAIM": "name a claim or a dotted path such as email or upn",
+    "JWT_ROLE_CLAIM": "name a claim or a dotted path such as role, roles or realm_access.roles",
+    "JWT_LEEWAY_SECONDS": "use a whole number of seconds from 0 to 300",
+    "JWKS_TIMEOUT_SECONDS": "use a number of seconds from 0.1 to 60",
+    "JWKS_REFRESH_SECONDS": "use a number of seconds from 30 to 86400",
+    "MAX_SOCKETS_PER_USER": "use a whole number from 1 to 10000",
+    "MAX_BODY_BYTES": "use a whole number of bytes from 1024 to 104857600",
+    "FRAME_ANCESTORS": (
+        "use 'none' (the default: no framing), 'self', or space-separated origins allowed to frame "
+        "the dashboard, e.g. https://lms.example.edu"
+    ),
+    "CONNECT_TIMEOUT_SECONDS": "use a number of seconds from 1 to 600",
+    "PING_TIMEOUT_SECONDS": "use a number of seconds from 1 to 120",
+    "HEADER_TIMEOUT_SECONDS": "use a number of seconds from 1 to 300",
     "TRUSTED_PROXIES": (
         "use a comma-separated list of the proxies' networks, e.g. 127.0.0.1/32,10.0.0.0/8, "
         "or leave it empty when clients connect directly"
@@ -114,7 +147,29 @@ class Settings(BaseSettings):
     check_in_code_grace_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # --- the project's additions ---
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Algorithm = "HS256"
+    # Asymmetric verification (issue 12): one key source, optional iss/aud checks, claim names.
+    jwt_public_key: SecretStr | None = None  # PEM text or a path; kept out of reprs and logs
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt_user_id_claim: str = Field(default="sub", min_length=1, max_length=200)
+    jwt_name_claim: str = Field(default="name", min_length=1, max_length=200)
+    jwt_email_claim: str = Field(default="email", min_length=1, max_length=200)
+    jwt_role_claim: str = Field(default="role", min_length=1, max_length=200)
+    jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
+    jwks_timeout_seconds: float = Field(default=5.0, ge=0.1, le=60)
+    jwks_refresh_seconds: float = Field(default=300.0, ge=30, le=86400)
+    # Hardening (issue 12).
+    max_sockets_per_user: int = Field(default=20, ge=1, le=10000)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    frame_ancestors: str = Field(default="'none'", min_length=1, max_length=2000)
+    # An Engine.IO session that has not joined the namespace (no Socket.IO CONNECT) by then is closed.
+    connect_timeout_seconds: float = Field(default=45.0, ge=1, le=600)
+    # A connection whose request headers are not complete by then is closed (slowloris).
+    header_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    # Engine.IO's: a client must answer a ping within this; also bounds a websocket upgrade's handshake.
+    ping_timeout_seconds: float = Field(default=20.0, ge=1, le=120)
     secret_file: Path = Path(DEFAULT_SECRET_FILE)
     log_format: Literal["text", "json"] = "text"
     socket_rate_limit: float = Field(default=20.0, gt=0, le=10000)
@@ -155,6 +210,39 @@ class Settings(BaseSettings):
             return origins or ["*"]
         return value
 
+    @field_validator("jwt_audience", mode="before")
+    @classmethod
+    def _split_audiences(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwks_url", "jwt_issuer", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise ValueError(f"is not an http(s) URL ({value[:80]!r})")
+        if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(
+                f"uses http:// for {parsed.hostname!r}: keys fetched in clear could be replaced in transit"
+            )
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: str) -> str:
+        if any(ch in value for ch in ";,\r\n"):
+            raise ValueError(f"holds a character that would end the CSP directive ({value[:80]!r})")
+        return value.strip()
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _trusted_proxies(cls, value: object) -> object:
@@ -170,6 +258,11 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @property
+    def is_symmetric(self) -> bool:
+        """Whether tokens are HMAC-signed with ACCESS_TOKEN_SECRET (and this server can mint them)."""
+        return self.jwt_algorithm.startswith("HS")
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -183,7 +276,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; raise :class:`ConfigError` naming the first bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
@@ -192,6 +285,28 @@ def load_settings(**overrides: object) -> Settings:
         if variable != "ACCESS_TOKEN_SECRET" and isinstance(value, str | int) and "(" not in message:
             message = f"{message} (got {str(value)[:80]!r})"
         raise ConfigError(variable, message[:1].lower() + message[1:]) from None
+    check_key_source(settings)
+    return settings
+
+
+def check_key_source(settings: Settings) -> None:
+    """One key source that fits the algorithm: the secret for HS*, else a public key or a JWKS."""
+    algorithm = settings.jwt_algorithm
+    if settings.is_symmetric:
+        for variable, value in (("JWT_PUBLIC_KEY", settings.jwt_public_key), ("JWKS_URL", settings.jwks_url)):
+            if value is not None:
+                raise ConfigError(
+                    variable,
+                    f"is set but JWT_ALGORITHM is {algorithm}, which verifies with ACCESS_TOKEN_SECRET: "
+                    f"set JWT_ALGORITHM to RS256, ES256 or EdDSA, or unset {variable}",
+                )
+        return
+    if settings.jwt_public_key is None and settings.jwks_url is None:
+        raise ConfigError(
+            "JWKS_URL", f"is not set, nor JWT_PUBLIC_KEY, and JWT_ALGORITHM {algorithm} needs one of them"
+        )
+    if settings.jwt_public_key is not None and settings.jwks_url is not None:
+        raise ConfigError("JWT_PUBLIC_KEY", "is set together with JWKS_URL: keep one of them")
 
 
 def ensure_secret(settings: Settings) -> Settings:
@@ -201,7 +316,7 @@ def ensure_secret(settings: Settings) -> Settings:
     embedded default works with nothing configured. The file is created with
     mode 600 and reused afterwards.
     """
-    if settings.access_token_secret is not None:
+    if settings.access_token_secret is not None or not settings.is_symmetric:
         return settings
     path = settings.secret_file
     if path.exists():

@@ -4,6 +4,7 @@ import { clearToken, loadToken, saveToken } from './auth.js';
 import { SessionContext } from './session.js';
 import { linkHandler, matchRoute, navigate, usePathname } from './router.js';
 import useFetched from './hooks/useFetched.js';
+import useTokenLifetime from './hooks/useTokenLifetime.js';
 import SignIn from './components/SignIn.jsx';
 import CourseList from './components/CourseList.jsx';
 import CoursePage from './components/CoursePage.jsx';
@@ -36,6 +37,17 @@ export default function App() {
   useEffect(() => {
     if (meError) signOut(meError.status === 401 ? `That token was refused: ${meError.detail}` : meError.detail);
   }, [meError, signOut]);
+
+  // Demo users get a fresh token before theirs expires; anyone else is asked to sign in again.
+  const userId = me?.id;
+  const renew = useCallback(async () => {
+    if (!userId) return null;
+    const demo = await apiRequest('/api/demo/users');
+    const users = [demo?.teacher, ...(demo?.students ?? [])].filter(Boolean);
+    return users.find((user) => user.id === userId)?.token ?? null;
+  }, [userId]);
+  const expire = useCallback(() => signOut('Your sign-in has expired. Sign in again to continue.'), [signOut]);
+  useTokenLifetime(token, { renew, onRenewed: signIn, expire });
 
   const session = useMemo(() => ({ token, me, signOut }), [token, me, signOut]);
 

@@ -21,3 +21,21 @@ export function clearToken() {
     // Storage unavailable: nothing to clear.
   }
 }
+
+/**
+ * When the token stops being valid, from its `exp` claim (milliseconds since
+ * the epoch), or `null` when it has none or cannot be read. Only for
+ * scheduling: the server verifies every token; nothing here is trusted.
+ * @param {string|null} token
+ */
+export function tokenExpiry(token) {
+  const payload = token?.split('.')[1];
+  if (!payload) return null;
+  try {
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(payload.length / 4) * 4, '='));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}

@@ -69,7 +69,7 @@ _FIXES = {
 async def authenticate(context: AppContext, token: str | None) -> Identity:
     """The caller of a bearer ``token``; :class:`Unauthorized` saying how to get a good one."""
     try:
-        identity = context.tokens.verify(token)
+        identity = (await context.tokens.check(token)).identity
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
     # Operations that reference the caller ensure its row themselves.

@@ -25,7 +25,7 @@ async def healthz(context: Context) -> dict[str, str | bool]:
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "A dependency is down"}})
 async def readyz(context: Context) -> JSONResponse:
-    """Readiness: the database answers (and Redis, when configured)."""
+    """Readiness: the database answers (and Redis, and the JWKS provider, when configured)."""
     checks: dict[str, str] = {}
     try:
         await context.database.ping()
@@ -34,6 +34,12 @@ async def readyz(context: Context) -> JSONResponse:
         checks["database"] = f"down: {type(exc).__name__}"
     checks["redis"] = await context.redis_state() if context.redis_state else "disabled"
     ready = all(v in ("ok", "disabled") for v in checks.values())
+    # The provider's keys: cached keys keep verifying through an outage, so only
+    # "no key at all" makes this node unready; "degraded" is shown, not fatal.
+    keys = context.tokens.state()
+    if keys is not None:  # only with JWKS_URL
+        checks["jwks"] = keys.text
+        ready = ready and keys.usable
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
     )

@@ -1,4 +1,4 @@
-"""Request bodies, validated at the edge. Unknown fields are refused."""
+"""Request bodies, validated at the edge, strictly typed. Unknown fields are refused."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ __all__ = [
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: "5" or true for a number is a 422, not a silent coercion
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class CourseCreate(_Body):

@@ -2,10 +2,18 @@
 
 * The algorithm is pinned by configuration and never read from the token, so
   ``alg: none`` and algorithm-confusion tokens are refused.
-* ``exp`` is required and enforced.
-* The user id is ``sub``, falling back to ``uid`` (the seed's system used
-  both; we accept both but keep one id space: whichever the token carries).
-* ``role`` is ``student | teacher | admin``; missing or unknown means student.
+* Keys: an HMAC secret (``ACCESS_TOKEN_SECRET``, HS256 by default), or for
+  RS256, ES256 and EdDSA a public key (``JWT_PUBLIC_KEY``) or the identity
+  provider's key set (``JWKS_URL``, see :mod:`attendance_live.auth.jwks`),
+  where the token's ``kid`` picks the key.
+* ``exp`` is required and enforced; ``exp``, ``nbf`` and ``iat`` must be
+  numbers (PyJWT alone accepts numeric strings). ``iss`` and ``aud`` are
+  required and checked when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set.
+* Claims are mapped by :class:`ClaimNames`: the user id is ``sub`` falling
+  back to ``uid`` (the seed's system used both) unless another claim is
+  named; the role claim may be a dotted path into nested claims
+  (``realm_access.roles``), and a list of roles means the highest of
+  ``admin > teacher > student`` in it. Missing or unknown means student.
 
 Errors carry one of the three messages clients see in ``connect_error``.
 """
@@ -13,27 +21,38 @@ Errors carry one of the three messages clients see in ``connect_error``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import jwt
 
-from attendance_live.vocabulary import ROLES, Role
+from attendance_live.auth.jwks import JwksKeys, JwksState
+from attendance_live.vocabulary import Role
 
 __all__ = [
+    "ASYMMETRIC_ALGORITHMS",
     "AUTHENTICATION_REQUIRED",
     "INVALID_TOKEN",
     "MAX_ID_LENGTH",
     "MAX_NAME_LENGTH",
+    "MAX_TOKEN_LENGTH",
+    "NUMERIC_CLAIMS",
     "TOKEN_EXPIRED",
+    "ClaimNames",
     "Identity",
     "Role",
     "TokenError",
     "TokenService",
+    "Verified",
+    "claim",
 ]
 
+ASYMMETRIC_ALGORITHMS: Final = ("RS256", "ES256", "EdDSA")
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200
+MAX_TOKEN_LENGTH: Final = 8192
+NUMERIC_CLAIMS: Final = ("exp", "nbf", "iat")
 
 AUTHENTICATION_REQUIRED: Final = "Authentication required"
 INVALID_TOKEN: Final = "Invalid token"  # noqa: S105 - a message
@@ -67,9 +86,41 @@ class Identity:
         return self.role in ("teacher", "admin")
 
 
-def _user_id(claims: dict[str, object]) -> str:
-    for key in ("sub", "uid"):
-        value = claims.get(key)
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A verified token: who, and until when (``exp``, seconds since the epoch)."""
+
+    identity: Identity
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNames:
+    """Which claims carry the user id, name, email and role (``JWT_*_CLAIM``)."""
+
+    user_id: str = "sub"
+    name: str = "name"
+    email: str = "email"
+    role: str = "role"
+
+
+def claim(claims: dict[str, Any], path: str) -> object:
+    """A claim by name, or by dotted path into nested objects when no claim has that name
+    (Auth0's namespaced claims are URLs with dots in them, and are found by name)."""
+    if path in claims:
+        return claims[path]
+    value: object = claims
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _user_id(claims: dict[str, Any], names: ClaimNames) -> str:
+    keys = ("sub", "uid") if names.user_id == "sub" else (names.user_id,)
+    for key in keys:
+        value = claim(claims, key)
         if isinstance(value, bool):
             continue
         if isinstance(value, int):
@@ -78,48 +129,148 @@ def _user_id(claims: dict[str, object]) -> str:
             if len(value) > MAX_ID_LENGTH:
                 raise TokenError(INVALID_TOKEN, f"{key} longer than {MAX_ID_LENGTH} characters")
             return value
-    raise TokenError(INVALID_TOKEN, "no sub or uid claim")
+    raise TokenError(INVALID_TOKEN, f"no {' or '.join(keys)} claim")
 
 
-def _text_claim(claims: dict[str, object], key: str) -> str | None:
-    value = claims.get(key)
+def _text_claim(claims: dict[str, Any], path: str) -> str | None:
+    value = claim(claims, path)
     if isinstance(value, str) and value.strip():
         return value.strip()[:MAX_NAME_LENGTH]
     return None
 
 
-class TokenService:
-    """Verifies and mints tokens with one secret and one pinned algorithm."""
+def _require_numbers(claims: dict[str, Any]) -> None:
+    for name in NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise TokenError(INVALID_TOKEN, f"{name} is not a number")
 
-    def __init__(self, secret: str, algorithm: str = "HS256") -> None:
+
+def _role(value: object) -> Role:
+    found = value if isinstance(value, list) else [value]
+    for role in ("admin", "teacher"):
+        if role in found:
+            return role
+    return "student"
+
+
+class TokenService:
+    """Verifies tokens with one pinned algorithm and one key source; mints HS tokens."""
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        algorithm: str = "HS256",
+        *,
+        public_key: Any = None,
+        jwks: JwksKeys | None = None,
+        issuer: str | None = None,
+        audience: Sequence[str] | None = None,
+        claims: ClaimNames | None = None,
+        leeway: float = 0,
+    ) -> None:
+        if sum(source is not None for source in (secret, public_key, jwks)) != 1:
+            raise ValueError("give exactly one of secret, public_key, jwks")
         self._secret = secret
         self._algorithm = algorithm
+        self._public_key = public_key
+        self.jwks = jwks
+        self._issuer = issuer
+        self._audience = list(audience) if audience else None
+        self._claims = claims or ClaimNames()
+        self._leeway = leeway
+        self._required = ["exp"] + (["iss"] if issuer else []) + (["aud"] if self._audience else [])
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    @property
+    def can_mint(self) -> bool:
+        """Whether this server can sign tokens (only with a shared HMAC secret)."""
+        return self._secret is not None
+
+    def state(self) -> JwksState | None:
+        """The key provider's state for ``/readyz``; None without a JWKS."""
+        return self.jwks.state() if self.jwks is not None else None
+
+    def start(self) -> None:
+        """Begin loading the provider's keys (a JWKS only; call from the running loop)."""
+        if self.jwks is not None:
+            self.jwks.start()
+
+    async def close(self) -> None:
+        if self.jwks is not None:
+            await self.jwks.close()
+
+    # ------------------------------------------------------------ verification
 
     def verify(self, token: object) -> Identity:
+        """Verify with a static key (secret or ``JWT_PUBLIC_KEY``); see :meth:`check`."""
+        return self._decode(self._text(token), self._static_key()).identity
+
+    async def check(self, token: object) -> Verified:
+        """Verify with any key source, fetching the provider's keys when needed."""
+        text = self._text(token)
+        if self.jwks is None:
+            return self._decode(text, self._static_key())
+        try:
+            kid = jwt.get_unverified_header(text).get("kid")
+        except jwt.PyJWTError as exc:
+            raise TokenError(INVALID_TOKEN, type(exc).__name__) from exc
+        if kid is not None and (not isinstance(kid, str) or len(kid) > 256):
+            raise TokenError(INVALID_TOKEN, "kid is not a short string")
+        key = await self.jwks.key_for(kid)
+        if key is None:
+            raise TokenError(INVALID_TOKEN, "no key in JWKS_URL's set for this token's kid")
+        return self._decode(text, key)
+
+    def _static_key(self) -> Any:
+        if self.jwks is not None:
+            raise RuntimeError("this TokenService uses a JWKS: call await check(token)")
+        return self._secret if self._secret is not None else self._public_key
+
+    @staticmethod
+    def _text(token: object) -> str:
         if token is None or (isinstance(token, str) and not token.strip()):
             raise TokenError(AUTHENTICATION_REQUIRED, "no token")
-        if not isinstance(token, str) or len(token) > 8192:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError(INVALID_TOKEN, "token is not a string of sensible length")
+        return token
+
+    def _decode(self, token: str, key: Any) -> Verified:
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
+                key,
                 algorithms=[self._algorithm],
-                options={"require": ["exp"], "verify_sub": False},
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={
+                    "require": self._required,
+                    "verify_sub": False,
+                    "verify_aud": self._audience is not None,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
+            # The signature was checked first; PyJWT reads `exp: true` as 1, which is no number here.
+            _require_numbers(jwt.decode(token, options={"verify_signature": False}))
             raise TokenError(TOKEN_EXPIRED, "exp in the past") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(INVALID_TOKEN, type(exc).__name__) from exc
-        user_id = _user_id(claims)
-        role_claim = claims.get("role")
-        role: Role = role_claim if role_claim in ROLES else "student"
-        return Identity(
+        _require_numbers(claims)
+        names = self._claims
+        user_id = _user_id(claims, names)
+        identity = Identity(
             user_id=user_id,
-            name=_text_claim(claims, "name") or user_id,
-            email=_text_claim(claims, "email"),
-            role=role,
+            name=_text_claim(claims, names.name) or user_id,
+            email=_text_claim(claims, names.email),
+            role=_role(claim(claims, names.role)),
         )
+        return Verified(identity, float(claims["exp"]))
+
+    # ------------------------------------------------------------------ minting
 
     def mint(
         self,
@@ -130,10 +281,16 @@ class TokenService:
         email: str | None = None,
         ttl_seconds: int = 3600,
     ) -> str:
+        if self._secret is None:
+            raise RuntimeError(f"{self._algorithm} tokens come from the identity provider, not from here")
         now = int(time.time())
         claims: dict[str, object] = {"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}
         if name:
             claims["name"] = name
         if email:
             claims["email"] = email
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience[0]
         return jwt.encode(claims, self._secret, algorithm=self._algorithm)

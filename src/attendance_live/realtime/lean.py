@@ -145,14 +145,18 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         """The polling-to-websocket upgrade: PING "probe", PONG, NOOP, UPGRADE."""
         self.upgrading = True  # hold packet sends during the upgrade
         try:
-            probe = packet.Packet(encoded_packet=await receive())
+            # A client that opens the websocket and never finishes the upgrade is dropped
+            # after the ping timeout (the library would wait for ever).
+            async with asyncio.timeout(self.server.ping_timeout):
+                probe = packet.Packet(encoded_packet=await receive())
             if probe.packet_type != packet.PING or probe.data != "probe":
                 self.upgrading = False
                 return False
             await ws.send(packet.Packet(packet.PONG, data="probe").encode())
             await self.queue.put(packet.Packet(packet.NOOP))  # ends the pending poll
-            upgrade = packet.Packet(encoded_packet=await receive())
-        except OSError:
+            async with asyncio.timeout(self.server.ping_timeout):
+                upgrade = packet.Packet(encoded_packet=await receive())
+        except (OSError, TimeoutError, ValueError):
             self.upgrading = False
             return False
         if upgrade.packet_type != packet.UPGRADE:

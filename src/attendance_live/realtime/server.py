@@ -13,6 +13,16 @@ and leaves the connection usable):
   ``attendanceUpdated`` on every record change; for a ``code`` session also
   ``checkInCode`` at once and at every rotation (``realtime.codes``)
 * ``unsubscribeFromSession {session_id}``
+* ``refreshToken {token}`` → a valid token for the same user moves the
+  connection's deadline; answered ``tokenRefreshed {expires_at}``
+
+Authentication ends at the token's ``exp`` (:mod:`realtime.expiry`): the
+socket leaves every room at that moment, gets ``tokenExpired {expired_at}``
+and is disconnected by the server. Client events named like the library's
+own (``connect``, ``disconnect``, ...) are unknown events, never handlers.
+An Engine.IO session that does not join the namespace within
+``CONNECT_TIMEOUT_SECONDS`` is closed, and at most ``MAX_SOCKETS_PER_USER``
+sockets of one user are connected to this node.
 
 Handlers run in order per connection (``async_handlers=False``), so a client
 that subscribes and then unsubscribes ends unsubscribed.
@@ -20,8 +30,12 @@ that subscribes and then unsubscribes ends unsubscribed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,10 +46,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
-from attendance_live.logs import connection_id
+from attendance_live.logs import MalformedPacketFilter, connection_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
 from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
+from attendance_live.realtime.expiry import (
+    TOKEN_EXPIRED_EVENT,
+    TOKEN_REFRESHED_EVENT,
+    Deadlines,
+    expiry_body,
+    require_token,
+)
 from attendance_live.realtime.lean import LeanServer
 from attendance_live.realtime.payloads import (
     PayloadError,
@@ -51,11 +72,23 @@ from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from attendance_live.vocabulary import course_room, session_room, user_room
 
-__all__ = ["ERROR_EVENT", "SOCKET_CODES", "Connection", "EventHandler", "RealtimeServer", "socket_code"]
+__all__ = [
+    "ERROR_EVENT",
+    "RESERVED_EVENTS",
+    "SOCKET_CODES",
+    "Connection",
+    "EventHandler",
+    "RealtimeServer",
+    "socket_code",
+]
 
 log = logging.getLogger(__name__)
 
 ERROR_EVENT = "activeSessionsError"
+# Names socket.io gives meaning to; a client event so named is only an unknown event.
+RESERVED_EVENTS = frozenset(
+    ("connect", "disconnect", "disconnecting", "connect_error", "newListener", "removeListener")
+)
 
 # The service's errors as socket error codes. "Not found" and "not allowed"
 # must look the same on sockets, so that course ids cannot be probed.
@@ -81,6 +114,18 @@ class Connection:
     identity: Identity
     bucket: TokenBucket
     courses: set[str] = field(default_factory=set)
+    expires_at: float = math.inf  # the token's exp (epoch seconds)
+    expired: bool = False  # set at exp: the socket is out of its rooms and being disconnected
+
+    def is_live(self) -> bool:
+        return not self.expired and time.time() < self.expires_at
+
+
+def _engineio_logger() -> logging.Logger:
+    engine_log = logging.getLogger("attendance_live.engineio")
+    if not any(isinstance(f, MalformedPacketFilter) for f in engine_log.filters):
+        engine_log.addFilter(MalformedPacketFilter())
+    return engine_log
 
 
 class _Refusal(Exception):
@@ -113,17 +158,23 @@ class RealtimeServer:
             async_mode="asgi",
             client_manager=client_manager,
             cors_allowed_origins=origins,
+            # Bearer tokens, never cookies: no origin is told it may send credentials,
+            # the same rule as the HTTP API's CORS (docs/operations.md).
+            cors_credentials=False,
+            ping_timeout=settings.ping_timeout_seconds,
             max_http_buffer_size=settings.max_message_bytes,
             async_handlers=False,
             json=jsoncodec,
             # Our loggers, so their lines get our format and token redaction
             # (given False, the libraries attach an unformatted handler of their own).
             logger=logging.getLogger("attendance_live.socketio"),
-            engineio_logger=logging.getLogger("attendance_live.engineio"),
+            engineio_logger=_engineio_logger(),
         )
         self.codes = CodeTicker(self.sio, service, service.clock)
         self.connections: dict[str, Connection] = {}
         self.user_sids: dict[str, set[str]] = {}
+        self.deadlines = Deadlines(self._expire)
+        self._background: set[asyncio.Task[None]] = set()
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_unknown)
@@ -133,32 +184,54 @@ class RealtimeServer:
             "checkActiveSessions": self._check_active,
             "subscribeToSession": self._subscribe_session,
             "unsubscribeFromSession": self._unsubscribe_session,
+            "refreshToken": self._refresh_token,
         }
         for name in self._handlers:
             self.sio.on(name, self._dispatcher(name))
 
     # -------------------------------------------------------------- lifecycle
 
-    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+    async def _on_connect(self, sid: str, environ: object = None, auth: object = None, *rest: Any) -> None:
+        if sid in self.connections:
+            # A client event named "connect" (42["connect", ...]): the handshake is done once.
+            await self._on_unknown("connect", sid)
+            return
         connection_id.set(sid)
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            identity = self.tokens.verify(token)
+            verified = await self.tokens.check(token)
         except TokenError as exc:
             log.info("socket refused: %s (%s)", exc.message, exc.reason)
             raise socketio.exceptions.ConnectionRefusedError(exc.message) from None
+        identity = verified.identity
+        limit = self.settings.max_sockets_per_user
+        if len(self.user_sids.get(identity.user_id, ())) >= limit:
+            log.info("socket refused: user already has %d sockets on this node", limit)
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"Too many connections: this user already has {limit} open (MAX_SOCKETS_PER_USER); "
+                "close one and connect again"
+            )
         # The row is not needed to follow a course: refresh it in the next batch.
         self.service.users.remember_later(identity)
         self.connections[sid] = Connection(
-            identity, TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst)
+            identity,
+            TokenBucket(self.settings.socket_rate_limit, self.settings.socket_rate_burst),
+            expires_at=verified.expires_at,
         )
+        self.deadlines.set(sid, verified.expires_at)
         self.user_sids.setdefault(identity.user_id, set()).add(sid)
         await self.sio.enter_room(sid, user_room(identity.user_id))
         self.metrics.connections.inc()
         log.debug("socket %s connected as %s", sid, identity.user_id)
 
-    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+    async def _on_disconnect(self, sid: str, reason: object = None, *rest: Any) -> None:
+        if self.sio.manager.is_connected(sid, "/"):
+            # The library marks a socket as disconnecting before this handler runs for a real
+            # disconnect; a connected socket here sent a client event named "disconnect".
+            await self._on_unknown("disconnect", sid)
+            return
         self._release_long_poll(sid)
+        self.deadlines.cancel(sid)
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
@@ -185,7 +258,8 @@ class RealtimeServer:
         conn = self.connections.get(sid)
         if conn is None or not conn.bucket.take():
             return
-        log.info("ignored unknown event %r from socket %s", str(event)[:64], sid)
+        kind = "a reserved name used as an event" if event in RESERVED_EVENTS else "unknown event"
+        log.info("ignored %s %r from socket %s", kind, str(event)[:64], sid)
 
     # --------------------------------------------------------------- dispatch
 
@@ -194,8 +268,8 @@ class RealtimeServer:
 
         async def dispatch(sid: str, *args: Any) -> dict[str, Any] | None:
             conn = self.connections.get(sid)
-            if conn is None:
-                return None
+            if conn is None or not conn.is_live():
+                return None  # past the token's exp: the socket is on its way out
             token = connection_id.set(sid)
             try:
                 with self.metrics.handler_seconds.labels(event).time():
@@ -300,6 +374,87 @@ class RealtimeServer:
         await self.sio.leave_room(sid, session_room(session_id))
         return unsubscribed_data("session_id", session_id)
 
+    async def _refresh_token(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        token = require_token(args)
+        try:
+            verified = await self.tokens.check(token)
+        except TokenError as exc:
+            log.info("refreshToken refused: %s (%s)", exc.message, exc.reason)
+            raise _Refusal(
+                "forbidden", f"refreshToken refused: {exc.message}; get a new token and send it again"
+            ) from None
+        if verified.identity.user_id != conn.identity.user_id:
+            raise _Refusal(
+                "forbidden",
+                "refreshToken refused: the token is for another user; "
+                "to change user, disconnect and connect with that user's token",
+            )
+        if not conn.is_live():
+            return {}  # the deadline passed while the token was being checked
+        conn.identity = verified.identity
+        conn.expires_at = verified.expires_at
+        self.deadlines.set(sid, verified.expires_at)
+        self.service.users.remember_later(verified.identity)
+        payload = expiry_body("expires_at", verified.expires_at)
+        await self.sio.emit(TOKEN_REFRESHED_EVENT, payload, to=sid)
+        return payload
+
+    # ----------------------------------------------------------------- expiry
+
+    def _expire(self, sid: str) -> None:
+        """At the token's exp: out of every room now (nothing more reaches it), then tell and close."""
+        conn = self.connections.get(sid)
+        if conn is None or conn.expired:
+            return
+        conn.expired = True
+        manager = self.sio.manager
+        for room in manager.get_rooms(sid, "/"):
+            if room != sid:  # its own room stays, for tokenExpired
+                manager.basic_leave_room(sid, "/", room)
+        self.metrics.subscriptions.dec(len(conn.courses))
+        conn.courses.clear()
+        self._spawn(self._end_expired(sid, conn.expires_at))
+
+    async def _end_expired(self, sid: str, expired_at: float) -> None:
+        log.info("socket %s: token expired; disconnecting it", sid)
+        await self.sio.emit(TOKEN_EXPIRED_EVENT, expiry_body("expired_at", expired_at), to=sid)
+        await self.sio.disconnect(sid)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background socket work failed", exc_info=task.exception())
+
+    async def _close_unjoined(self) -> None:
+        """Close Engine.IO sessions that have not joined the namespace within CONNECT_TIMEOUT_SECONDS.
+
+        One sweep over the open sessions every half timeout: a session is
+        closed between one and one and a half timeouts after it was first seen
+        without a Socket.IO connection.
+        """
+        timeout = self.settings.connect_timeout_seconds
+        first_seen: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(timeout / 2)
+            now = time.monotonic()
+            open_sids = list(self.sio.eio.sockets)
+            for eio_sid in open_sids:
+                if self.sio.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+                    first_seen.pop(eio_sid, None)
+                    continue
+                since = first_seen.setdefault(eio_sid, now)
+                if now - since >= timeout:
+                    log.info("closing Engine.IO session %s: no Socket.IO connect in %gs", eio_sid, timeout)
+                    first_seen.pop(eio_sid, None)
+                    await self.close_transport(eio_sid)
+            for gone in first_seen.keys() - set(open_sids):
+                del first_seen[gone]
+
     # ---------------------------------------------------------------- helpers
 
     async def remove_user_from_course(self, user_id: str, course_id: str) -> None:
@@ -328,6 +483,7 @@ class RealtimeServer:
             self.sio.manager_initialized = True
             self.sio.manager.initialize()
         self.codes.start()
+        self._spawn(self._close_unjoined())
 
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
@@ -337,6 +493,12 @@ class RealtimeServer:
         reconnect, which is wrong for a restart or a deploy.
         """
         await self.codes.close()
+        self.deadlines.close()
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for eio_sid in list(self.sio.eio.sockets):
             await self.close_transport(eio_sid)
 

@@ -29,7 +29,7 @@ from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket, RequestRefus
 from .websocket import AsgiWebSocket
 from .ws_protocol import websocket_protocol
 
-__all__ = ["EngineApp", "uvicorn_options"]
+__all__ = ["ASGIApp", "EngineApp", "Message", "Receive", "Scope", "Send", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 

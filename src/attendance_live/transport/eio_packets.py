@@ -22,6 +22,7 @@ __all__ = [
     "CLOSE_FRAME",
     "NOOP_FRAME",
     "PING_FRAME",
+    "RECORD_SEPARATOR",
     "Frame",
     "Packet",
     "PacketError",

@@ -44,6 +44,8 @@ from .settings import TransportSettings
 from .timers import Deadline, Lane, TimerWheel
 
 __all__ = [
+    "POLLING",
+    "WEBSOCKET",
     "EngineHandler",
     "EngineServer",
     "EngineSocket",

@@ -33,7 +33,7 @@ from .namespace import Socket
 from .server import SocketServer
 from .settings import TransportSettings
 
-__all__ = ["build_app", "main"]
+__all__ = ["EchoHandler", "build_app", "build_socketio", "main"]
 
 
 def _settings(path: str) -> TransportSettings:

@@ -35,10 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESERVED_EVENTS",
+    "ConnectHandler",
     "ConnectRefused",
+    "DisconnectHandler",
     "EncodedPacket",
+    "EventHandler",
     "Namespace",
     "Socket",
+    "encode",
     "encode_event",
 ]
 

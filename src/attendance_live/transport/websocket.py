@@ -25,7 +25,7 @@ from .eio_packets import PacketError, PacketType, decode_frame
 from .engine import EngineServer, EngineSocket
 from .outbox import Outbox
 
-__all__ = ["AsgiWebSocket"]
+__all__ = ["AsgiWebSocket", "Receive", "Send"]
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from .eio_packets import Frame, PacketError, PacketType, decode_frame
 from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket
 from .outbox import Outbox
 
-__all__ = ["websocket_protocol"]
+__all__ = ["EngineWebSocketProtocol", "websocket_protocol"]
 
 logger = logging.getLogger(__name__)
 
