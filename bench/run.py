@@ -30,7 +30,7 @@ every load is bounded in count and time.
 
 # A benchmark driver: time limits are parameters, and starting servers or py-spy
 # with blocking calls between measurements is fine.
-# ruff: noqa: ASYNC109, ASYNC220, ASYNC221, ASYNC230
+# ruff: noqa: ASYNC109, ASYNC220, ASYNC221
 
 from __future__ import annotations
 
@@ -802,21 +802,32 @@ class Bench:
         async with http.get(url) as r:
             await r.read()
 
+    @contextlib.contextmanager
+    def redis_server(self, name: str) -> Any:
+        """A throw-away redis-server on loopback (yields its URL), stopped at the end."""
+        rport = free_port()
+        with open(os.path.join(self.logdir, f"{name}.log"), "ab") as rlog:
+            redis = subprocess.Popen(
+                ["redis-server", "--port", str(rport), "--bind", HOST, "--save", "", "--appendonly", "no"],
+                stdout=rlog,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                yield f"redis://{HOST}:{rport}/0"
+            finally:
+                redis.terminate()
+                redis.wait()
+
     async def many_nodes(self) -> None:
-        redis_bin = shutil.which("redis-server")
-        if not redis_bin:
+        if not shutil.which("redis-server"):
             self.notes.append(
                 "many nodes: not available: redis-server is not installed (apt-get install redis-server)"
             )
             return
-        rport = free_port()
-        rlog = open(os.path.join(self.logdir, "redis.log"), "ab")  # noqa: SIM115 - closed in finally
-        redis = subprocess.Popen(
-            [redis_bin, "--port", str(rport), "--bind", HOST, "--save", "", "--appendonly", "no"],
-            stdout=rlog,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"redis://{HOST}:{rport}/0"
+        with self.redis_server("redis") as url:
+            await self._many_nodes(url)
+
+    async def _many_nodes(self, url: str) -> None:
         a = self.make("ours", "nodeA", url)
         b = self.make("ours", "nodeB", url)
         try:
@@ -892,9 +903,6 @@ class Bench:
             await self.lg.close()
             a.stop()
             b.stop()
-            redis.terminate()
-            redis.wait()
-            rlog.close()
 
     async def checkin_postgres(self) -> None:
         """The check-in burst on a durable PostgreSQL with two of our nodes over Redis."""
@@ -910,15 +918,13 @@ class Bench:
         except Exception as exc:
             self.notes.append(f"checkin-pg: not available: {exc}".splitlines()[0][:300])
             return
-        rport = free_port()
-        rlog = open(os.path.join(self.logdir, "redis-pg.log"), "ab")  # noqa: SIM115 - closed in finally
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--bind", HOST, "--save", "", "--appendonly", "no"],
-            stdout=rlog,
-            stderr=subprocess.STDOUT,
-        )
-        database_url = pg.create_database("bench")  # its DSN
-        url = f"redis://{HOST}:{rport}/0"
+        try:
+            with self.redis_server("redis-pg") as url:
+                await self._checkin_postgres(url, pg.create_database("bench"))  # its DSN
+        finally:
+            pg.close()
+
+    async def _checkin_postgres(self, url: str, database_url: str) -> None:
         a = self.make("ours", "pgA", url, database_url)
         b = self.make("ours", "pgB", url, database_url)
         try:
@@ -937,6 +943,7 @@ class Bench:
             finally:
                 self.ours_ready = ready
             await self.warmup(a)
+            await self.warmup(b)  # both nodes' connection pools filled before the measured burst
             for _ in range(self.args.rounds):
                 async with PySpy(self, a, "checkin-pg"):
                     await self.checkin_burst(a, "checkin-pg", others=(b,))
@@ -947,10 +954,6 @@ class Bench:
                 await self.lg.close()
             a.stop()
             b.stop()
-            redis.terminate()
-            redis.wait()
-            rlog.close()
-            pg.close()
 
     # -- the run -----------------------------------------------------------------
     async def run(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -407,3 +408,16 @@ async def test_codes_follow_the_clock_not_the_reads(world: World, clock: FakeClo
     step = step_of(session, clock.now)
     assert step == 1
     assert (await world.check_in_code(session["id"]))["code"] != next(iter(seen))
+
+
+async def test_no_code_reaches_the_log(
+    world: World, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = await world.start(check_in_mode="code")
+    code = (await world.check_in_code(session["id"]))["code"]
+    await check_in(http, world, "s1", session["id"], code="WRONG7")
+    await check_in(http, world, "s2", session["id"], code=code)
+    assert caplog.records, "something was logged at DEBUG"
+    assert code not in caplog.text
+    assert "WRONG7" not in caplog.text
