@@ -1,8 +1,10 @@
 """The check-in: the hot path of a lecture hall, so it is lean; and the rules that guard it.
 
-One read answers refusals, repeats and records the teacher already marked
-without a write; otherwise one conditional ``UPDATE … RETURNING`` and its
-audit row (``service.audit``) in a short write transaction.
+One unit of work: a probe that answers refusals, repeats and records the
+teacher already marked without writing; otherwise one conditional
+``UPDATE … RETURNING`` and its audit row (``service.audit``). The unit runs
+grouped with the check-ins beside it (``Database.run_write_grouped``: group
+commit, each unit in a savepoint).
 
 The session's rules, checked in this order after the caller's right to check
 in (404/403) and the session being active (409): the client address must be
@@ -10,9 +12,8 @@ in ``allowed_networks`` when the session has them (``network_not_allowed``);
 in ``code`` mode the body must carry the code in force, or the previous one
 within the grace period (``code_required``, ``code_invalid``; ``service.codes``).
 A refusal writes nothing. A repeat with a good code returns the record
-unchanged, as in ``open`` mode. Both run as single synchronous units, grouped
-with the check-ins beside them (``Database.run_read_grouped``/``run_write_grouped``:
-group commit on SQLite), with statements built once per database
+unchanged, as in ``open`` mode. The unit is plain synchronous SQLAlchemy
+Core, with statements built once per database
 (``CheckInStatements``): per-statement driver round trips, statement building
 and the ORM were most of a check-in's cost (docs/performance.md).
 """
@@ -153,65 +154,56 @@ class CheckIns(AccessRules):
         now = self.clock()
         q = self._check_in_statements
         params: dict[str, object] = {"p_sid": session_id, "p_uid": actor.user_id}
-        row = await self.database.run_read_grouped(lambda conn: conn.execute(q.probe, params).first())
-        if row is None:
-            raise NotFound(f"Session {session_id!r} not found")
-        (
-            course_id,
-            session_status,
-            started_at,
-            late_minutes,
-            teacher_id,
-            enrollment,
-            record_status,
-            marked_at,
-            marked_by,
-            remarks,
-            stored_name,
-            mode,
-            period,
-            secret,
-            networks,
-        ) = row
-        if actor.is_admin or teacher_id == actor.user_id:
-            raise Forbidden("Only approved students of the course can check in")
-        if enrollment == "pending":
-            raise Forbidden(
-                "Your enrollment in this course is pending; ask the course's teacher to approve it"
-            )
-        if enrollment != "approved":
-            raise NotFound(f"Session {session_id!r} not found")
-        if session_status != "active":
-            raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
-        if networks is not None:
-            self._require_network(address, self._networks(networks))
-        if mode == "code":
-            self._require_code(code, secret, started_at, period, now)
-        name = stored_name or actor.name
-
-        def view(record: Sequence[Any], audit: RecordAudit | None = None) -> RecordView:
-            status, at, by, note = record
-            return RecordView(
-                user_id=actor.user_id,
-                name=name,
-                status=status,
-                marked_at=iso_z(at),
-                marked_by=by,
-                remarks=note,
-                audit=audit,
-            )
-
-        if record_status is not None and not (record_status == "absent" and marked_by is None):
-            return view((record_status, marked_at, marked_by, remarks))  # a repeat, or the teacher's mark
-
-        params["p_status"] = "late" if now - started_at > timedelta(minutes=late_minutes) else "present"
-        params["p_now"] = now
-        params["p_addr"] = address
-        params["p_dev"] = device_id
         postgres = self.database.dialect == "postgresql"
 
-        def write(conn: Connection) -> tuple[RecordAudit | None, Sequence[Any]]:
-            """(the audit of the change, or None when nothing changed; the record); Conflict when ended."""
+        def unit(conn: Connection) -> tuple[str, str, RecordAudit | None, Sequence[Any]]:
+            """(course id, name, the audit of the change or None when nothing changed, the record).
+
+            Raises the refusals before anything is written (the unit's savepoint undoes nothing).
+            """
+            row = conn.execute(q.probe, params).first()
+            if row is None:
+                raise NotFound(f"Session {session_id!r} not found")
+            (
+                course_id,
+                session_status,
+                started_at,
+                late_minutes,
+                teacher_id,
+                enrollment,
+                record_status,
+                marked_at,
+                marked_by,
+                remarks,
+                stored_name,
+                mode,
+                period,
+                secret,
+                networks,
+            ) = row
+            if actor.is_admin or teacher_id == actor.user_id:
+                raise Forbidden("Only approved students of the course can check in")
+            if enrollment == "pending":
+                raise Forbidden(
+                    "Your enrollment in this course is pending; ask the course's teacher to approve it"
+                )
+            if enrollment != "approved":
+                raise NotFound(f"Session {session_id!r} not found")
+            if session_status != "active":
+                raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
+            if networks is not None:
+                self._require_network(address, self._networks(networks))
+            if mode == "code":
+                self._require_code(code, secret, started_at, period, now)
+            name = stored_name or actor.name
+            if record_status is not None and not (record_status == "absent" and marked_by is None):
+                # A repeat, or the teacher's mark: the record as it is.
+                return course_id, name, None, (record_status, marked_at, marked_by, remarks)
+
+            params["p_status"] = "late" if now - started_at > timedelta(minutes=late_minutes) else "present"
+            params["p_now"] = now
+            params["p_addr"] = address
+            params["p_dev"] = device_id
             if postgres and conn.execute(q.lock, params).scalar_one_or_none() != "active":
                 # The lock holds off a concurrent end until this commits, so the
                 # end's final statistics count this check-in (SQLite's writers are
@@ -219,20 +211,28 @@ class CheckIns(AccessRules):
                 raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
             changed = conn.execute(q.update, params).first()
             if changed is None:
-                # Ended meanwhile, raced with another check-in or a mark, or not on the roster yet.
+                # Raced with another check-in or a mark, or not on the roster yet.
                 state = conn.execute(q.state, params).one()
                 if state[0] != "active":
                     raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
                 if state[1] is not None:
-                    return None, tuple(state[1:])
+                    return course_id, name, None, tuple(state[1:])
                 # Approved after the session started: joins the roster now.
                 changed = conn.execute(q.insert, params).first()
                 if changed is None:  # another check-in of this user won the race
-                    return None, tuple(conn.execute(q.state, params).one()[1:])
-            return self._audit_check_in(conn, params), tuple(changed)
+                    return course_id, name, None, tuple(conn.execute(q.state, params).one()[1:])
+            return course_id, name, self._audit_check_in(conn, params), tuple(changed)
 
-        audit, record = await self.database.run_write_grouped(write)
-        result = view(record, audit)
+        course_id, name, audit, (status, at, by, note) = await self.database.run_write_grouped(unit)
+        result = RecordView(
+            user_id=actor.user_id,
+            name=name,
+            status=status,
+            marked_at=iso_z(at),
+            marked_by=by,
+            remarks=note,
+            audit=audit,
+        )
         if audit is not None:
             await self._committed([RecordChanged(course_id, session_id, actor.user_id, True, record=result)])
         return result.model_copy(update={"audit": None})  # the trail is the teacher's
