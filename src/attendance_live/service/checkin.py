@@ -31,6 +31,7 @@ from sqlalchemy import String, and_, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from attendance_live.auth.tokens import Identity
+from attendance_live.db.driver import DriverStatement
 from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
 from attendance_live.networks import IPNetwork, in_networks, parse_address, parse_networks
@@ -115,6 +116,30 @@ class CheckInStatements:
         self.code_source = select(
             S.course_id, S.status, S.check_in_mode, S.started_at, S.code_period_seconds, S.code_secret
         ).where(S.id == sid)
+        self._statements: dict[str, Any] = {
+            "probe": self.probe,
+            "lock": self.lock,
+            "update": self.update,
+            "state": self.state,
+            "insert": self.insert,
+            "audit": self.audit.check_in,
+        }
+        # On SQLite the unit's statements run on the driver's cursor (db/driver.py says why).
+        self._driver = (
+            {
+                key: DriverStatement(s, database.sync_dialect)
+                for key, s in self._statements.items()
+                if key != "lock"
+            }
+            if database.is_sqlite
+            else None
+        )
+
+    def rows(self, conn: Connection, key: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of statement ``key``: probe, lock, update, state, insert or audit."""
+        if self._driver is not None:
+            return self._driver[key].rows(conn, params)
+        return [tuple(row) for row in conn.execute(self._statements[key], params)]
 
 
 class CheckIns(AccessRules):
@@ -161,7 +186,8 @@ class CheckIns(AccessRules):
 
             Raises the refusals before anything is written (the unit's savepoint undoes nothing).
             """
-            row = conn.execute(q.probe, params).first()
+            found = q.rows(conn, "probe", params)
+            row = found[0] if found else None
             if row is None:
                 raise NotFound(f"Session {session_id!r} not found")
             (
@@ -204,24 +230,24 @@ class CheckIns(AccessRules):
             params["p_now"] = now
             params["p_addr"] = address
             params["p_dev"] = device_id
-            if postgres and conn.execute(q.lock, params).scalar_one_or_none() != "active":
+            if postgres and q.rows(conn, "lock", params) != [("active",)]:
                 # The lock holds off a concurrent end until this commits, so the
                 # end's final statistics count this check-in (SQLite's writers are
                 # serialised already).
                 raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
-            changed = conn.execute(q.update, params).first()
-            if changed is None:
+            changed = q.rows(conn, "update", params)
+            if not changed:
                 # Raced with another check-in or a mark, or not on the roster yet.
-                state = conn.execute(q.state, params).one()
+                (state,) = q.rows(conn, "state", params)
                 if state[0] != "active":
                     raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
                 if state[1] is not None:
-                    return course_id, name, None, tuple(state[1:])
+                    return course_id, name, None, state[1:]
                 # Approved after the session started: joins the roster now.
-                changed = conn.execute(q.insert, params).first()
-                if changed is None:  # another check-in of this user won the race
-                    return course_id, name, None, tuple(conn.execute(q.state, params).one()[1:])
-            return course_id, name, self._audit_check_in(conn, params), tuple(changed)
+                changed = q.rows(conn, "insert", params)
+                if not changed:  # another check-in of this user won the race
+                    return course_id, name, None, q.rows(conn, "state", params)[0][1:]
+            return course_id, name, self._audit_check_in(conn, params), changed[0]
 
         course_id, name, audit, (status, at, by, note) = await self.database.run_write_grouped(unit)
         result = RecordView(
@@ -239,7 +265,7 @@ class CheckIns(AccessRules):
 
     def _audit_check_in(self, conn: Connection, params: dict[str, Any]) -> RecordAudit:
         """Write the check-in's audit row, flagged when its address or device checked in another student."""
-        same_address, same_device = conn.execute(self._check_in_statements.audit.check_in, params).one()
+        ((same_address, same_device),) = self._check_in_statements.rows(conn, "audit", params)
         at: datetime = params["p_now"]
         return RecordAudit(
             how="check_in",
