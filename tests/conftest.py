@@ -87,7 +87,13 @@ async def live_url(app: Application) -> AsyncIterator[str]:
     """The app served by a real uvicorn on a free loopback port (lifespan run by ``app``)."""
     port = free_port()
     config = uvicorn.Config(
-        app.asgi, host="127.0.0.1", port=port, lifespan="off", log_config=None, timeout_graceful_shutdown=5
+        app.asgi,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,  # as `serve` runs it: the app finds the client address itself
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -10,7 +10,8 @@ and leaves the connection usable):
 * ``unsubscribeFromCourse {course_id}`` → leave the room
 * ``checkActiveSessions {course_id}`` → answer ``activeSessionsResponse``
 * ``subscribeToSession {session_id}``  → (teacher, admin) ``sessionRosterData``, then
-  ``attendanceUpdated`` on every record change
+  ``attendanceUpdated`` on every record change; for a ``code`` session also
+  ``checkInCode`` at once and at every rotation (``realtime.codes``)
 * ``unsubscribeFromSession {session_id}``
 * ``refreshToken {token}`` → a valid token for the same user moves the
   connection's deadline; answered ``tokenRefreshed {expires_at}``
@@ -48,6 +49,7 @@ from attendance_live.config import Settings
 from attendance_live.logs import MalformedPacketFilter, connection_id
 from attendance_live.metrics import Metrics
 from attendance_live.realtime import jsoncodec
+from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
 from attendance_live.realtime.expiry import (
     TOKEN_EXPIRED_EVENT,
     TOKEN_REFRESHED_EVENT,
@@ -59,6 +61,7 @@ from attendance_live.realtime.lean import LeanServer
 from attendance_live.realtime.payloads import (
     PayloadError,
     active_sessions_data,
+    check_in_code_data,
     error_data,
     require_id,
     roster_data,
@@ -167,6 +170,7 @@ class RealtimeServer:
             logger=logging.getLogger("attendance_live.socketio"),
             engineio_logger=_engineio_logger(),
         )
+        self.codes = CodeTicker(self.sio, service, service.clock)
         self.connections: dict[str, Connection] = {}
         self.user_sids: dict[str, set[str]] = {}
         self.deadlines = Deadlines(self._expire)
@@ -358,6 +362,11 @@ class RealtimeServer:
         await self.sio.enter_room(sid, session_room(session_id))
         payload = roster_data(view)
         await self.sio.emit("sessionRosterData", payload, to=sid)
+        if view.check_in_mode == "code" and view.status == "active":
+            code = await self.service.current_code(session_id)
+            if code is not None:
+                await self.sio.emit(CODE_EVENT, check_in_code_data(code), to=sid)
+                self.codes.watch(code)
         return payload
 
     async def _unsubscribe_session(self, sid: str, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -473,6 +482,7 @@ class RealtimeServer:
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True
             self.sio.manager.initialize()
+        self.codes.start()
         self._spawn(self._close_unjoined())
 
     async def close(self) -> None:
@@ -482,6 +492,7 @@ class RealtimeServer:
         packet ("io server disconnect") tells socket.io-client *not* to
         reconnect, which is wrong for a restart or a deploy.
         """
+        await self.codes.close()
         self.deadlines.close()
         for task in list(self._background):
             task.cancel()
