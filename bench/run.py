@@ -14,7 +14,13 @@ peak RSS, read from /proc for the server's process tree):
 * memory   - server RSS per idle subscribed connection.
 * check-in - 1,000 students check in over HTTP within one second (open loop,
              evenly spread; --dup of them send twice at the same instant);
-             latency, and the exact final count.
+             latency, and the exact final count. Ours runs the session in
+             `code` mode: the generator reads the current code as the teacher
+             (GET /api/sessions/{id}/check-in-code) and every student sends it
+             (the peer has no codes: open mode). Durable SQLite.
+* checkin-pg - the same burst on PostgreSQL (fsync and synchronous commits
+             on) with two of our nodes over Redis, the students split between
+             them (ours only; needs Debian's postgresql and redis-server).
 * nodes    - fan-out across two of our nodes over Redis (ours only).
 
 Rounds alternate the order of the servers; each round starts every server
@@ -24,7 +30,7 @@ every load is bounded in count and time.
 
 # A benchmark driver: time limits are parameters, and starting servers or py-spy
 # with blocking calls between measurements is fine.
-# ruff: noqa: ASYNC109, ASYNC220, ASYNC230
+# ruff: noqa: ASYNC109, ASYNC220, ASYNC221
 
 from __future__ import annotations
 
@@ -328,13 +334,15 @@ class Bench:
         self.background: list[dict[str, Any]] = []
 
     # -- servers -----------------------------------------------------------------
-    def make(self, kind: str, tag: str, redis_url: str | None = None) -> Server:
+    def make(
+        self, kind: str, tag: str, redis_url: str | None = None, database_url: str | None = None
+    ) -> Server:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env["ACCESS_TOKEN_SECRET"] = self.secret
         logpath = os.path.join(self.logdir, f"{kind}-{tag}.log")
         if kind == "ours":
-            env.update(DATABASE_URL=f"sqlite+aiosqlite:///{self.db}", LOG_LEVEL="warning")
+            env.update(DATABASE_URL=database_url or f"sqlite+aiosqlite:///{self.db}", LOG_LEVEL="warning")
             if redis_url:
                 env["REDIS_URL"] = redis_url
             cmd = [self.args.ours, "serve", "--host", HOST, "--port", str(port)]
@@ -642,9 +650,13 @@ class Bench:
         )
         await self.teardown(srv)
 
-    async def checkin_burst(self, srv: Server) -> None:
+    async def checkin_burst(
+        self, srv: Server, scenario: str = "checkin", others: tuple[Server, ...] = ()
+    ) -> None:
+        """The burst, sent to ``srv`` (and ``others``, round robin); the subscriber watches ``srv``."""
         kind = srv.kind
         n = self.args.burst
+        targets = [srv, *others]
         # one subscriber (a student of the course) watches activeSessionsData
         await self.lg.tokens(self.secret, STUDENT_PREFIX, 0, 1, name="one")
         await self.lg.open(
@@ -656,23 +668,39 @@ class Bench:
             concurrency=1,
             tokens="one",
         )
-        st, body = await self.start_session(srv, BURST_COURSE)
+        coded = kind == "ours"
+        st, body = await self.api(
+            srv,
+            "POST",
+            f"/api/courses/{BURST_COURSE}/sessions",
+            self.teacher,
+            {"topic": "bench", "check_in_mode": "code"} if coded else {"topic": "bench"},
+        )
         if st != 201:
             raise RuntimeError(f"{kind}: start session -> {st} {body}")
         sid = body["id"]
+        check_in_body = None
+        if coded:  # what the projector shows; its grace (5 s) outlasts the one-second burst
+            st, code = await self.api(srv, "GET", f"/api/sessions/{sid}/check-in-code", self.teacher)
+            if st != 200:
+                raise RuntimeError(f"{kind}: check-in code -> {st} {code}")
+            check_in_body = {"code": code["code"]}
         await self.lg.arm("activeSessionsData", keep=True)
         conn = aiohttp.TCPConnector(limit=self.args.burst_pool, force_close=False)
         results: list[tuple[int, float]] = []
         async with aiohttp.ClientSession(connector=conn) as http:
-            url = f"http://{HOST}:{srv.port}"
-            await asyncio.gather(*(self._get(http, url + "/healthz") for _ in range(self.args.burst_pool)))
+            urls = [f"http://{HOST}:{t.port}" for t in targets]
+            await asyncio.gather(
+                *(self._get(http, urls[k % len(urls)] + "/healthz") for k in range(self.args.burst_pool))
+            )
             await asyncio.sleep(0.2)
 
             async def one(i: int) -> None:
                 t = monotonic()
                 try:
                     async with http.post(
-                        f"{url}/api/sessions/{sid}/check-in",
+                        f"{urls[i % len(urls)]}/api/sessions/{sid}/check-in",
+                        json=check_in_body,
                         headers={"Authorization": f"Bearer {self.burst_tokens[i]}"},
                     ) as r:
                         await r.read()
@@ -686,8 +714,9 @@ class Bench:
 
             # evenly spread over one second; the first `dup` students fire twice at the same instant
             plan = sorted([(i / n, i) for i in range(n)] + [(i / n, i) for i in range(min(self.args.dup, n))])
-            srv.reset_peak()
-            c0 = srv.cpu()
+            for target in targets:
+                target.reset_peak()
+            c0 = sum(target.cpu() for target in targets)
             g0 = await self.gen_cpu()
             m0 = machine_busy()
             tasks = []
@@ -704,7 +733,7 @@ class Bench:
                 await asyncio.wait(pending)
                 log(f"  check-in {kind}: {len(pending)} requests unanswered after {self.args.event_timeout}s")
             t_end = monotonic()
-            c1 = srv.cpu()
+            c1 = sum(target.cpu() for target in targets)
             g1 = await self.gen_cpu()
             m1 = machine_busy()
         # exact count: the session as the teacher sees it
@@ -756,13 +785,13 @@ class Bench:
             "last_studentCount": last_count,
             "exact": exact and last_count == n,
             "server_cpu_s": c1 - c0,
-            "peak_mib": srv.peak_kib() / 1024,
+            "peak_mib": max(target.peak_kib() for target in targets) / 1024,
             "gen_cpu_s": g1 - g0,
             "other_cpu_s": (m1 - m0) - (c1 - c0) - (g1 - g0),
         }
-        self.add("checkin", kind, sample)
+        self.add(scenario, kind, sample)
         log(
-            f"  check-in {kind}: {len(results)} req, p50 {sample['p50_ms']:.1f} p99 {sample['p99_ms']:.1f} "
+            f"  {scenario} {kind}: {len(results)} req, p50 {sample['p50_ms']:.1f} p99 {sample['p99_ms']:.1f} "
             f"max {sample['max_ms']:.1f} ms, present={stats.get('present')} records={len(ids)} "
             f"unique={len(set(ids))} last studentCount={last_count} exact={sample['exact']} "
             f"statuses={statuses}"
@@ -773,21 +802,32 @@ class Bench:
         async with http.get(url) as r:
             await r.read()
 
+    @contextlib.contextmanager
+    def redis_server(self, name: str) -> Any:
+        """A throw-away redis-server on loopback (yields its URL), stopped at the end."""
+        rport = free_port()
+        with open(os.path.join(self.logdir, f"{name}.log"), "ab") as rlog:
+            redis = subprocess.Popen(
+                ["redis-server", "--port", str(rport), "--bind", HOST, "--save", "", "--appendonly", "no"],
+                stdout=rlog,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                yield f"redis://{HOST}:{rport}/0"
+            finally:
+                redis.terminate()
+                redis.wait()
+
     async def many_nodes(self) -> None:
-        redis_bin = shutil.which("redis-server")
-        if not redis_bin:
+        if not shutil.which("redis-server"):
             self.notes.append(
                 "many nodes: not available: redis-server is not installed (apt-get install redis-server)"
             )
             return
-        rport = free_port()
-        rlog = open(os.path.join(self.logdir, "redis.log"), "ab")  # noqa: SIM115 - closed in finally
-        redis = subprocess.Popen(
-            [redis_bin, "--port", str(rport), "--bind", HOST, "--save", "", "--appendonly", "no"],
-            stdout=rlog,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"redis://{HOST}:{rport}/0"
+        with self.redis_server("redis") as url:
+            await self._many_nodes(url)
+
+    async def _many_nodes(self, url: str) -> None:
         a = self.make("ours", "nodeA", url)
         b = self.make("ours", "nodeB", url)
         try:
@@ -863,9 +903,57 @@ class Bench:
             await self.lg.close()
             a.stop()
             b.stop()
-            redis.terminate()
-            redis.wait()
-            rlog.close()
+
+    async def checkin_postgres(self) -> None:
+        """The check-in burst on a durable PostgreSQL with two of our nodes over Redis."""
+        if not shutil.which("redis-server"):
+            self.notes.append("checkin-pg: not available: apt-get install redis-server")
+            return
+        sys.path.insert(0, ROOT)
+        from tests.infra.postgres import PostgresServer  # the tests' throw-away server, made durable
+
+        try:
+            pg = PostgresServer(durable=True)
+            pg.start()
+        except Exception as exc:
+            self.notes.append(f"checkin-pg: not available: {exc}".splitlines()[0][:300])
+            return
+        try:
+            with self.redis_server("redis-pg") as url:
+                await self._checkin_postgres(url, pg.create_database("bench"))  # its DSN
+        finally:
+            pg.close()
+
+    async def _checkin_postgres(self, url: str, database_url: str) -> None:
+        a = self.make("ours", "pgA", url, database_url)
+        b = self.make("ours", "pgB", url, database_url)
+        try:
+            migrated = subprocess.run(
+                [self.args.ours, "migrate"], env=a.env, capture_output=True, text=True, check=False
+            )
+            if migrated.returncode != 0:
+                raise RuntimeError(f"migrate failed: {migrated.stderr[-300:]}")
+            a.start()
+            b.start()
+            await wait_healthy(self.http, a)
+            await wait_healthy(self.http, b)
+            ready, self.ours_ready = self.ours_ready, False  # a fresh database: enrol again
+            try:
+                await self.setup(a)
+            finally:
+                self.ours_ready = ready
+            await self.warmup(a)
+            await self.warmup(b)  # both nodes' connection pools filled before the measured burst
+            for _ in range(self.args.rounds):
+                async with PySpy(self, a, "checkin-pg"):
+                    await self.checkin_burst(a, "checkin-pg", others=(b,))
+        except Exception as exc:
+            self.notes.append(f"checkin-pg: failed: {exc or type(exc).__name__}".splitlines()[0][:300])
+        finally:
+            with contextlib.suppress(Exception):
+                await self.lg.close()
+            a.stop()
+            b.stop()
 
     # -- the run -----------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -922,6 +1010,9 @@ class Bench:
             if "nodes" in self.args.scenarios and "ours" in kinds:
                 log("many nodes: ours x2 over Redis")
                 await self.many_nodes()
+            if "checkin-pg" in self.args.scenarios and "ours" in kinds:
+                log("check-in on PostgreSQL: ours x2 over Redis")
+                await self.checkin_postgres()
             self.gen_total = await self.gen_cpu()
         finally:
             await self.lg.stop()
@@ -1003,6 +1094,10 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("checkin", "peak_mib", "check-in server peak RSS (MiB)", "low"),
     ("checkin", "gen_cpu_s", "check-in generator CPU (s)", "low"),
     ("checkin", "other_cpu_s", "check-in other CPU: kernel + other procs (s)", "low"),
+    ("checkin-pg", "p50_ms", "check-in on PostgreSQL, 2 nodes: p50 (ms)", "low"),
+    ("checkin-pg", "p99_ms", "check-in on PostgreSQL, 2 nodes: p99 (ms)", "low"),
+    ("checkin-pg", "max_ms", "check-in on PostgreSQL, 2 nodes: max (ms)", "low"),
+    ("checkin-pg", "server_cpu_s", "check-in on PostgreSQL, 2 nodes: servers' CPU (s)", "low"),
 ]
 
 
@@ -1059,12 +1154,14 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     checks = []
-    for k, samples in by_scenario.get("checkin", {}).items():
-        for s in samples:
-            checks.append(
-                f"{k}: present={s['present']} records={s['records']} unique={s['unique_records']} "
-                f"last studentCount={s['last_studentCount']} exact={s['exact']} statuses={s['statuses']}"
-            )
+    for scen in ("checkin", "checkin-pg"):
+        for k, samples in by_scenario.get(scen, {}).items():
+            for s in samples:
+                checks.append(
+                    f"{scen} {k}: present={s['present']} records={s['records']} unique={s['unique_records']} "
+                    f"last studentCount={s['last_studentCount']} exact={s['exact']} "
+                    f"statuses={s['statuses']}"
+                )
     errors = []
     for scen in ("memory", "storm"):
         for k, samples in by_scenario.get(scen, {}).items():
@@ -1223,8 +1320,8 @@ def main() -> None:
     ap.add_argument("--servers", default="ours,peer,floor", help="comma list of ours,peer,floor")
     ap.add_argument(
         "--scenarios",
-        default="fanout,memory,storm,checkin,nodes",
-        help="comma list of fanout,memory,storm,checkin,nodes",
+        default="fanout,memory,storm,checkin,nodes,checkin-pg",
+        help="comma list of fanout,memory,storm,checkin,nodes,checkin-pg",
     )
     ap.add_argument("--burst", type=int, default=1000, help="students in the check-in burst")
     ap.add_argument("--dup", type=int, default=100, help="students of the burst that check in twice at once")

@@ -25,6 +25,7 @@ SERVER_EVENTS = (
     "sessionRosterData",
     "attendanceUpdated",
     "myAttendanceUpdated",
+    "checkInCode",
     "tokenExpired",
     "tokenRefreshed",
 )
@@ -172,6 +173,14 @@ class World:
         return await self.http.post(
             f"/api/sessions/{session_id}/check-in", headers=self.users[user_id].headers
         )
+
+    async def check_in_code(self, session_id: str) -> dict[str, Any]:
+        """``GET /api/sessions/{id}/check-in-code`` as the teacher (it must succeed)."""
+        url = f"/api/sessions/{session_id}/check-in-code"
+        response = await self.http.get(url, headers=self.teacher.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
 
     async def end(self, session_id: str) -> httpx.Response:
         return await self.http.post(f"/api/sessions/{session_id}/end", headers=self.teacher.headers)

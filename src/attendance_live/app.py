@@ -32,6 +32,7 @@ from starlette.types import ASGIApp
 
 from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
+from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         clock=clock,
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
+        check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
     )
     tokens = build_token_service(settings)
 
@@ -156,6 +158,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         redoc_url=None,
     )
     http.state.context = context
+    # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
+    http.add_middleware(CheckInRoute, context=context)
     http.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

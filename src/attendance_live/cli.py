@@ -251,6 +251,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=settings.log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # The client address is ours to find (TRUSTED_PROXIES, api/client_address.py):
+        # uvicorn's own X-Forwarded-For handling would trust any local peer.
+        proxy_headers=False,
         **application.uvicorn_options(),
     )
     _tune_garbage_collector()

@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from attendance_live.networks import IPNetwork, parse_networks
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_SECRET_FILE",
@@ -91,6 +93,11 @@ _FIXES: dict[str, str] = {
     "CONNECT_TIMEOUT_SECONDS": "use a number of seconds from 1 to 600",
     "PING_TIMEOUT_SECONDS": "use a number of seconds from 1 to 120",
     "HEADER_TIMEOUT_SECONDS": "use a number of seconds from 1 to 300",
+    "TRUSTED_PROXIES": (
+        "use a comma-separated list of the proxies' networks, e.g. 127.0.0.1/32,10.0.0.0/8, "
+        "or leave it empty when clients connect directly"
+    ),
+    "CHECK_IN_CODE_GRACE_SECONDS": "use a number of seconds from 0 to 60",
 }
 
 
@@ -134,6 +141,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     session_max_minutes: int = Field(default=180, ge=1, le=10080)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Proxies whose X-Forwarded-For is believed (networks; empty: clients connect directly).
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    # How long the previous check-in code is still accepted after it was replaced.
+    check_in_code_grace_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # --- the project's additions ---
     jwt_algorithm: Algorithm = "HS256"
@@ -236,6 +247,15 @@ class Settings(BaseSettings):
         if any(ch in value for ch in ";,\r\n"):
             raise ValueError(f"holds a character that would end the CSP directive ({value[:80]!r})")
         return value.strip()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return parse_networks(value, "entry")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -14,6 +14,9 @@ import re
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "CHANGE_METHODS",
+    "CHECK_IN_MODES",
+    "CHECK_IN_REFUSALS",
     "ENROLLMENT_STATUSES",
     "ID_MAX_CHARS",
     "ID_PATTERN",
@@ -23,6 +26,9 @@ __all__ = [
     "ROLES",
     "SESSION_STATUSES",
     "SYSTEM",
+    "ChangeMethod",
+    "CheckInMode",
+    "CheckInRefusal",
     "EnrollmentStatus",
     "RecordStatus",
     "Role",
@@ -36,6 +42,12 @@ __all__ = [
 SessionStatus = Literal["active", "ended"]
 RecordStatus = Literal["present", "late", "excused", "absent"]
 EnrollmentStatus = Literal["pending", "approved", "rejected"]
+# How a session admits check-ins: anyone approved (open), or only with the current rotating code.
+CheckInMode = Literal["open", "code"]
+# How a record changed (the audit trail): the student's own check-in, a teacher's mark, the system.
+ChangeMethod = Literal["check_in", "teacher_mark", "auto"]
+# Why a check-in was refused (403 ``reason``).
+CheckInRefusal = Literal["code_required", "code_invalid", "network_not_allowed"]
 # A token's role, and a caller's relation to a course as the API reports it (``my_role``).
 Role = Literal["student", "teacher", "admin"]
 
@@ -43,6 +55,9 @@ SESSION_STATUSES: Final[tuple[SessionStatus, ...]] = get_args(SessionStatus)
 RECORD_STATUSES: Final[tuple[RecordStatus, ...]] = get_args(RecordStatus)
 ENROLLMENT_STATUSES: Final[tuple[EnrollmentStatus, ...]] = get_args(EnrollmentStatus)
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
+CHECK_IN_MODES: Final[tuple[CheckInMode, ...]] = get_args(CheckInMode)
+CHANGE_METHODS: Final[tuple[ChangeMethod, ...]] = get_args(ChangeMethod)
+CHECK_IN_REFUSALS: Final[tuple[CheckInRefusal, ...]] = get_args(CheckInRefusal)
 # The statuses a session's studentCount and its statistics' ``present`` count.
 PRESENT_STATUSES: Final[tuple[RecordStatus, ...]] = ("present", "late")
 

@@ -1,10 +1,13 @@
-"""``Database.upsert``: one INSERT … ON CONFLICT for SQLite and PostgreSQL alike."""
+"""``Database.upsert`` (one INSERT … ON CONFLICT for SQLite and PostgreSQL alike); grouped units."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 
 from attendance_live.db.engine import Database
 from attendance_live.db.models import User
@@ -55,3 +58,41 @@ async def test_returning_reports_only_inserted_rows(database: Database) -> None:
 
     assert await insert("First") == ("First",)
     assert await insert("Second") is None  # the conflict inserted nothing
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_grouped_writes_commit_together_and_a_failing_unit_undoes_only_itself(
+    database: Database,
+) -> None:
+    def unit(user_id: str, fail: bool = False) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            conn.execute(insert(User).values(_row(user_id, user_id, T0)))
+            if fail:
+                raise Refused(user_id)  # after its write: the savepoint must undo it
+            return user_id
+
+        return work
+
+    units = [database.run_write_grouped(unit(f"u{n}", fail=n == 3)) for n in range(8)]
+    outcomes = await asyncio.gather(*units, return_exceptions=True)
+    assert [o if isinstance(o, str) else type(o).__name__ for o in outcomes] == [
+        "u0",
+        "u1",
+        "u2",
+        "Refused",
+        "u4",
+        "u5",
+        "u6",
+        "u7",
+    ]
+    # Answered after the commit: a fresh reader sees every kept row, and not the refused one.
+    assert [uid for uid, _, _ in await _users(database)] == ["u0", "u1", "u2", "u4", "u5", "u6", "u7"]
+
+    def name_of(user_id: str) -> Callable[[Connection], object]:
+        return lambda conn: conn.execute(select(User.name).where(User.id == user_id)).scalar()
+
+    reads = await asyncio.gather(*(database.run_read_grouped(name_of(f"u{n}")) for n in range(8)))
+    assert reads == ["u0", "u1", "u2", None, "u4", "u5", "u6", "u7"]

@@ -1,4 +1,4 @@
-"""The migrations: 0002 on a database that holds records from before it; head matches the models."""
+"""The migrations: 0002 and 0003 on a database holding records from before them; head matches the models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
-from attendance_live.db.migrate import alembic_config, current_revision, upgrade
+from attendance_live.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from attendance_live.db.models import Base
 
 ROWS = """
@@ -31,7 +31,9 @@ INSERT INTO attendance_records (session_id, user_id, status, marked_at, marked_b
 """
 
 
-async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(settings: Settings) -> None:
+async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown_0003_keeps_sessions_open(
+    settings: Settings,
+) -> None:
     database = Database(settings.database_url)
 
     def to_0001(connection: Connection) -> None:
@@ -47,19 +49,29 @@ async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown(setting
             await connection.run_sync(to_0001)
         assert await current_revision(database) == "0001"
         await upgrade(database)
-        assert await current_revision(database) == "0002"
+        assert await current_revision(database) == head_revision() == "0003"
         async with database.read_engine.connect() as connection:
             rows = (
                 await connection.execute(
                     text("SELECT user_id, checked_in_at FROM attendance_records ORDER BY user_id")
                 )
             ).all()
+            session = (
+                await connection.execute(
+                    text(
+                        "SELECT check_in_mode, code_period_seconds, code_secret, allowed_networks "
+                        "FROM attendance_sessions"
+                    )
+                )
+            ).one()
     finally:
         await database.dispose()
     checked = {user_id: value for user_id, value in rows}
     assert checked["b"] is None  # the teacher's mark is not a check-in
     assert checked["c"] is None
     assert str(checked["a"]).startswith("2024-01-15 09:01:00")
+    # A session from before 0003 stays as it was: open, anywhere (no code without a secret).
+    assert tuple(session) == ("open", 15, "", None)
 
 
 async def test_the_migrations_build_exactly_the_models_tables(database: Database) -> None:

@@ -14,8 +14,22 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from attendance_live.db.engine import Database
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
-from attendance_live.vocabulary import ENROLLMENT_STATUSES, RECORD_STATUSES, ROLES, SESSION_STATUSES
+from attendance_live.db.models import (
+    AttendanceRecord,
+    AttendanceSession,
+    Course,
+    Enrollment,
+    RecordChange,
+    User,
+)
+from attendance_live.vocabulary import (
+    CHANGE_METHODS,
+    CHECK_IN_MODES,
+    ENROLLMENT_STATUSES,
+    RECORD_STATUSES,
+    ROLES,
+    SESSION_STATUSES,
+)
 
 T0 = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -85,3 +99,36 @@ async def test_session_statuses(course: Database) -> None:
         await _insert(course, AttendanceSession, _session(f"s{n}", status))
     with pytest.raises(IntegrityError):
         await _insert(course, AttendanceSession, _session("x", "paused"))
+
+
+async def test_check_in_modes_and_code_periods(course: Database) -> None:
+    for n, mode in enumerate(CHECK_IN_MODES):
+        await _insert(course, AttendanceSession, {**_session(f"m{n}", "active"), "check_in_mode": mode})
+    with pytest.raises(IntegrityError):
+        await _insert(course, AttendanceSession, {**_session("x", "active"), "check_in_mode": "qr"})
+
+    def periodic(period: int) -> dict[str, Any]:
+        return {**_session(f"p{period}", "active"), "code_period_seconds": period}
+
+    for period in (5, 300):
+        await _insert(course, AttendanceSession, periodic(period))
+    for period in (4, 301):
+        with pytest.raises(IntegrityError):
+            await _insert(course, AttendanceSession, periodic(period))
+
+
+async def test_change_methods(course: Database) -> None:
+    def change(n: int, method: str) -> dict[str, Any]:
+        return {
+            "session_id": "s",
+            "user_id": f"u{n}",
+            "status": "present",
+            "changed_at": T0,
+            "changed_by": "t",
+            "method": method,
+        }
+
+    for n, method in enumerate(CHANGE_METHODS):
+        await _insert(course, RecordChange, change(n, method))
+    with pytest.raises(IntegrityError):
+        await _insert(course, RecordChange, change(9, "guess"))

@@ -59,7 +59,9 @@ class PostgresServer:
     user = "attendance"
     password = "attendance-test-password"  # only ever listens on 127.0.0.1
 
-    def __init__(self, *, port: int | None = None, base_dir: Path | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, base_dir: Path | None = None, durable: bool = False
+    ) -> None:
         postgres = ensure_installed(
             "postgresql", ["/usr/lib/postgresql/*/bin/postgres"], what="PostgreSQL (postgres)"
         )
@@ -78,6 +80,13 @@ class PostgresServer:
         self.log_path = self.base_dir / "postgres.log"
         self._child: ServiceChild | None = None
         self._initialised = False
+        # durable: PostgreSQL's own defaults for fsync and commits (for benchmarks that
+        # promise durability); otherwise TEST_SETTINGS trade it for speed.
+        self.settings = {
+            k: v
+            for k, v in TEST_SETTINGS.items()
+            if not durable or k not in ("fsync", "synchronous_commit", "full_page_writes", "wal_level")
+        }
 
     # --- addresses ---
 
@@ -136,7 +145,7 @@ class PostgresServer:
             return
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         argv += ["-k", str(self.socket_dir)]
-        for key, value in TEST_SETTINGS.items():
+        for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
         self._child = ServiceChild("postgres", argv, self.log_path, user=OS_USER, cwd=self.base_dir)
         self._child.start()

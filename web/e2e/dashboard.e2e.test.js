@@ -176,16 +176,17 @@ test('the students see a started session within one second, without a reload', a
   }
 });
 
-test("a student's check-in updates the teacher's live roster", async () => {
+test("a student types the room's code; the check-in updates the teacher's live roster", async () => {
   const { page: s1 } = people.student1;
-  const button = s1.getByRole('button', { name: 'Check in' });
-  await button.waitFor();
-  await s1.waitForFunction(() => {
-    const b = document.querySelector('.session-card .check-in');
-    return b && !b.disabled;
-  });
-  await button.focus();
-  await s1.keyboard.press('Enter'); // keyboard operable
+  // The dashboard starts sessions in code mode: the code is on the teacher's panel (and projector).
+  const shown = people.teacher.page.locator('.live-session .current-code [data-code]');
+  await shown.waitFor({ timeout: 5000 });
+  const code = await shown.getAttribute('data-code');
+  assert.match(code, /^[34679ACEFHKMNPRTWXY]{6}$/);
+  const input = s1.getByLabel('Code shown in the room');
+  await input.waitFor();
+  await input.fill(code.toLowerCase()); // typed as it comes: the page upper-cases it
+  await input.press('Enter'); // keyboard operable
   await s1.getByRole('button', { name: 'Checked in' }).waitFor({ timeout: 5000 });
   await s1.locator('.my-status [data-status="present"]').waitFor();
 
@@ -406,6 +407,101 @@ test('the API docs at /docs render with no network but the server', async () => 
   await shot(page, 'api-docs');
   await people.docs.context.close();
   delete people.docs;
+});
+
+/** A page's current projector code, once it is shown. */
+async function projectorCode(page) {
+  const code = page.locator('.projector .code[data-code]:not([data-code=""])');
+  await code.waitFor({ timeout: 10_000 });
+  return code.getAttribute('data-code');
+}
+
+async function nextProjectorCode(page, after, timeout = 12_000) {
+  await page.waitForFunction(
+    (previous) => {
+      const code = document.querySelector('.projector .code')?.dataset.code;
+      return code && code !== previous;
+    },
+    after,
+    { timeout },
+  );
+  return projectorCode(page);
+}
+
+let projected; // {first, link}: the first code the projector showed, and a QR link
+
+test('the projector view shows the QR code and the code, rotating live without a reload', async () => {
+  const { page: teacher } = people.teacher;
+  await teacher.setViewportSize({ width: 1280, height: 900 });
+  await teacher.goto(`${server.baseUrl}/courses/${COURSE_ID}`);
+  await teacher.getByLabel('Topic (optional)').fill('Projector');
+  assert.equal(await teacher.getByLabel('Check-in').inputValue(), 'code', 'code mode is what the dashboard offers');
+  await teacher.getByLabel('New code every (seconds)').fill('5');
+  await teacher.getByRole('button', { name: 'Start session' }).click();
+  await teacher.getByRole('link', { name: 'Open the projector view' }).click();
+  await teacher.waitForURL(/\/sessions\/[0-9a-f]{32}\/projector$/);
+  await teacher.evaluate(() => {
+    window.__notReloaded = true;
+  });
+  const first = await projectorCode(teacher);
+  const qr = teacher.locator('.projector-qr img');
+  await qr.waitFor();
+  assert.match(await qr.getAttribute('src'), /^data:image\/svg\+xml/);
+  const link = await qr.getAttribute('data-url');
+  assert.equal(link, `${server.baseUrl}/check-in/${teacher.url().split('/')[4]}?code=${first}`);
+  assert.match(await teacher.locator('.countdown').textContent(), /^new code in [0-5] s$/);
+  await shot(teacher, 'projector');
+
+  const second = await nextProjectorCode(teacher, first);
+  assert.notEqual(second, first);
+  assert.equal(await qr.getAttribute('data-url'), link.replace(`code=${first}`, `code=${second}`));
+  assert.equal(await teacher.evaluate(() => window.__notReloaded), true, 'the projector was not reloaded');
+  projected = { first, link: await qr.getAttribute('data-url') };
+});
+
+test('a student scans the QR code signed out: signs in, and is checked in with the code', async () => {
+  const page = await openPerson('student3', { width: 375, height: 812 });
+  const { page: teacher } = people.teacher;
+  const link = await teacher.locator('.projector-qr img').getAttribute('data-url'); // the code on screen now
+  await page.goto(link);
+  await page.getByText('Sign in to check in; you will come straight back to the check-in.').waitFor();
+  await page.getByRole('button', { name: `Sign in as ${student(3).name}` }).click();
+  await page.getByText('You are checked in. You can close this page.').waitFor({ timeout: 10_000 });
+  await page.locator('.my-status [data-status="present"]').waitFor();
+  assert.equal(new URL(page.url()).search, '', 'the code is gone from the address bar');
+  await teacher.locator('.projector-count[data-present="1"]').waitFor({ timeout: 5000 });
+  await shot(page, 'student-check-in-375px');
+});
+
+test('a stale code is refused with what to do; the code on screen now is accepted', async () => {
+  const { page: teacher } = people.teacher;
+  const { page: s2 } = people.student2;
+  await s2.goto(`${server.baseUrl}/courses/${COURSE_ID}`);
+  // Two rotations after the first code: it is past its grace (5 s after it was replaced).
+  let current = await nextProjectorCode(teacher, await projectorCode(teacher));
+  if (current !== projected.first) current = await nextProjectorCode(teacher, current);
+  const input = s2.getByLabel('Code shown in the room');
+  await input.fill(projected.first);
+  const mark = consoleErrors.length;
+  await s2.getByRole('button', { name: 'Check in' }).click();
+  const refusal = s2.locator('.check-in-form [role="alert"][data-reason="code_invalid"]');
+  await refusal.waitFor({ timeout: 5000 });
+  // The browser itself logs the refused request (a 403); that one line is expected here.
+  const during = consoleErrors.splice(mark);
+  consoleErrors.push(...during.filter((line) => !/^\[student2\] console\.error: Failed to load resource: .*403/.test(line)));
+  assert.match(await refusal.textContent(), /type the one on the screen now, or scan the QR code again/);
+  await s2.locator('.my-status [data-status="none"], .my-status [data-status="absent"]').first().waitFor();
+
+  await input.fill(await projectorCode(teacher));
+  await s2.getByRole('button', { name: 'Check in' }).click();
+  await s2.getByRole('button', { name: 'Checked in' }).waitFor({ timeout: 5000 });
+  await teacher.locator('.projector-count[data-present="2"]').waitFor({ timeout: 5000 });
+
+  await teacher.getByRole('link', { name: 'Leave projector view' }).click();
+  await teacher.getByRole('button', { name: 'End session' }).click();
+  await teacher.locator('.ended-summary').waitFor({ timeout: 5000 });
+  await people.student3.context.close();
+  delete people.student3;
 });
 
 test('no page logged a console error', () => {

@@ -8,6 +8,8 @@ import useTokenLifetime from './hooks/useTokenLifetime.js';
 import SignIn from './components/SignIn.jsx';
 import CourseList from './components/CourseList.jsx';
 import CoursePage from './components/CoursePage.jsx';
+import CheckInPage from './components/CheckInPage.jsx';
+import ProjectorView from './components/ProjectorView.jsx';
 
 export default function App() {
   const [token, setToken] = useState(loadToken);
@@ -50,10 +52,16 @@ export default function App() {
   const session = useMemo(() => ({ token, me, signOut }), [token, me, signOut]);
 
   let page;
-  if (!token) page = <SignIn onSignIn={signIn} message={signInMessage} />;
+  if (!token) {
+    // A QR link opened signed out: sign in here, and the same address (the check-in) shows next.
+    const why = route.name === 'check-in' ? 'Sign in to check in; you will come straight back to the check-in.' : null;
+    page = <SignIn onSignIn={signIn} message={signInMessage ?? why} />;
+  }
   else if (!me) page = <p className="loading" role="status">Signing in…</p>;
   else if (route.name === 'courses') page = <CourseList />;
   else if (route.name === 'course') page = <CoursePage key={route.courseId} courseId={route.courseId} />;
+  else if (route.name === 'check-in') page = <CheckInPage key={route.sessionId} sessionId={route.sessionId} />;
+  else if (route.name === 'projector') page = <ProjectorView key={route.sessionId} sessionId={route.sessionId} />;
   else {
     page = (
       <section aria-labelledby="not-found-title">

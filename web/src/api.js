@@ -1,25 +1,28 @@
 // A small fetch wrapper for the JSON API: Bearer token, `{detail}` errors.
 
 export class ApiError extends Error {
-  /** @param {number} status @param {string} detail */
-  constructor(status, detail) {
+  /** @param {number} status @param {string} detail @param {string|null} [reason] a refused check-in's `reason` */
+  constructor(status, detail, reason = null) {
     super(detail);
     this.name = 'ApiError';
     this.status = status;
     this.detail = detail;
+    this.reason = reason;
   }
 }
 
 async function errorFrom(response) {
   let detail = `${response.status} ${response.statusText}`.trim();
+  let reason = null;
   try {
     const body = await response.json();
     if (typeof body?.detail === 'string') detail = body.detail;
     else if (body?.detail != null) detail = JSON.stringify(body.detail);
+    if (typeof body?.reason === 'string') reason = body.reason;
   } catch {
     // Not JSON: keep the status line.
   }
-  return new ApiError(response.status, detail);
+  return new ApiError(response.status, detail, reason);
 }
 
 /**

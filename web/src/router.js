@@ -24,13 +24,23 @@ export function usePathname() {
   return pathname;
 }
 
-/** @returns {{name: 'courses'} | {name: 'course', courseId: string} | {name: 'not-found'}} */
+const ROUTES = [
+  [/^\/courses\/([^/]+)\/?$/, 'course', 'courseId'],
+  [/^\/check-in\/([^/]+)\/?$/, 'check-in', 'sessionId'],
+  [/^\/sessions\/([^/]+)\/projector\/?$/, 'projector', 'sessionId'],
+];
+
+/**
+ * @returns {{name: 'courses'} | {name: 'course', courseId: string}
+ *   | {name: 'check-in', sessionId: string} | {name: 'projector', sessionId: string} | {name: 'not-found'}}
+ */
 export function matchRoute(pathname) {
   if (pathname === '/' || pathname === '/courses' || pathname === '/courses/') return { name: 'courses' };
-  const match = /^\/courses\/([^/]+)\/?$/.exec(pathname);
-  if (match) {
+  for (const [pattern, name, key] of ROUTES) {
+    const match = pattern.exec(pathname);
+    if (!match) continue;
     try {
-      return { name: 'course', courseId: decodeURIComponent(match[1]) };
+      return { name, [key]: decodeURIComponent(match[1]) };
     } catch {
       return { name: 'not-found' };
     }

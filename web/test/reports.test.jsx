@@ -208,7 +208,13 @@ describe('TeacherView', () => {
     expect(screen.getByLabelText('Late after (minutes)').value).toBe('10');
     await act(async () => fireEvent.click(screen.getByRole('button', { name: 'Start session' })));
     const post = http.mock.mock.calls.find(([, init]) => init.method === 'POST');
-    expect(JSON.parse(post[1].body)).toEqual({ late_after_minutes: 10, max_duration_minutes: 180 });
+    // Code mode is what the dashboard offers first (issue 11), with the server's default period.
+    expect(JSON.parse(post[1].body)).toEqual({
+      late_after_minutes: 10,
+      max_duration_minutes: 180,
+      check_in_mode: 'code',
+      code_period_seconds: 15,
+    });
 
     rerender(view(started('mine')));
     expect(container.querySelector('.notification-started')).toBeNull();

@@ -46,9 +46,10 @@ describe('StudentView', () => {
     http.mock.mockImplementation((url, init = {}) => {
       expect(init.headers.Authorization).toBe('Bearer tok');
       if (url === '/api/sessions/s1' && init.method === 'GET') {
-        return json({ id: 's1', records: [{ user_id: 'stu-1', name: 'Ann', status: 'absent', marked_at: null }] });
+        return json({ id: 's1', check_in_mode: 'open', records: [{ user_id: 'stu-1', name: 'Ann', status: 'absent', marked_at: null }] });
       }
       if (url === '/api/sessions/s1/check-in' && init.method === 'POST') {
+        expect(JSON.parse(init.body)).toEqual({ device_id: expect.stringMatching(/^d-[0-9a-f]{24}$/) });
         return json({ user_id: 'stu-1', name: 'Ann', status: 'present', marked_at: '2024-01-15T10:31:00.000Z' });
       }
       throw new Error(`unexpected ${init.method ?? 'GET'} ${url}`);
@@ -59,8 +60,9 @@ describe('StudentView', () => {
     expect(screen.getByText('Live Attendance Sessions (1)', { exact: false })).toBeTruthy();
     expect(screen.getByText(new Date(session.startedAt).toLocaleTimeString())).toBeTruthy();
 
-    const button = await screen.findByRole('button', { name: 'Check in' });
-    await waitFor(() => expect(button.disabled).toBe(false));
+    await waitFor(() => expect(screen.getByRole('button', { name: 'Check in' }).disabled).toBe(false));
+    const button = screen.getByRole('button', { name: 'Check in' });
+    expect(screen.queryByLabelText('Code shown in the room')).toBeNull(); // open mode: no code to type
     expect(container.querySelector('.my-status').textContent).toContain('Not checked in');
     await act(async () => fireEvent.click(button));
     await screen.findByRole('button', { name: 'Checked in' });

@@ -90,6 +90,9 @@ async def start_session(
         topic=body.topic or None,
         max_duration_minutes=body.max_duration_minutes,
         late_after_minutes=body.late_after_minutes,
+        check_in_mode=body.check_in_mode,
+        code_period_seconds=body.code_period_seconds,
+        allowed_networks=body.allowed_networks,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from attendance_live.api.client_address import address_of
 from attendance_live.api.errors import Unauthorized
 from attendance_live.auth.tokens import Identity, TokenError
 from attendance_live.context import AppContext
@@ -16,13 +17,17 @@ from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
 __all__ = [
     "Caller",
+    "ClientAddress",
     "Context",
     "CourseId",
     "Reports",
     "Service",
     "SessionId",
     "UserId",
+    "authenticate",
+    "bearer_token",
     "get_caller",
+    "get_client_address",
     "get_context",
     "get_reports",
     "get_service",
@@ -61,12 +66,10 @@ _FIXES = {
 }
 
 
-async def get_caller(
-    context: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Identity:
+async def authenticate(context: AppContext, token: str | None) -> Identity:
+    """The caller of a bearer ``token``; :class:`Unauthorized` saying how to get a good one."""
     try:
-        identity = (await context.tokens.check(credentials.credentials if credentials else None)).identity
+        identity = (await context.tokens.check(token)).identity
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
     # Operations that reference the caller ensure its row themselves.
@@ -74,7 +77,28 @@ async def get_caller(
     return identity
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads it."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def get_caller(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    return await authenticate(context, credentials.credentials if credentials else None)
+
+
 Caller = Annotated[Identity, Depends(get_caller)]
+
+
+async def get_client_address(request: Request, context: Context) -> str | None:
+    """The client's address: the peer, or behind TRUSTED_PROXIES the forwarded one (api.client_address)."""
+    return address_of(request.scope, context.settings.trusted_proxies)
+
+
+ClientAddress = Annotated[str | None, Depends(get_client_address)]
 
 CourseId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -26,16 +27,26 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from attendance_live.api.schemas import Detail
-from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.api.schemas import CheckInRefusal, Detail
+from attendance_live.service.errors import (
+    CheckInRefused,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+)
 
 __all__ = [
+    "CHECK_IN_ERRORS",
     "CONFLICT",
     "ERRORS",
     "STATUS",
     "UNAVAILABLE",
     "Unauthorized",
+    "error_response",
     "install_error_handlers",
+    "service_error_body",
     "status_of",
 ]
 
@@ -58,6 +69,18 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 CONFLICT: dict[int | str, dict[str, object]] = {
     409: {"model": Detail, "description": "The session has ended"}
+}
+# The check-in's answers: a 403 may carry the ``reason`` the session's rules refused it for.
+CHECK_IN_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    **CONFLICT,
+    403: {
+        "model": CheckInRefusal,
+        "description": (
+            "Not allowed to check in: a pending enrollment, a teacher or admin (no `reason`), "
+            "or refused by the session's rules (`reason`: code_required, code_invalid, network_not_allowed)"
+        ),
+    },
 }
 
 
@@ -82,9 +105,16 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def service_error_body(exc: ServiceError) -> dict[str, str]:
+    """``{"detail"}``, plus ``reason`` for a refused check-in."""
+    if isinstance(exc, CheckInRefused):
+        return {"detail": exc.message, "reason": exc.reason}
+    return {"detail": exc.message}
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
+    return JSONResponse(service_error_body(exc), status_code=status_of(exc))
 
 
 async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
@@ -131,17 +161,37 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(Unauthorized, _unauthorized)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(DBAPIError, _database_down)
-    app.add_exception_handler(PoolTimeout, _database_down)
+_Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+_HANDLERS: dict[type[Exception], _Handler] = {
+    ServiceError: _service_error,
+    Unauthorized: _unauthorized,
+    HTTPException: _http_error,
+    RequestValidationError: _validation_error,
+    OperationalError: _database_down,
+    DBAPIError: _database_down,
+    PoolTimeout: _database_down,
     # Raised as they are (not wrapped by SQLAlchemy) when a new connection is refused.
     # Registered here rather than caught in the catch-all: Starlette re-raises what
     # reaches that one, and uvicorn then drops the kept-alive connection.
-    app.add_exception_handler(OSError, _database_down)
-    app.add_exception_handler(asyncpg.PostgresError, _database_down)
-    app.add_exception_handler(Exception, _unexpected)
+    OSError: _database_down,
+    asyncpg.PostgresError: _database_down,
+    Exception: _unexpected,
+}
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to ``exc``, chosen as Starlette chooses a handler (the nearest class in its MRO).
+
+    For handlers outside the router (``api.checkin_route``), so they answer as the routes do.
+    """
+    for cls in type(exc).__mro__:
+        handler = _HANDLERS.get(cls)
+        if handler is not None:
+            return await handler(request, exc)
+    return await _unexpected(request, exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for cls, handler in _HANDLERS.items():
+        app.add_exception_handler(cls, handler)

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN, EnrollmentStatus, RecordStatus
+from attendance_live.networks import MAX_NETWORKS
+from attendance_live.vocabulary import (
+    ID_MAX_CHARS,
+    ID_PATTERN,
+    CheckInMode,
+    EnrollmentStatus,
+    RecordStatus,
+)
+from attendance_live.vocabulary import CheckInRefusal as RefusalReason
 
 __all__ = [
+    "CheckInBody",
+    "CheckInRefusal",
     "CourseCreate",
     "Detail",
     "EnrollmentBatch",
@@ -52,6 +62,34 @@ class SessionStart(_Body):
     topic: str | None = Field(default=None, max_length=200)
     max_duration_minutes: int | None = Field(default=None, ge=1, le=1440)
     late_after_minutes: int | None = Field(default=None, ge=0, le=1440)
+    check_in_mode: CheckInMode = Field(
+        default="open", description="`code`: a check-in needs the current rotating code"
+    )
+    code_period_seconds: int = Field(default=15, ge=5, le=300, description="How often the code changes")
+    allowed_networks: list[str] | None = Field(
+        default=None,
+        max_length=MAX_NETWORKS,
+        description="CIDR networks (IPv4 or IPv6) check-ins must come from; null: anywhere",
+        examples=[["10.20.0.0/16", "2001:db8:20::/48"]],
+    )
+
+
+class CheckInBody(_Body):
+    code: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The code shown in the room (required in `code` mode; case, spaces and dashes ignored)",
+        examples=["7HKX3M"],
+    )
+    device_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        max_length=ID_MAX_CHARS,
+        description=(
+            "An id the client keeps for this device (the dashboard: a random id in localStorage); "
+            "a check-in from a device that already checked in another student is flagged"
+        ),
+    )
 
 
 class RecordPut(_Body):
@@ -61,3 +99,9 @@ class RecordPut(_Body):
 
 class Detail(BaseModel):
     detail: str
+
+
+class CheckInRefusal(Detail):
+    reason: RefusalReason | None = Field(
+        default=None, description="Why the session's rules refused the check-in (absent for other 403s)"
+    )

@@ -4,6 +4,9 @@
 * status columns are checked against their allowed values (the ``Literal`` sets
   of ``attendance_live.vocabulary``);
 * every reference is a foreign key (SQLite enforces them: ``PRAGMA foreign_keys=ON``).
+
+``record_changes`` is the audit trail of attendance records: one row per
+change, never updated.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from attendance_live.vocabulary import (
+    CHANGE_METHODS,
+    CHECK_IN_MODES,
     ENROLLMENT_STATUSES,
     ID_MAX_CHARS,
     RECORD_STATUSES,
     ROLES,
     SESSION_STATUSES,
+    ChangeMethod,
+    CheckInMode,
     EnrollmentStatus,
     RecordStatus,
     Role,
@@ -45,6 +52,7 @@ __all__ = [
     "Base",
     "Course",
     "Enrollment",
+    "RecordChange",
     "UTCDateTime",
     "User",
 ]
@@ -147,9 +155,17 @@ class AttendanceSession(Base):
     final_absent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     final_excused: Mapped[int | None] = mapped_column(Integer, nullable=True)
     final_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Check-in integrity (service.codes, service.checkin): the mode, the code's period, the
+    # per-session secret the codes are derived from, and the allowed networks (JSON list of CIDRs).
+    check_in_mode: Mapped[CheckInMode] = mapped_column(String(8), default="open")
+    code_period_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    code_secret: Mapped[str] = mapped_column(String(64))
+    allowed_networks: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint(_in("check_in_mode", CHECK_IN_MODES), name="check_in_mode"),
+        CheckConstraint("code_period_seconds BETWEEN 5 AND 300", name="code_period_range"),
         CheckConstraint("late_after_minutes >= 0", name="late_after_nonnegative"),
         CheckConstraint("max_duration_minutes > 0", name="max_duration_positive"),
         CheckConstraint(
@@ -178,4 +194,32 @@ class AttendanceRecord(Base):
     __table_args__ = (
         CheckConstraint(_in("status", RECORD_STATUSES), name="status"),
         Index("ix_attendance_records_session_status", "session_id", "status"),
+    )
+
+
+class RecordChange(Base):
+    """One change of an attendance record: who, when, how, from which address (never updated)."""
+
+    __tablename__ = "record_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("attendance_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    status: Mapped[RecordStatus] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    method: Mapped[ChangeMethod] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    # A check-in from an address or device that had already checked in another
+    # student of the session: that student's id (flagged, not refused).
+    same_address_as: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    same_device_as: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", RECORD_STATUSES), name="status"),
+        CheckConstraint(_in("method", CHANGE_METHODS), name="method"),
+        Index("ix_record_changes_session_user", "session_id", "user_id"),
+        Index("ix_record_changes_session_address", "session_id", "address"),
+        Index("ix_record_changes_session_device", "session_id", "device_id"),
     )

@@ -163,12 +163,13 @@ class Notifier:
             return
         if event.record is None:  # not from this node's service (the notifier sees only those)
             return
-        payload = record_data(event.course_id, event.session_id, event.record)
         if to_student:
+            payload = record_data(event.course_id, event.session_id, event.record)
             await self._emit("myAttendanceUpdated", payload, own)
         if to_roster:
             statistics = await self.service.session_statistics(event.session_id)
-            await self._emit("attendanceUpdated", roster_update_data(payload, statistics), roster)
+            update = roster_update_data(event.course_id, event.session_id, event.record, statistics)
+            await self._emit("attendanceUpdated", update, roster)
 
     async def resync(self) -> None:
         """Send every course room on this node a fresh snapshot, to this node's sockets only.

@@ -10,6 +10,7 @@ protocol can be read in this one file against docs/protocol.md:
   ``GET /api/courses/{id}/active-sessions`` returns too)
 * ``sessionRosterData``     ``roster_data``
 * ``myAttendanceUpdated``, ``attendanceUpdated``  ``record_data``, ``roster_update_data``
+* ``checkInCode``           ``check_in_code_data``
 * ``activeSessionsError``   ``error_data``
 * the acknowledgement of an unsubscribe  ``unsubscribed_data``
 
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from attendance_live.service.views import (
     ActiveSessionsView,
+    CheckInCodeView,
     RecordView,
     SessionView,
     Statistics,
@@ -39,6 +41,7 @@ __all__ = [
     "ActiveSessions",
     "PayloadError",
     "active_sessions_data",
+    "check_in_code_data",
     "ended_payload",
     "error_data",
     "record_data",
@@ -167,13 +170,25 @@ def roster_data(view: SessionView) -> dict[str, Any]:
 
 
 def record_data(course_id: str, session_id: str, record: RecordView) -> dict[str, Any]:
-    """``myAttendanceUpdated``: one record that changed, to its student."""
-    return {"session_id": session_id, "course_id": course_id, **record.model_dump()}
+    """``myAttendanceUpdated``: one record that changed, to its student (without the audit trail)."""
+    return {"session_id": session_id, "course_id": course_id, **record.model_dump(exclude={"audit"})}
 
 
-def roster_update_data(record: dict[str, Any], statistics: Statistics) -> dict[str, Any]:
-    """``attendanceUpdated``: the record (``record_data``) and the session's statistics, to the roster."""
-    return {**record, "statistics": statistics.model_dump()}
+def roster_update_data(
+    course_id: str, session_id: str, record: RecordView, statistics: Statistics
+) -> dict[str, Any]:
+    """``attendanceUpdated``: the record with its audit, and the session's statistics, to the roster."""
+    return {
+        "session_id": session_id,
+        "course_id": course_id,
+        **record.model_dump(),
+        "statistics": statistics.model_dump(),
+    }
+
+
+def check_in_code_data(view: CheckInCodeView) -> dict[str, Any]:
+    """``checkInCode``: the code in force, to the session's teacher (same body as the HTTP read)."""
+    return view.model_dump()
 
 
 def error_data(event: str, code: str, message: str, args: tuple[Any, ...]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ and leaves the connection usable):
 * ``unsubscribeFromCourse {course_id}`` → leave the room
 * ``checkActiveSessions {course_id}`` → answer ``activeSessionsResponse``
 * ``subscribeToSession {session_id}``  → (teacher, admin) ``sessionRosterData``, then
-  ``attendanceUpdated`` on every record change
+  ``attendanceUpdated`` on every record change; for a ``code`` session also
+  ``checkInCode`` at once and at every rotation (``realtime.codes``)
 * ``unsubscribeFromSession {session_id}``
 * ``refreshToken {token}`` → a valid token for the same user moves the
   connection's deadline; answered ``tokenRefreshed {expires_at}``
@@ -49,6 +50,7 @@ from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
 from attendance_live.logs import connection_id
 from attendance_live.metrics import Metrics
+from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
 from attendance_live.realtime.expiry import (
     TOKEN_EXPIRED_EVENT,
     TOKEN_REFRESHED_EVENT,
@@ -59,6 +61,7 @@ from attendance_live.realtime.expiry import (
 from attendance_live.realtime.payloads import (
     PayloadError,
     active_sessions_data,
+    check_in_code_data,
     error_data,
     require_id,
     roster_data,
@@ -174,6 +177,7 @@ class RealtimeServer:
         )
         self.namespace = self.server.namespace("/")
         self.user_sockets: dict[str, set[Socket]] = {}
+        self.codes = CodeTicker(self.namespace, service, service.clock)
         self.deadlines = Deadlines(self._expire)
         self.namespace.on_connect(self._on_connect)
         self.namespace.on_disconnect(self._on_disconnect)
@@ -365,6 +369,11 @@ class RealtimeServer:
         socket.join(session_room(session_id))
         payload = roster_data(view)
         socket.emit("sessionRosterData", payload)
+        if view.check_in_mode == "code" and view.status == "active":
+            code = await self.service.current_code(session_id)
+            if code is not None and socket.connected:
+                socket.emit(CODE_EVENT, check_in_code_data(code))
+                self.codes.watch(code)
         return payload
 
     async def _unsubscribe_session(
@@ -460,6 +469,7 @@ class RealtimeServer:
     async def start(self) -> None:
         """Connect to the other nodes (with Redis) before this node takes clients."""
         await self.adapter.start()
+        self.codes.start()
 
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
@@ -468,6 +478,7 @@ class RealtimeServer:
         packet ("io server disconnect") tells socket.io-client *not* to
         reconnect, which is wrong for a restart or a deploy.
         """
+        await self.codes.close()
         self.deadlines.close()
         await self.server.close()
 

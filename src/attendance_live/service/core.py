@@ -56,6 +56,7 @@ class ServiceCore:
         default_max_minutes: int = 180,
         default_late_minutes: int = 10,
         caches: Caches | None = None,
+        check_in_code_grace_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -63,6 +64,8 @@ class ServiceCore:
         self.clock = clock
         self.default_max_minutes = default_max_minutes
         self.default_late_minutes = default_late_minutes
+        # How long a replaced check-in code is still accepted (service.codes).
+        self.check_in_code_grace_seconds = check_in_code_grace_seconds
         self.users = UserDirectory(database, clock)
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ ServiceError
 ├── InvalidInput   the request is well-formed but not acceptable
 ├── NotFound       does not exist, or the caller has no relation to it
 ├── Forbidden      related, but without the right
+│   └── CheckInRefused   a check-in without the right code or from the wrong network (``reason``)
 └── Conflict       the state does not allow it (already ended, already exists)
 
 Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
@@ -12,7 +13,9 @@ Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
+from attendance_live.vocabulary import CheckInRefusal
+
+__all__ = ["CheckInRefused", "Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
@@ -33,6 +36,14 @@ class NotFound(ServiceError):
 
 class Forbidden(ServiceError):
     pass
+
+
+class CheckInRefused(Forbidden):
+    """A check-in refused by the session's rules; ``reason`` says which (the API answers it)."""
+
+    def __init__(self, reason: CheckInRefusal, message: str) -> None:
+        super().__init__(message)
+        self.reason: CheckInRefusal = reason
 
 
 class Conflict(ServiceError):

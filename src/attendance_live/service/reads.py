@@ -10,6 +10,7 @@ callers have authorized the subscriber or the room already.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, User
+from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, RecordChange, User
 from attendance_live.service.access import Access, AccessRules
+from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, with_audit
 from attendance_live.service.errors import Forbidden, NotFound
 from attendance_live.service.views import (
     ActiveSessionsView,
@@ -158,6 +160,13 @@ class Reads(AccessRules):
             if not access.manages:
                 query = query.where(AttendanceRecord.user_id == actor.user_id)
             records = [record_view(r, name) for r, name in (await db.execute(query)).all()]
+            if access.manages:  # the audit trail is the teacher's
+                changes = await db.execute(
+                    select(*AUDIT_COLUMNS)
+                    .where(RecordChange.session_id == session_id)
+                    .order_by(RecordChange.id)
+                )
+                records = with_audit(records, audits_by_user(changes.all()))
         statistics = await self._statistics(db, attendance.id)
         return session_view_of(
             lambda column: getattr(attendance, column),
@@ -198,6 +207,9 @@ def session_view_of(
         expires_at=iso_z(get("expires_at")) or "",
         ended_at=iso_z(get("ended_at")),
         ended_by=get("ended_by"),
+        check_in_mode=get("check_in_mode"),
+        code_period_seconds=get("code_period_seconds"),
+        allowed_networks=json.loads(networks) if (networks := get("allowed_networks")) else None,
         statistics=statistics,
         final_statistics=final,
         records=list(records),

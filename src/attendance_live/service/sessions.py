@@ -9,6 +9,7 @@ enrollment, each with an ``absent`` record. The check-in is in
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -16,13 +17,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert, literal, select, update
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Enrollment
+from attendance_live.db.models import AttendanceRecord, AttendanceSession, Enrollment, RecordChange
+from attendance_live.networks import MAX_NETWORKS, parse_networks
+from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, change_row
+from attendance_live.service.codes import new_secret
 from attendance_live.service.core import Unit
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from attendance_live.service.events import RecordChanged, SessionEnded, SessionStarted
 from attendance_live.service.reads import Reads
 from attendance_live.service.views import RecordView, SessionView
-from attendance_live.vocabulary import PRESENT_STATUSES, SYSTEM, RecordStatus
+from attendance_live.vocabulary import PRESENT_STATUSES, SYSTEM, CheckInMode, RecordStatus
 
 __all__ = ["Sessions"]
 
@@ -40,8 +44,31 @@ class Sessions(Reads):
         topic: str | None = None,
         max_duration_minutes: int | None = None,
         late_after_minutes: int | None = None,
+        check_in_mode: CheckInMode = "open",
+        code_period_seconds: int = 15,
+        allowed_networks: list[str] | None = None,
     ) -> SessionView:
         now = self.clock()
+        if not 5 <= code_period_seconds <= 300:
+            raise InvalidInput(
+                f"code_period_seconds ({code_period_seconds}) is out of range; use 5 to 300 seconds"
+            )
+        networks_json = None
+        if allowed_networks is not None:
+            if len(allowed_networks) > MAX_NETWORKS:
+                raise InvalidInput(
+                    f"allowed_networks lists {len(allowed_networks)} networks; use at most {MAX_NETWORKS}"
+                )
+            try:
+                networks = parse_networks(allowed_networks, "allowed_networks entry")
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            if not networks:
+                raise InvalidInput(
+                    "allowed_networks is empty, so nobody could check in; "
+                    "list at least one network, or send null to allow anywhere"
+                )
+            networks_json = json.dumps([str(n) for n in networks])
         max_minutes = max_duration_minutes or self.default_max_minutes
         # The default late threshold never exceeds the session (a 5-minute session is late after 5).
         late_minutes = (
@@ -68,6 +95,10 @@ class Sessions(Reads):
                     started_by_id=actor.user_id,
                     started_by=actor.name,
                     expires_at=now + timedelta(minutes=max_minutes),
+                    check_in_mode=check_in_mode,
+                    code_period_seconds=code_period_seconds,
+                    code_secret=new_secret(),
+                    allowed_networks=networks_json,
                 )
             )
             await unit.db.flush()
@@ -96,7 +127,9 @@ class Sessions(Reads):
         *,
         status: RecordStatus,
         remarks: str | None,
+        address: str | None = None,
     ) -> RecordView:
+        """Set a student's record (a teacher's mark), kept in the audit trail with ``address``."""
         now = self.clock()
         async with self._write() as unit:
             attendance, access = await self._session_access(unit.db, actor, session_id, lock=True)
@@ -121,7 +154,18 @@ class Sessions(Reads):
             if remarks is not None:
                 record.remarks = remarks
             await unit.db.flush()
-            view = await self._record(unit.db, session_id, user_id)
+            await unit.db.execute(
+                insert(RecordChange).values(
+                    change_row(session_id, user_id, status, now, actor.user_id, "teacher_mark", address)
+                )
+            )
+            changes = await unit.db.execute(
+                select(*AUDIT_COLUMNS)
+                .where(RecordChange.session_id == session_id, RecordChange.user_id == user_id)
+                .order_by(RecordChange.id)
+            )
+            audit = audits_by_user(changes.all()).get(user_id)
+            view = (await self._record(unit.db, session_id, user_id)).model_copy(update={"audit": audit})
             unit.events.append(
                 RecordChanged(
                     attendance.course_id,

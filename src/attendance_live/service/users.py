@@ -12,14 +12,16 @@ their own transaction; a student's row exists from its enrollment.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnCollection
+from sqlalchemy.sql.dml import Insert
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
@@ -35,6 +37,7 @@ BATCH_ROWS = 500
 BATCH_DELAY_SECONDS = 0.05
 
 Facts = tuple[str, str | None, Role]
+_COLUMNS = ("id", "name", "email", "role", "created_at", "updated_at")
 
 
 def name_and_email(excluded: ColumnCollection[str, Any]) -> dict[str, Any]:
@@ -116,28 +119,41 @@ class UserDirectory:
             # The next authentication of each of these users tries again.
             log.warning("could not refresh %d user row(s): %s", len(batch), type(exc).__name__)
 
+    @functools.cached_property
+    def _upsert(self) -> Insert:
+        """One row's upsert with bound parameters, built once: a batch runs it as an executemany.
+
+        (A multi-row ``VALUES`` statement was compiled afresh for every batch
+        size, which a burst of first-time users paid for on every batch.)
+        """
+        row = {column: bindparam(f"u_{column}", type_=User.__table__.c[column].type) for column in _COLUMNS}
+        # A claim the token lacks keeps what is stored (a name set at enrollment,
+        # an email); a claim it carries wins.
+        return self.database.upsert(
+            User,
+            row,
+            key=[User.id],
+            update=lambda excluded: {
+                **name_and_email(excluded),
+                "role": excluded.role,
+                "updated_at": excluded.updated_at,
+            },
+        )
+
     async def _write(self, actors: Sequence[Identity]) -> None:
         now = self.clock()
         rows = [
             {
-                "id": a.user_id,
-                "name": a.name,
-                "email": a.email,
-                "role": a.role,
-                "created_at": now,
-                "updated_at": now,
+                "u_id": a.user_id,
+                "u_name": a.name,
+                "u_email": a.email,
+                "u_role": a.role,
+                "u_created_at": now,
+                "u_updated_at": now,
             }
             for a in actors
         ]
-        # A claim the token lacks keeps what is stored (a name set at enrollment,
-        # an email); a claim it carries wins.
-        statement = self.database.upsert(
-            User,
-            rows,
-            key=[User.id],
-            update=lambda excluded: {**name_and_email(excluded), "role": excluded.role, "updated_at": now},
-        )
-        async with self.database.write() as db:
-            await db.execute(statement)
+        statement = self._upsert
+        await self.database.run_write(lambda conn: conn.execute(statement, rows))
         for actor in actors:
             self._written[actor.user_id] = _facts(actor)

@@ -10,13 +10,22 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from attendance_live.vocabulary import EnrollmentStatus, RecordStatus, Role, SessionStatus
+from attendance_live.vocabulary import (
+    ChangeMethod,
+    CheckInMode,
+    EnrollmentStatus,
+    RecordStatus,
+    Role,
+    SessionStatus,
+)
 
 __all__ = [
     "ActiveSessionView",
     "ActiveSessionsView",
+    "CheckInCodeView",
     "CourseView",
     "EnrollmentView",
+    "RecordAudit",
     "RecordView",
     "SessionView",
     "Statistics",
@@ -65,6 +74,22 @@ class UserView(_View):
     role: Role
 
 
+class RecordAudit(_View):
+    """The last change of a record, and whether its check-in shared an address or a device."""
+
+    how: ChangeMethod = Field(description="check_in, teacher_mark or auto")
+    by: str = Field(description="The user id of whoever made the change")
+    at: str
+    address: str | None = Field(description="The client address the change came from")
+    device_id: str | None = Field(description="The device id the check-in sent, if any")
+    same_address_as: str | None = Field(
+        description="Flag: another student had already checked in from this address (their user id)"
+    )
+    same_device_as: str | None = Field(
+        description="Flag: another student had already checked in from this device (their user id)"
+    )
+
+
 class RecordView(_View):
     user_id: str
     name: str
@@ -72,6 +97,9 @@ class RecordView(_View):
     marked_at: str | None
     marked_by: str | None
     remarks: str | None
+    audit: RecordAudit | None = Field(
+        default=None, description="For the course's teacher and admins: the last change (null otherwise)"
+    )
 
 
 class SessionView(_View):
@@ -88,9 +116,24 @@ class SessionView(_View):
     expires_at: str
     ended_at: str | None
     ended_by: str | None
+    check_in_mode: CheckInMode
+    code_period_seconds: int
+    allowed_networks: list[str] | None
     statistics: Statistics
     final_statistics: Statistics | None
     records: list[RecordView]
+
+
+class CheckInCodeView(_View):
+    """The check-in code in force (``GET /api/sessions/{id}/check-in-code``, ``checkInCode``)."""
+
+    session_id: str
+    code: str
+    period_seconds: int
+    expires_at: str = Field(description="When this code is replaced by the next")
+    check_in_url: str = Field(
+        description="The dashboard's check-in page with this code, relative to the server's origin"
+    )
 
 
 class CourseView(_View):

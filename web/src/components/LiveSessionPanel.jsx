@@ -1,6 +1,8 @@
 import { useState } from 'react';
 import { useApi } from '../session.js';
 import { formatTime } from '../format.js';
+import { linkHandler } from '../router.js';
+import { projectorPath } from '../checkin.js';
 import useSessionRoster from '../hooks/useSessionRoster.js';
 import Statistics from './Statistics.jsx';
 import Roster from './Roster.jsx';
@@ -8,7 +10,8 @@ import Roster from './Roster.jsx';
 /** One live session for its teacher: live statistics and roster, end, CSV report. */
 export default function LiveSessionPanel({ session, socket, onEnded, people }) {
   const { request, download } = useApi();
-  const { roster, error: rosterError } = useSessionRoster(socket, session.sessionId);
+  const { roster, error: rosterError, checkInCode } = useSessionRoster(socket, session.sessionId);
+  const projector = projectorPath(session.sessionId);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const sessionPath = `/api/sessions/${encodeURIComponent(session.sessionId)}`;
@@ -45,6 +48,14 @@ export default function LiveSessionPanel({ session, socket, onEnded, people }) {
       <p className="hint">
         Started <time dateTime={session.startedAt}>{formatTime(session.startedAt)}</time>
       </p>
+      {checkInCode && (
+        <p className="current-code">
+          Check-in code: <strong data-code={checkInCode.code}>{checkInCode.code}</strong>{' '}
+          <a href={projector} onClick={linkHandler(projector)} className="button-link">
+            Open the projector view
+          </a>
+        </p>
+      )}
       <Statistics statistics={roster?.statistics} label="Live statistics" />
       {rosterError && (
         <p className="error" role="alert">

@@ -92,6 +92,28 @@ function StatusControl({ sessionId, record }) {
   );
 }
 
+const HOW = { check_in: 'Checked in', teacher_mark: 'Marked by teacher', auto: 'Automatic' };
+
+/** A record's last change, and the flags of its check-in (shared address or device: a hint, not a refusal). */
+function Audit({ audit, names }) {
+  if (!audit) return '—';
+  const who = (id) => names[id] ?? id;
+  const flags = [];
+  if (audit.same_device_as) flags.push(`same device as ${who(audit.same_device_as)}`);
+  if (audit.same_address_as) flags.push(`same address as ${who(audit.same_address_as)}`);
+  return (
+    <span className="audit">
+      {HOW[audit.how] ?? audit.how}
+      {audit.address ? ` from ${audit.address}` : ''}
+      {flags.length > 0 && (
+        <span className="badge badge-flag" data-flag={flags.join('; ')} title="Another student checked in from here: worth a look">
+          {' '}⚠ {flags.join('; ')}
+        </span>
+      )}
+    </span>
+  );
+}
+
 /**
  * A session's records: name, status, time marked, remarks, and (live) a status
  * control. `marked_by` is a user id; `people` (id → name, e.g. the course's
@@ -101,6 +123,7 @@ export default function Roster({ sessionId, records, editable = false, people = 
   const names = { ...people };
   for (const record of records) if (record.name) names[record.user_id] = record.name;
   const sorted = [...records].sort((a, b) => (a.name || a.user_id).localeCompare(b.name || b.user_id));
+  const audited = records.some((record) => record.audit);
   if (sorted.length === 0) return <p className="empty">No students on this session's roster.</p>;
   return (
     <div className="table-wrap">
@@ -113,6 +136,7 @@ export default function Roster({ sessionId, records, editable = false, people = 
             <th scope="col">Marked at</th>
             <th scope="col">Marked by</th>
             <th scope="col">Remarks</th>
+            {audited && <th scope="col">How, from where</th>}
             {editable && <th scope="col">Change</th>}
           </tr>
         </thead>
@@ -130,6 +154,11 @@ export default function Roster({ sessionId, records, editable = false, people = 
               </td>
               <td data-label="Marked by">{record.marked_by ? names[record.marked_by] ?? record.marked_by : '—'}</td>
               <td data-label="Remarks">{record.remarks || '—'}</td>
+              {audited && (
+                <td data-label="How, from where">
+                  <Audit audit={record.audit} names={names} />
+                </td>
+              )}
               {editable && (
                 <td data-label="Change">
                   <StatusControl sessionId={sessionId} record={record} />

@@ -31,6 +31,10 @@ export default function StartSessionForm({ courseId, onStarting, onStarted }) {
   const [topic, setTopic] = useState('');
   const [lateAfter, setLateAfter] = useState('');
   const [maxDuration, setMaxDuration] = useState('');
+  // Code mode is what the dashboard offers first: a check-in needs the code on the projector.
+  const [mode, setMode] = useState('code');
+  const [period, setPeriod] = useState('15');
+  const [networks, setNetworks] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const limit = config?.max_duration_minutes_limit ?? 1440;
@@ -52,6 +56,10 @@ export default function StartSessionForm({ courseId, onStarting, onStarted }) {
     if (topic.trim()) body.topic = topic.trim();
     if (lateAfter !== '') body.late_after_minutes = Number(lateAfter);
     if (maxDuration !== '') body.max_duration_minutes = Number(maxDuration);
+    body.check_in_mode = mode;
+    if (mode === 'code' && period !== '') body.code_period_seconds = Number(period);
+    const cidrs = networks.split(/[\s,]+/).filter(Boolean);
+    if (cidrs.length) body.allowed_networks = cidrs;
     try {
       const session = await request(`/api/courses/${encodeURIComponent(courseId)}/sessions`, { method: 'POST', body });
       setTopic('');
@@ -82,6 +90,28 @@ export default function StartSessionForm({ courseId, onStarting, onStarted }) {
           value={maxDuration}
           onChange={setMaxDuration}
         />
+        <div className="field">
+          <label htmlFor="check-in-mode">Check-in</label>
+          <select id="check-in-mode" name="check_in_mode" value={mode} onChange={(e) => setMode(e.target.value)}>
+            <option value="code">With a rotating code (projector)</option>
+            <option value="open">Open: any approved student</option>
+          </select>
+        </div>
+        {mode === 'code' && (
+          <MinutesField id="code-period" name="code_period_seconds" label="New code every (seconds)" min={5} max={300} value={period} onChange={setPeriod} />
+        )}
+        <div className="field wide">
+          <label htmlFor="allowed-networks">Only from these networks (optional)</label>
+          <input
+            id="allowed-networks"
+            name="allowed_networks"
+            value={networks}
+            placeholder="e.g. 10.20.0.0/16, 2001:db8:20::/48"
+            onChange={(e) => setNetworks(e.target.value)}
+            aria-describedby="allowed-networks-hint"
+          />
+          <p className="hint" id="allowed-networks-hint">Empty: anywhere. CIDR networks, separated by commas.</p>
+        </div>
       </div>
       <button type="submit" disabled={busy}>
         {busy ? 'Starting…' : 'Start session'}

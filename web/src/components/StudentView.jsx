@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useState } from 'react';
-import { useApi, useSession } from '../session.js';
+import { useSession } from '../session.js';
 import { formatTime, statusLabel } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
 import { ConnectionStatus, SessionNotification, SocketError } from './LiveStatus.jsx';
 import MyAttendance from './MyAttendance.jsx';
+import CheckInForm from './CheckInForm.jsx';
 
 const CHECKED_IN = new Set(['present', 'late']);
 
@@ -17,13 +18,10 @@ function describeOwnStatus(record) {
   return 'Not checked in';
 }
 
-/** One live session as the student sees it: the seed's card plus a check-in button. */
+/** One live session as the student sees it: the seed's card plus a check-in (with the room's code in code mode). */
 function StudentSessionCard({ session, announced }) {
   const { me } = useSession();
-  const { request } = useApi();
   const [latest, setLatest] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const sessionId = session.sessionId;
 
   // The session body holds only this student's own record. It is fetched again
@@ -40,22 +38,7 @@ function StudentSessionCard({ session, announced }) {
   const record = latest ?? (body ? (body.records ?? []).find((r) => r.user_id === me.id) ?? null : null);
   const loaded = latest != null || body != null;
 
-  const checkIn = useCallback(async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const updated = await request(`/api/sessions/${encodeURIComponent(sessionId)}/check-in`, { method: 'POST' });
-      setLatest(updated);
-      if (updated.status === 'absent' || updated.status === 'excused') {
-        setError(`Your teacher has already marked you ${statusLabel(updated.status).toLowerCase()}.`);
-      }
-    } catch (err) {
-      if (err.status === 409) setError('This session has already ended.');
-      else if (err.status !== 401) setError(`Check-in failed: ${err.detail}`);
-    } finally {
-      setBusy(false);
-    }
-  }, [request, sessionId]);
+  const onCheckedIn = useCallback((updated) => setLatest(updated), []);
 
   const checkedIn = record && CHECKED_IN.has(record.status);
   const teacherMarked = record && !checkedIn && record.marked_at != null;
@@ -77,24 +60,22 @@ function StudentSessionCard({ session, announced }) {
           {loaded ? describeOwnStatus(record) : '…'}
         </strong>
       </p>
-      <button
-        type="button"
-        className="check-in"
-        onClick={checkIn}
-        disabled={busy || !loaded || checkedIn || teacherMarked}
-        aria-describedby={titleId}
-      >
-        {checkedIn
-          ? record.marked_by && record.marked_by !== me.id
-            ? 'Marked by your teacher'
-            : 'Checked in'
-          : busy
-            ? 'Checking in…'
-            : 'Check in'}
-      </button>
-      {(error || (loadError && loadError.status !== 401)) && (
+      {checkedIn || teacherMarked || !body ? (
+        <button type="button" className="check-in" disabled aria-describedby={titleId}>
+          {checkedIn
+            ? record.marked_by && record.marked_by !== me.id
+              ? 'Marked by your teacher'
+              : 'Checked in'
+            : teacherMarked
+              ? `Marked ${statusLabel(record.status).toLowerCase()} by your teacher`
+              : 'Check in'}
+        </button>
+      ) : (
+        <CheckInForm sessionId={sessionId} codeMode={body.check_in_mode === 'code'} onCheckedIn={onCheckedIn} />
+      )}
+      {loadError && loadError.status !== 401 && (
         <p className="error" role="alert">
-          {error ?? `Could not load your status: ${loadError.detail}`}
+          Could not load your status: {loadError.detail}
         </p>
       )}
     </article>
