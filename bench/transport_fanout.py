@@ -15,8 +15,6 @@ Kinds:
 * ``ours``      our transport, websockets through the protocol class (the default cut)
 * ``ours-deflate`` the same with permessage-deflate enabled (the clients offer it)
 * ``ours-asgi`` our transport, websockets through ASGI (uvicorn websockets-sansio)
-* ``app``       python-socketio as the application runs it today (realtime/lean.py +
-                realtime/manager.py: one frame written straight to each idle websocket)
 * ``socketio``  python-socketio as shipped (AsyncServer.emit to a room)
 * ``floor``     no server library: a raw asyncio protocol that fakes the handshakes and
                 writes one pre-serialised websocket frame to each joined socket
@@ -39,7 +37,7 @@ import time
 import zlib
 from typing import Any
 
-KINDS = ("ours", "ours-deflate", "ours-asgi", "app", "socketio", "floor")
+KINDS = ("ours", "ours-deflate", "ours-asgi", "socketio", "floor")
 EVENT = {
     "course_id": "bench-course",
     "session_id": "3f2b8c1e-6d0a-4c55-9a57-1b2f0e4d9a10",
@@ -141,16 +139,7 @@ def serve(kind: str, port: int) -> None:
     else:
         import socketio
 
-        if kind == "app":
-            from attendance_live.realtime import jsoncodec
-            from attendance_live.realtime.lean import LeanServer
-            from attendance_live.realtime.manager import FastEmitManager
-
-            sio = LeanServer(
-                async_mode="asgi", client_manager=FastEmitManager(), async_handlers=False, json=jsoncodec
-            )
-        else:
-            sio = socketio.AsyncServer(async_mode="asgi")
+        sio = socketio.AsyncServer(async_mode="asgi")
 
         async def join_room(sid: str) -> str:
             await sio.enter_room(sid, "bench")
@@ -360,8 +349,6 @@ async def run(kinds: list[str], n: int, rounds: int, port: int) -> None:
         )
     if "ours" in results and "socketio" in results:
         print(f"ours / socketio CPU: {results['ours']['cpu_ms'] / results['socketio']['cpu_ms']:.2f}")
-    if "ours" in results and "app" in results:
-        print(f"ours / app CPU: {results['ours']['cpu_ms'] / results['app']['cpu_ms']:.2f}")
     if "ours" in results and "floor" in results:
         print(f"ours / floor CPU: {results['ours']['cpu_ms'] / results['floor']['cpu_ms']:.2f}")
 

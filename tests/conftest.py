@@ -94,6 +94,7 @@ async def live_url(app: Application) -> AsyncIterator[str]:
         log_config=None,
         timeout_graceful_shutdown=5,
         proxy_headers=False,  # as `serve` runs it: the app finds the client address itself
+        **app.uvicorn_options(),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

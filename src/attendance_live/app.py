@@ -1,15 +1,18 @@
 """Assembles one ASGI application: HTTP API, Socket.IO, notifier, timer, dashboard.
 
-    socketio.ASGIApp ── /socket.io/ ──► RealtimeServer (python-socketio)
-          └── everything else ──► FastAPI: /api, /healthz, /readyz, /metrics, /docs, dashboard
+    uvicorn ── websocket upgrades ──► transport.ws_protocol (below ASGI, Application.uvicorn_options)
+       └── ASGI: transport.EngineApp ── /socket.io/ long-polling ──► RealtimeServer
+                   └── everything else ──► FastAPI: /api, /healthz, /readyz, /metrics, /docs, dashboard
 
 ``create_app`` builds it all from settings; nothing starts until the ASGI
-lifespan does (the auto-end timer, the Redis relay) and everything is stopped
-on shutdown.
+lifespan does (the auto-end timer, the Redis listeners) and everything is
+stopped on shutdown. Whoever serves ``Application.asgi`` with uvicorn passes
+``Application.uvicorn_options()`` to ``uvicorn.Config``, so that websockets
+reach the transport's protocol class.
 
-With ``REDIS_URL``, emits go through python-socketio's Redis manager to every
-node, and ``realtime.cluster`` relays domain events for each node's local
-effects. Without it, everything stays in this process.
+With ``REDIS_URL``, broadcasts go through the transport's Redis adapter to
+every node, and ``realtime.cluster`` relays domain events for each node's
+local effects. Without it, everything stays in this process.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import socketio
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
@@ -38,9 +41,7 @@ from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
 from attendance_live.metrics import Metrics
-from attendance_live.realtime import jsoncodec
 from attendance_live.realtime.cluster import Cluster
-from attendance_live.realtime.manager import FastEmitManager, FastRedisManager
 from attendance_live.realtime.notifier import Notifier
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
@@ -72,6 +73,10 @@ class Application:
     cluster: Cluster
     metrics: Metrics
 
+    def uvicorn_options(self) -> dict[str, Any]:
+        """Options for ``uvicorn.Config``: websockets through the transport's protocol class."""
+        return self.realtime.uvicorn_options()
+
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:
     metrics = Metrics()
@@ -91,16 +96,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     tokens = build_token_service(settings)
 
-    manager: socketio.AsyncManager = FastEmitManager()
-    if settings.redis_url is not None:
-        manager = FastRedisManager(
-            settings.redis_url,
-            channel=REDIS_CHANNEL,
-            json=jsoncodec,
-            logger=logging.getLogger("attendance_live.socketio.redis"),
-            redis_options={"socket_connect_timeout": 2},
-        )
-    realtime = RealtimeServer(settings, tokens, service, metrics, client_manager=manager)
+    realtime = RealtimeServer(
+        settings, tokens, service, metrics, redis_url=settings.redis_url, redis_channel=REDIS_CHANNEL
+    )
     notifier = Notifier(
         realtime,
         service,
@@ -110,8 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
     cluster = Cluster(service.caches, realtime, metrics, settings.redis_url)
-    if isinstance(manager, FastRedisManager):
-        manager.on_resubscribed = notifier.resync
+    realtime.on_resubscribed = notifier.resync
     # Order matters: this node's local effects (rooms), then the emits, then the timer.
     bus.subscribe(cluster.on_local_event)
     bus.subscribe(notifier.handle)
@@ -129,7 +126,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        realtime.start()
+        await realtime.start()
         tokens.start()
         await cluster.start()
         auto_ender.start()
@@ -147,6 +144,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await notifier.idle()
             await notifier.close()
             await service.users.flush()
+            await realtime.stop_fanout()
             await cluster.close()
             await tokens.close()
             await database.dispose()
@@ -188,8 +186,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(docs.router)
     _mount_dashboard(http)
 
-    asgi = realtime.asgi_guard(socketio.ASGIApp(realtime.sio, other_asgi_app=http, socketio_path="socket.io"))
-    asgi = Hardening(asgi, max_body_bytes=settings.max_body_bytes, frame_ancestors=settings.frame_ancestors)
+    asgi = Hardening(
+        realtime.asgi_app(http),
+        max_body_bytes=settings.max_body_bytes,
+        frame_ancestors=settings.frame_ancestors,
+    )
     return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
 
 

@@ -251,10 +251,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=settings.log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=10,
-        ws_max_size=settings.max_message_bytes + 1024,
         # The client address is ours to find (TRUSTED_PROXIES, api/client_address.py):
         # uvicorn's own X-Forwarded-For handling would trust any local peer.
         proxy_headers=False,
+        **application.uvicorn_options(),
     )
     _tune_garbage_collector()
     log.info("listening on %s (Socket.IO at /socket.io/, API docs at /docs)", _base_url(settings))

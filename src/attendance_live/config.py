@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     auto_end_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Least time between two studentCount-only snapshots of one course (bursts share one).
     count_update_interval_ms: int = Field(default=100, ge=0, le=5000)
+    # Bytes that may wait to be written to one socket; a client that stops reading is closed
+    # past it, so it never holds up the others (docs/transport.md, "Backpressure").
+    outgoing_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    # permessage-deflate on websockets: off by default, as in Node (about 100 KiB per connection).
+    ws_per_message_deflate: bool = False
     # The token `attendance-live watch` connects with when --token is not given.
     attendance_live_token: SecretStr | None = None
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 __all__ = [
     "BEARER",
     "JWT_SHAPE",
-    "MalformedPacketFilter",
     "configure_logging",
     "connection_id",
     "redact",
@@ -45,27 +44,6 @@ class _RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
-
-
-class MalformedPacketFilter(logging.Filter):
-    """Turns python-engineio's ERROR-with-traceback for a packet that does not decode into one
-    INFO line: a client's garbage is not a server error, and must not flood the log."""
-
-    MESSAGES = ("message async handler error", "could not handle a packet")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR or not record.exc_info or record.exc_info[1] is None:
-            return True
-        exc = record.exc_info[1]
-        if not isinstance(exc, ValueError | IndexError | TypeError | KeyError):
-            return True
-        if not any(text in str(record.msg) for text in self.MESSAGES):
-            return True
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        record.msg = "dropped a malformed packet from a client (%s: %s)"
-        record.args = (type(exc).__name__, str(exc)[:120])
-        record.exc_info, record.exc_text = None, None
-        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -110,10 +88,7 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         "aiosqlite",
         "asyncio",
         "alembic",
-        "engineio",
-        "socketio",
-        "attendance_live.engineio",
-        "attendance_live.socketio",
+        "websockets",  # the frame codec under transport/ws_protocol.py: a line per connection
     ):
         logging.getLogger(name).setLevel(quiet)
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -23,6 +23,11 @@ class Metrics:
         self.subscriptions = Gauge(
             "attendance_course_subscriptions", "Course subscriptions held on this node", registry=r
         )
+        self.overflows = Counter(
+            "attendance_socket_overflows",
+            "Connections closed because their outgoing buffer overflowed (the client stopped reading)",
+            registry=r,
+        )
         self.emits = Counter(
             "attendance_emits",
             "Events emitted by the notifier (to a room, on every node)",

@@ -33,6 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attendance_live.app import Application
+from attendance_live.transport.eio_packets import PacketError, PacketType, decode_frame
+from attendance_live.transport.sio_packets import SocketPacketError, decode_packet
 from tests.helpers import World
 
 FUZZ = settings(
@@ -164,8 +166,9 @@ async def test_socket_event_payloads(
 ) -> None:
     client = s1_client
     realtime = app.realtime
-    (sid,) = realtime.user_sids["s1"]
-    rooms_before = sorted(realtime.sio.manager.get_rooms(sid, "/"))
+    (socket,) = realtime.user_sockets["s1"]
+    sid = socket.sid
+    rooms_before = sorted(socket.rooms)
     if event in OUR_EVENTS:
         answer = await client.call(event, payload, timeout=5)
         refused = isinstance(answer, dict) and "code" in answer and "message" in answer
@@ -180,10 +183,10 @@ async def test_socket_event_payloads(
     check = await client.call("checkActiveSessions", {"course_id": world.course_id}, timeout=5)
     assert check is None or check.get("course_id") == world.course_id or check.get("code") == "rate_limited"
     assert client.connected
-    assert realtime.user_sids["s1"] == {sid}
+    assert realtime.user_sockets["s1"] == {socket}
     assert realtime.connections[sid].identity.user_id == "s1"
     if refused:
-        assert sorted(realtime.sio.manager.get_rooms(sid, "/")) == rooms_before
+        assert sorted(socket.rooms) == rooms_before
     if event == "unsubscribeFromCourse" or (event == "subscribeToCourse" and not refused):
         await client.call("subscribeToCourse", {"course_id": world.course_id}, timeout=5)  # back as it was
 
@@ -204,11 +207,21 @@ frames = raw_text | st.binary(max_size=40)
 
 def _may_stop_answering(frame: str | bytes) -> bool:
     """The documented cases (docs/protocol.md, "Malformed packets") in which a connection stops
-    answering: the client closed it (an Engine.IO CLOSE, a Socket.IO DISCONNECT), or announced a
-    binary packet (types 5 and 6), after which its next messages are taken as the attachments."""
+    answering: the client closed it (an Engine.IO CLOSE, a Socket.IO DISCONNECT), announced a
+    binary packet (types 5 and 6), after which its next messages are taken as the attachments, or
+    sent a packet that does not decode (the connection is closed, as Node and the official suite
+    require). The transport's own decoders say which frames decode."""
     if isinstance(frame, bytes):
-        return False
-    return frame[:1] == "1" or frame.startswith(("41", "45", "46"))
+        return True  # a binary message no binary packet announced
+    if frame[:1] == "1" or frame.startswith(("41", "45", "46")):
+        return True
+    try:
+        packet = decode_frame(frame)
+        if packet.type is PacketType.MESSAGE:
+            decode_packet(str(packet.data))
+    except (PacketError, SocketPacketError):
+        return True
+    return False
 
 
 @FUZZ

@@ -134,3 +134,27 @@ async def test_an_acknowledgement_from_the_client_answers_the_call() -> None:
     async with asyncio.timeout(5):
         assert await asking == ["answer", 2]
     await setup.server.close()
+
+
+async def test_a_connection_lost_during_the_connect_handler_is_undone_by_the_disconnect_handler() -> None:
+    server = SocketServer(TransportSettings())
+    lobby = server.namespace("/")
+    release = asyncio.Event()
+    gone: asyncio.Queue[str] = asyncio.Queue()
+
+    async def admit(socket: Socket, auth: dict[str, Any]) -> None:
+        socket.join("course:1")
+        await release.wait()  # e.g. a token check against a key server
+
+    lobby.on_connect(admit)
+    lobby.on_disconnect(lambda socket, reason: gone.put_nowait(reason))
+    engine_socket = server.engine.handshake("polling", None)
+    engine_socket.receive(Packet(PacketType.MESSAGE, "0"))
+    await asyncio.sleep(0)  # the connect handler is waiting
+    engine_socket.receive(Packet(PacketType.CLOSE))
+    release.set()
+    async with asyncio.timeout(5):
+        assert await gone.get() == "transport close"
+    assert lobby.sockets == {}
+    assert lobby.adapter.room_size("course:1") == 0
+    await server.close()

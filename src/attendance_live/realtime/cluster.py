@@ -1,7 +1,7 @@
 """What every node must do about every node's domain events.
 
 The notifier emits each event once, from the node where the change happened;
-python-socketio's Redis manager carries those emits to every node. Some
+the transport's Redis adapter carries those broadcasts to every node. Some
 effects, though, are local to each node and must happen on all of them:
 
 * dropping cache entries the event made stale;
@@ -109,7 +109,7 @@ class Cluster:
             self.metrics.redis_up.set(0)
             return f"down: {type(exc).__name__}"
         # Answering pings is not enough: events flow only once both listeners are back.
-        if not self.subscribed.is_set() or not getattr(self.realtime.sio.manager, "listening", True):
+        if not self.subscribed.is_set() or not self.realtime.listening:
             self.metrics.redis_up.set(0)
             return "down: reconnecting (events from other nodes are not flowing yet)"
         self.metrics.redis_up.set(1)
@@ -138,7 +138,7 @@ class Cluster:
 
     async def _apply(self, event: DomainEvent) -> None:
         if isinstance(event, EnrollmentChanged) and event.status != "approved":
-            await self.realtime.remove_user_from_course(event.user_id, event.course_id)
+            self.realtime.remove_user_from_course(event.user_id, event.course_id)
 
     async def _listen(self) -> None:
         assert self._redis is not None

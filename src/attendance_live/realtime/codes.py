@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from typing import Any
 
 from attendance_live.realtime.payloads import check_in_code_data
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import NotFound
 from attendance_live.service.views import CheckInCodeView
 from attendance_live.timeutil import Clock
+from attendance_live.transport import Namespace
 from attendance_live.vocabulary import session_room
 
 __all__ = ["CODE_EVENT", "MAX_SLEEP_SECONDS", "CodeTicker"]
@@ -37,8 +37,8 @@ MAX_SLEEP_SECONDS = 30.0
 class CodeTicker:
     """The per-node code timer; see the module docstring."""
 
-    def __init__(self, sio: Any, service: AttendanceService, clock: Clock) -> None:
-        self.sio = sio
+    def __init__(self, namespace: Namespace, service: AttendanceService, clock: Clock) -> None:
+        self.namespace = namespace
         self.service = service
         self.clock = clock
         self._sent: dict[str, CheckInCodeView] = {}
@@ -76,7 +76,7 @@ class CodeTicker:
         async with self._lock:
             for session_id, sent in list(self._sent.items()):
                 room = session_room(session_id)
-                if not self.sio.manager.rooms.get("/", {}).get(room):
+                if not self.namespace.adapter.room_size(room):
                     del self._sent[session_id]
                     continue
                 try:
@@ -90,9 +90,8 @@ class CodeTicker:
                     continue
                 self._sent[session_id] = view
                 # This node's followers only: every node sends its own (codes come from the clock).
-                await self.sio.manager.emit(
-                    CODE_EVENT, check_in_code_data(view), namespace="/", room=room, ignore_queue=True
-                )
+                packet = self.namespace.encode(CODE_EVENT, check_in_code_data(view))
+                self.namespace.adapter.broadcast_local(packet, [room], None)
 
     def _delay(self) -> float | None:
         if not self._sent:

@@ -1,4 +1,9 @@
-"""Turns domain events into Socket.IO emits to course and session rooms.
+"""Turns domain events into Socket.IO broadcasts to course and session rooms.
+
+Each event is encoded once (``Namespace.encode``) and written to every member
+of the room by the transport's adapter (``Namespace.broadcast``), which never
+waits on any one client; with Redis the adapter also hands the same frames to
+the other nodes.
 
 Order, per course, is the order in which the service committed the changes:
 each course has one worker that handles its events one after another.
@@ -62,7 +67,7 @@ class Notifier:
     ) -> None:
         self.realtime = realtime
         self.metrics = metrics
-        self.sio = realtime.sio
+        self.namespace = realtime.namespace
         self.service = service
         # With one node, rooms nobody on this node is in need no emit at all.
         self.local_only = local_only
@@ -172,16 +177,11 @@ class Notifier:
         For after a gap in cross-node delivery (Redis was away): whatever this
         node's clients missed, the snapshot they get now is the true state.
         """
-        courses = [c for c in map(course_of_room, self.sio.manager.rooms.get("/", {})) if c is not None]
+        courses = [c for c in map(course_of_room, self.realtime.local_rooms()) if c is not None]
         for course_id in courses:
             snapshot = await self.service.active_sessions_snapshot(course_id)
-            await self.sio.manager.emit(
-                "activeSessionsData",
-                active_sessions_data(snapshot),
-                namespace="/",
-                room=course_room(course_id),
-                ignore_queue=True,
-            )
+            packet = self.namespace.encode("activeSessionsData", active_sessions_data(snapshot))
+            self.namespace.adapter.broadcast_local(packet, [course_room(course_id)], None)
 
     async def _snapshot(self, course_id: str) -> None:
         room = course_room(course_id)
@@ -194,8 +194,8 @@ class Notifier:
         return not self.local_only or self.realtime.room_size(room) > 0
 
     async def _emit(self, event: str, payload: dict[str, object], room: str) -> None:
-        local = self.realtime.room_size(room)
-        await self.sio.emit(event, payload, room=room)
+        # Encoded once, written to every local member without waiting on any, published once.
+        local = self.namespace.broadcast(self.namespace.encode(event, payload), to=room)
         self.metrics.emits.labels(event).inc()
         if local:
             self.metrics.deliveries.labels(event).inc(local)

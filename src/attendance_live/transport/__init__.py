@@ -11,6 +11,8 @@ Layers, bottom up (docs/transport.md tells the design):
   :mod:`.websocket`, websockets over ASGI as a fallback).
 * :mod:`.adapter`, :mod:`.namespace`, :mod:`.server`: Socket.IO namespaces,
   sockets, rooms, events and acks; the handler API.
+* :mod:`.pubsub`, :mod:`.redis_adapter`: the adapter ladder's upper rungs,
+  broadcasts to every node over a pub/sub channel (Redis).
 * :mod:`.fixture`: the official protocol suites' reference server.
 """
 
@@ -23,10 +25,13 @@ from .namespace import (
     RESERVED_EVENTS,
     ConnectRefused,
     EncodedPacket,
+    EventCheck,
     Namespace,
     Socket,
     encode_event,
 )
+from .pubsub import PubSubAdapter
+from .redis_adapter import RedisAdapter
 from .server import SocketServer
 from .settings import TransportSettings
 
@@ -38,8 +43,11 @@ __all__ = [
     "EngineApp",
     "EngineServer",
     "EngineSocket",
+    "EventCheck",
     "InMemoryAdapter",
     "Namespace",
+    "PubSubAdapter",
+    "RedisAdapter",
     "Socket",
     "SocketServer",
     "TransportSettings",

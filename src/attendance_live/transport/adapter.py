@@ -5,10 +5,11 @@ The ladder, after python-socketio's client managers and Node's adapters:
 * :class:`InMemoryAdapter` (here): rooms of this process; a broadcast writes
   the one encoded frame to each local member, in a plain loop that never
   awaits.
-* a pub/sub adapter (next phase): ``broadcast`` also publishes the encoded
-  frames with their rooms and exclusions to the other nodes (Redis pub/sub),
-  whose listeners call :meth:`Adapter.broadcast_local`. Joining and leaving stay
-  local; a node only ever writes to its own sockets.
+* :class:`~.pubsub.PubSubAdapter`: ``broadcast`` also publishes the encoded
+  frames with their rooms to the other nodes, whose listeners call
+  :meth:`Adapter.broadcast_local`. Joining and leaving stay local; a node only
+  ever writes to its own sockets.
+* :class:`~.redis_adapter.RedisAdapter`: that pub/sub over a Redis channel.
 """
 
 from __future__ import annotations
@@ -42,9 +43,23 @@ class Adapter(ABC):
     def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None) -> int:
         """Write ``packet`` to this node's members of ``rooms``; the number of recipients."""
 
+    @abstractmethod
+    def room_size(self, room: str) -> int:
+        """This node's members of ``room``."""
+
+    @abstractmethod
+    def room_names(self) -> list[str]:
+        """The rooms with a member on this node."""
+
     def broadcast(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None = None) -> int:
-        """Every node's members of ``rooms`` get ``packet`` (one node here: this one's)."""
+        """Every node's members of ``rooms`` get ``packet``; the number of recipients on this node."""
         return self.broadcast_local(packet, rooms, skip)
+
+    async def start(self) -> None:  # noqa: B027 (a hook: one node has nothing to connect)
+        """Connect to the other nodes, if there are any (before clients are taken)."""
+
+    async def stop(self) -> None:  # noqa: B027 (a hook, as start)
+        """Stop talking to the other nodes (after the last broadcast)."""
 
 
 class InMemoryAdapter(Adapter):
@@ -71,6 +86,12 @@ class InMemoryAdapter(Adapter):
 
     def members(self, room: str) -> Iterable[Socket]:
         return self.rooms.get(room, ())
+
+    def room_size(self, room: str) -> int:
+        return len(self.rooms.get(room, ()))
+
+    def room_names(self) -> list[str]:
+        return list(self.rooms)
 
     def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None) -> int:
         rooms = list(rooms)

@@ -78,6 +78,7 @@ class EngineApp:
             await _respond(send, 204, b"", [*cors, *self._preflight_headers()])
             return
         try:
+            self._check_origin(scope)
             query = _query(scope)
             transport = _check_query(query)
             if transport != POLLING:
@@ -123,7 +124,7 @@ class EngineApp:
                 socket.end_post(None)
                 raise RequestRefused(
                     RequestRefused.BAD_REQUEST,
-                    f"Payload too large: the limit is {limit} bytes; the session is closed",
+                    f"Payload too large: larger than the limit of {limit} bytes; the session is closed",
                     status=413,
                 )
             chunks.append(chunk)
@@ -144,11 +145,17 @@ class EngineApp:
             return [(b"access-control-allow-origin", b"*")] if "*" in allowed else []
         if "*" not in allowed and origin.decode("latin-1") not in allowed:
             return []
-        return [
-            (b"access-control-allow-origin", origin),
-            (b"access-control-allow-credentials", b"true"),
-            (b"vary", b"Origin"),
-        ]
+        headers = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        if self.settings.cors_credentials:
+            headers.append((b"access-control-allow-credentials", b"true"))
+        return headers
+
+    def _check_origin(self, scope: Scope) -> None:
+        """With a list of origins (no ``*``), a browser request from any other origin is refused,
+        as python-engineio does: CORS alone would only hide the answer from the page."""
+        origin = _header(scope, b"origin")
+        if origin is not None and self.settings.refuses_origin(origin.decode("latin-1")):
+            raise RequestRefused(RequestRefused.BAD_REQUEST, "Not an accepted origin")
 
     def _preflight_headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -161,6 +168,7 @@ class EngineApp:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            self._check_origin(scope)
             query = _query(scope)
             if _check_query(query) != WEBSOCKET:
                 raise RequestRefused(RequestRefused.BAD_REQUEST, "Bad request: use transport=websocket")

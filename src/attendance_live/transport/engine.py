@@ -105,6 +105,7 @@ POLLING = "polling"
 WEBSOCKET = "websocket"
 
 _CLIENT_CLOSE = "transport close"
+_SHUTDOWN = "forced server close"
 
 
 class EngineSocket:
@@ -336,8 +337,10 @@ class EngineSocket:
             self._heartbeat.cancel()
             self._heartbeat = None
         self.server.forget(self)
-        # A pending GET ends with CLOSE (server-side close) or NOOP (the client asked).
-        self._final_frame = NOOP_FRAME if reason == _CLIENT_CLOSE else CLOSE_FRAME
+        # A pending GET ends with CLOSE (the server closes this session) or NOOP (the client asked,
+        # or the server is shutting down: its next request fails and it reconnects, whereas
+        # python-engineio's client takes a CLOSE packet as final and would stay away).
+        self._final_frame = NOOP_FRAME if reason in (_CLIENT_CLOSE, _SHUTDOWN) else CLOSE_FRAME
         if not flush:
             self.outbox.clear()
         if self._poll_waiter is not None and not self._poll_waiter.done():
@@ -435,6 +438,6 @@ class EngineServer:
     def close(self) -> None:
         """Shut down: close every session (after writing what is queued) and stop the timer."""
         for socket in list(self.sessions.values()):
-            socket._close("forced server close", flush=True)
+            socket._close(_SHUTDOWN, flush=True)
         if self._timers is not None:
             self._timers.close()

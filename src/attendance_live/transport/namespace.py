@@ -39,6 +39,7 @@ __all__ = [
     "ConnectRefused",
     "DisconnectHandler",
     "EncodedPacket",
+    "EventCheck",
     "EventHandler",
     "Namespace",
     "Socket",
@@ -59,6 +60,9 @@ EncodedPacket = tuple[Frame, ...]
 ConnectHandler = Callable[["Socket", dict[str, Any]], Awaitable[None] | None]
 EventHandler = Callable[..., Any]
 DisconnectHandler = Callable[["Socket", str], Awaitable[None] | None]
+#: ``check(socket, event, args)``, run as each event arrives: ``None`` lets the event through;
+#: anything else drops it and answers its ack.
+EventCheck = Callable[["Socket", str, list[Any]], Any]
 
 
 class _Call(NamedTuple):
@@ -199,6 +203,7 @@ class Namespace:
         self.adapter = adapter or InMemoryAdapter()
         self.sockets: dict[str, Socket] = {}
         self._connect: ConnectHandler | None = None
+        self._check: EventCheck | None = None
         self._disconnect: DisconnectHandler | None = None
         self._events: dict[str, EventHandler] = {}
 
@@ -214,6 +219,15 @@ class Namespace:
         """``handler(socket, reason)``; ``socket.rooms`` still names the rooms it was in."""
         self._disconnect = handler
         return handler
+
+    def use(self, check: EventCheck) -> EventCheck:
+        """Run ``check(socket, event, args)`` as each event arrives, before it waits for the
+        socket's running handler (Node's ``socket.use``, but synchronous). It returns ``None``
+        to let the event through, or drops it: then its return value answers the client's ack,
+        as a handler's would (``()`` for no arguments). A rate limit belongs here: a flood is
+        refused as it arrives instead of piling up behind a slow handler."""
+        self._check = check
+        return check
 
     @overload
     def on(self, event: str) -> Callable[[EventHandler], EventHandler]: ...
@@ -276,6 +290,12 @@ class Namespace:
             self._send_connect_error(socket.connection, {"message": "Internal server error"})
             return False
         if socket.connection.engine.closed:
+            # The connection went away while the connect handler ran: what the handler did (rooms,
+            # the application's own state) is undone through the disconnect handler, as for any
+            # socket that leaves.
+            socket._pending = None
+            socket.connected = True
+            self._remove(socket, "transport close")
             return False
         self.sockets[socket.sid] = socket
         socket.connected = True
@@ -295,6 +315,16 @@ class Namespace:
         handler = self._events.get(event) if event not in RESERVED_EVENTS else None
         if handler is None:
             return
+        if self._check is not None:
+            try:
+                answer = self._check(socket, event, args)
+            except Exception:
+                logger.exception("event check of namespace %s failed; %r dropped", self.name, event)
+                return
+            if answer is not None:
+                if ack_id is not None:
+                    socket._ack(ack_id, _ack_args(answer))
+                return
         call = _Call(handler, event, args, ack_id)
         backlog = socket._backlog
         if backlog is None:

@@ -28,6 +28,8 @@ class TransportSettings:
     connect_timeout_ms: int = 45_000
     #: ``("*",)`` answers any origin; an empty tuple sends no CORS headers.
     cors_allowed_origins: tuple[str, ...] = ()
+    #: Whether an allowed origin may send credentials (cookies): Node's ``cors.credentials``.
+    cors_credentials: bool = True
     allow_upgrades: bool = True
     #: One socket's events are handled one after the other (each after the previous finished).
     handlers_in_order: bool = True
@@ -35,6 +37,12 @@ class TransportSettings:
     max_pending_events: int = 256
     #: Browsers offer permessage-deflate; it costs tens of KiB per connection, so it is off unless asked.
     per_message_deflate: bool = False
+
+    def refuses_origin(self, origin: str | None) -> bool:
+        """Whether a request with this ``Origin`` header is refused: only with a list of origins
+        (no ``*``), for an origin not in it. No header: not a browser's request, not refused."""
+        allowed = self.cors_allowed_origins
+        return origin is not None and bool(allowed) and "*" not in allowed and origin not in allowed
 
     def __post_init__(self) -> None:
         if not (self.path.startswith("/") and self.path.endswith("/")):

@@ -103,7 +103,15 @@ class AsgiWebSocket:
         self._reader = asyncio.current_task()
         try:
             if probing is not None:
-                socket = await self._probe(probing)
+                # The upgrade must finish within pingTimeout (Node's upgradeTimeout, bounded alike).
+                try:
+                    async with asyncio.timeout(self.server.settings.ping_timeout_ms / 1000):
+                        socket = await self._probe(probing)
+                except TimeoutError:
+                    logger.info(
+                        "engine.io session %s: the websocket upgrade did not finish in time", probing.label
+                    )
+                    socket = None
             if socket is not None:
                 await self._read(socket)
         except asyncio.CancelledError:

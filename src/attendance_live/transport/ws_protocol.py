@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -38,6 +38,7 @@ from websockets.server import ServerProtocol
 from .eio_packets import Frame, PacketError, PacketType, decode_frame
 from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket
 from .outbox import Outbox
+from .timers import Deadline
 
 __all__ = ["EngineWebSocketProtocol", "websocket_protocol"]
 
@@ -104,6 +105,8 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._session: EngineSocket | None = None
         self._probing: EngineSocket | None = None
+        # A probe must finish the upgrade within pingTimeout (Node's upgradeTimeout, bounded alike).
+        self._probe_deadline: Deadline | None = None
         self._paused = False
         self._closing = False
         self._close_after_flush = False
@@ -112,8 +115,9 @@ class EngineWebSocketProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's TCPTransport has the interface without subclassing
+        # asyncio.Transport, so no isinstance check).
+        self._transport = cast(asyncio.Transport, transport)
         self._connections.add(self)
         peer = transport.get_extra_info("peername")
         self._remote = str(peer[0]) if peer else None
@@ -147,6 +151,7 @@ class EngineWebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._closing = True
+        self._stop_probe_deadline()
         if self._probing is not None:
             self._probing.abandon_upgrade(self)
         if self._session is not None:
@@ -216,6 +221,9 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         if engine is None:
             self._refuse(404, "Not Found")
             return
+        if engine.settings.refuses_origin(request.headers.get("Origin")):
+            self._refuse(403, "Not an accepted origin")
+            return
         self._max_payload = engine.settings.max_payload
         self.outbox = Outbox(engine.settings.outgoing_buffer_bytes)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
@@ -238,6 +246,22 @@ class EngineWebSocketProtocol(asyncio.Protocol):
             self._send_close(1008)
             return
         self._probing = session
+        self._probe_deadline = engine.pong_lane.add(self._probe_timed_out)
+
+    def _probe_timed_out(self) -> None:
+        self._probe_deadline = None
+        if self._probing is not None:
+            logger.info(
+                "engine.io session %s: the websocket upgrade did not finish in time", self._probing.label
+            )
+            self._probing.abandon_upgrade(self)
+            self._probing = None
+            self._send_close(1008)
+
+    def _stop_probe_deadline(self) -> None:
+        if self._probe_deadline is not None:
+            self._probe_deadline.cancel()
+            self._probe_deadline = None
 
     def _refuse(self, status: int, text: str) -> None:
         response = self._conn.reject(status, text)
@@ -270,10 +294,12 @@ class EngineWebSocketProtocol(asyncio.Protocol):
                 return
         elif packet is not None and packet.type is PacketType.UPGRADE:
             if session.complete_upgrade(self):
+                self._stop_probe_deadline()
                 self._probing, self._session = None, session
                 return
         elif packet is not None and packet.type is PacketType.NOOP:
             return
+        self._stop_probe_deadline()
         session.abandon_upgrade(self)
         self._probing = None
         self._send_close(1008)
