@@ -83,7 +83,7 @@ class Caches:
     @classmethod
     def for_cluster(cls) -> Caches:
         """Several nodes: invalidations arrive over Redis on a connection of their own,
-        unordered with python-socketio's emits. A snapshot cached on one node could
+        unordered with the transport's relayed emits. A snapshot cached on one node could
         then miss a change whose broadcast already went by, so snapshots are not
         cached; memberships are, for a few seconds at most."""
         return cls(members_ttl=5.0, snapshots_ttl=0.0)
