@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import OperationalError
 
+from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.models import RecoverySession
@@ -29,8 +30,8 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.database_url)
     await upgrade(db)
     yield db
     await db.dispose()
@@ -187,8 +188,8 @@ class Unreachable(Database):
         raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
 
 
-async def test_a_failed_write_reaches_the_subscriber(database_url: str, clock: FakeClock) -> None:
-    database = Unreachable(database_url)
+async def test_a_failed_write_reaches_the_subscriber(settings: Settings, clock: FakeClock) -> None:
+    database = Unreachable(settings.database_url)
     try:
         state = RecoveryStore(database, clock, window_seconds=WINDOW).fresh("s1")
         state.courses["cs101"] = 3
