@@ -21,7 +21,7 @@ from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.models import RecoverySession
-from attendance_live.realtime.recovery import RecoveryStore, replay
+from attendance_live.realtime.recovery import RecoveryStore, SharedReads, replay
 from attendance_live.realtime.stream import CourseEvent, CourseStream
 from tests.helpers import FakeClock
 
@@ -184,7 +184,9 @@ async def test_a_row_that_is_not_ours_recovers_nothing(store: RecoveryStore, dat
 
 
 class Unreachable(Database):
-    async def run_write_grouped(self, work: Callable[[Connection], T]) -> T:
+    async def run_write_grouped(
+        self, work: Callable[[Connection], T], *, finish: Callable[[Connection, list[T]], None] | None = None
+    ) -> T:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
 
 
@@ -315,3 +317,31 @@ async def test_nothing_followed_nothing_replayed() -> None:
     assert await replay(_stream(stream), dict, 1, joined.append, catch_up_seconds=1) == []
     assert joined == [[]]
     assert stream.reads == []
+
+
+async def test_a_storm_of_recoveries_shares_its_reads() -> None:
+    stream = Stream([ev(n, "a") for n in range(1, 5)], position=4)
+    shared = SharedReads(_stream(stream))
+    results = await asyncio.gather(*(shared.read_course_events(["a"], 1, 4) for _ in range(50)))
+    assert all([e.position for e in r or []] == [2, 3, 4] for r in results)
+    assert stream.reads == [(1, 4)], "one read for fifty identical ones"
+    assert shared.position == 4
+    assert [e.position for e in await shared.read_course_events(["a"], 2, 4) or []] == [3, 4]
+    assert stream.reads == [(1, 4), (2, 4)]
+
+
+async def test_a_failed_shared_read_is_not_reused() -> None:
+    stream = Stream([ev(1, "a")], position=1)
+    calls = 0
+
+    def fail_once() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("the database went away")
+
+    stream.on_read = fail_once
+    shared = SharedReads(_stream(stream))
+    with pytest.raises(OSError, match="went away"):
+        await shared.read_course_events(["a"], 0, 1)
+    assert [e.position for e in await shared.read_course_events(["a"], 0, 1) or []] == [1]

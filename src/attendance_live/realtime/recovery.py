@@ -36,7 +36,8 @@ import asyncio
 import logging
 import math
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,12 +51,22 @@ from attendance_live.realtime.stream import CourseEvent, CourseStream
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import ID_RE
 
-__all__ = ["CATCH_UP_POLL_SECONDS", "PID_BYTES", "Claimed", "PidState", "RecoveryStore", "replay"]
+__all__ = [
+    "CATCH_UP_POLL_SECONDS",
+    "PID_BYTES",
+    "SHARED_READS_KEPT",
+    "Claimed",
+    "PidState",
+    "RecoveryStore",
+    "SharedReads",
+    "replay",
+]
 
 log = logging.getLogger(__name__)
 
 PID_BYTES = 24  # 192 random bits, 32 url-safe characters
 CATCH_UP_POLL_SECONDS = 0.02
+SHARED_READS_KEPT = 256  # recent stream reads kept for the recoveries of a reconnect storm
 
 _STEP = timedelta(microseconds=1)
 
@@ -262,6 +273,42 @@ class RecoveryStore:
         """Wait for every pending write (at shutdown, before the database closes)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+_ReadKey = tuple[frozenset[str], int, int]  # courses, after, upto
+
+
+class SharedReads:
+    """A ``CourseStream`` whose reads are shared: one database read for a storm of recoveries.
+
+    After a blip every client of a lecture hall comes back with the same
+    course, the same offset and the same relay position: the same read. The
+    events at or below the relay's position never change (until pruned, and an
+    answer read before its pruning is still true), so a read in flight is
+    joined and the last ``SHARED_READS_KEPT`` answers are reused.
+    """
+
+    def __init__(self, stream: CourseStream) -> None:
+        self.stream = stream
+        self._reads: OrderedDict[_ReadKey, asyncio.Future[Sequence[CourseEvent] | None]] = OrderedDict()
+
+    @property
+    def position(self) -> int:
+        return self.stream.position
+
+    async def read_course_events(
+        self, courses: Collection[str], after: int, upto: int
+    ) -> Sequence[CourseEvent] | None:
+        key = (frozenset(courses), after, upto)
+        shared = self._reads.get(key)
+        if shared is None or (shared.done() and (shared.cancelled() or shared.exception() is not None)):
+            shared = asyncio.ensure_future(self.stream.read_course_events(courses, after, upto))
+            self._reads[key] = shared
+            while len(self._reads) > SHARED_READS_KEPT:
+                self._reads.popitem(last=False)
+        else:
+            self._reads.move_to_end(key)
+        return await asyncio.shield(shared)
 
 
 async def replay(

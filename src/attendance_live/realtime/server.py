@@ -68,7 +68,7 @@ from attendance_live.realtime.payloads import (
     unsubscribed_data,
 )
 from attendance_live.realtime.ratelimit import TokenBucket
-from attendance_live.realtime.recovery import PidState, RecoveryStore, replay
+from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
 from attendance_live.realtime.stream import CourseStream, parse_offset
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
@@ -160,6 +160,7 @@ class RealtimeServer:
         self.on_resubscribed: Callable[[], Coroutine[Any, Any, None]] | None = None
         # The relay's stream of course events (``realtime.stream``), attached by the app wiring.
         self.stream: CourseStream | None = None
+        self._shared_reads: SharedReads | None = None  # the stream's reads, shared by recoveries
         # Connection state recovery (realtime.recovery): on with offsets and a window, and a stream.
         self.recovery: RecoveryStore | None = (
             RecoveryStore(service.database, service.clock, window_seconds=settings.recovery_window_seconds)
@@ -294,8 +295,10 @@ class RealtimeServer:
             for course_id in courses:
                 socket.join(course_room(course_id))
 
+        if self._shared_reads is None or self._shared_reads.stream is not stream:
+            self._shared_reads = SharedReads(stream)
         events = await replay(
-            stream,
+            self._shared_reads,
             lambda: conn.courses,
             offset,
             join,
