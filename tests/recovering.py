@@ -128,6 +128,9 @@ class RecoveringClient:
         self, url: str, transport: str = "websocket", auth: dict[str, Any] | None = None
     ) -> Received:
         """Open a transport and join the namespace; the CONNECT reply (or connect_error) received."""
+        if self._wire is not None:  # the previous transport died under us: release it
+            await self._wire.close()
+            self._wire = None
         mark = self.mark()
         base = f"{url}/socket.io/?EIO=4&transport="
         if transport == "websocket":
@@ -153,9 +156,11 @@ class RecoveringClient:
         """Close the transport abruptly, as a network blip does (``socket.io.engine.close()``)."""
         mark = self.mark()
         wire, self._wire = self._wire, None
+        reading = self._reader is not None and not self._reader.done()
         if wire is not None:
             await wire.close()
-            await self.wait(lambda r: r.name == "disconnect", since=mark, what="the disconnect")
+            if reading:
+                await self.wait(lambda r: r.name == "disconnect", since=mark, what="the disconnect")
 
     async def close(self) -> None:
         await self.drop()
