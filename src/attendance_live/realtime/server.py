@@ -23,6 +23,14 @@ the namespace within ``CONNECT_TIMEOUT_SECONDS`` is closed (the transport's
 connect timeout), and at most ``MAX_SOCKETS_PER_USER`` sockets of one user
 are connected to this node.
 
+Connection state recovery (:mod:`realtime.recovery`, with ``EVENT_OFFSETS``
+and ``RECOVERY_WINDOW_SECONDS > 0`` and the relay attached as ``stream``): the
+CONNECT reply carries a ``pid``; a subscription is answered once the pid's
+stored state has the course; a client that comes back with ``auth: {token,
+pid, offset}`` gets its courses back and the course events it missed, right
+after the CONNECT reply and before any live one. Anything else gets a fresh
+pid and no subscriptions.
+
 Handlers run in order per connection (the transport's ``handlers_in_order``),
 so a client that subscribes and then unsubscribes ends unsubscribed. Client
 events named like Socket.IO's reserved ones (``connect``, ``disconnect``, ...)
