@@ -212,3 +212,37 @@ async def test_a_student_removed_while_away_recovers_nothing_of_the_course(clust
             assert client.since(mark) == [], f"nothing of the course: {client.describe(mark)}"
     finally:
         await client.close()
+
+
+async def test_another_users_or_a_forged_pid_recovers_nothing_on_any_node(cluster: Deployment) -> None:
+    a, b = await cluster.start("a", "b")
+    victim = await follower(a.url)
+    thieves: list[RecoveringClient] = []
+    try:
+        async with api(a.url, b.url) as (via_a, via_b):
+            await see_one_live(victim, via_a)
+            await victim.drop()
+            await sessions_while_away(via_a, 1)
+            assert victim.pid is not None
+            for pid in (victim.pid, "A" * 32):
+                thief = RecoveringClient("thief", token("demo-student-2"))
+                thieves.append(thief)
+                auth = {"token": thief.token, "pid": pid, "offset": "0"}
+                reply = await thief.connect(b.url, auth=auth)
+                assert reply.name == "connect", reply
+                assert reply.data["pid"] not in (victim.pid, pid), "a fresh pid"
+                live = await start_session(via_b, "while the thief listens")
+                await end_session(via_b, live["id"])
+                await thief.call("unsubscribeFromSession", {"session_id": "none"})  # a round trip
+                assert thief.since(0) == [], f"nothing replayed, no room joined: {thief.describe()}"
+            # The victim's session was not spent by the attempts.
+            missed_before = victim.mark()
+            reply = await victim.connect(b.url)
+            assert reply.data["pid"] == victim.pid
+            await victim.next(
+                "activeSessionsData", since=missed_before, where=lambda d: d["activeSessions"] == []
+            )
+    finally:
+        for thief in thieves:
+            await thief.close()
+        await victim.close()
