@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ from tests.faults.live import COURSE, api, end_session, start_session
 from tests.faults.test_nginx import node_address, node_behind
 from tests.helpers import token
 from tests.infra.nginx import NginxServer
-from tests.process import cli_env
+from tests.process import ServerProcess, cli_env
 from tests.recovering import Received, RecoveringClient
 
 pytestmark = pytest.mark.faults
@@ -108,33 +108,44 @@ async def recovers(
     await end_session(http, after["id"])
 
 
-async def test_a_reconnection_lands_on_another_node(cluster: Deployment) -> None:
+@dataclass
+class TwoNodes:
+    a: ServerProcess
+    b: ServerProcess
+    via_a: httpx.AsyncClient
+    via_b: httpx.AsyncClient
+    client: RecoveringClient  # on a, subscribed, one live session seen
+
+
+@pytest.fixture
+async def two_nodes(cluster: Deployment) -> AsyncIterator[TwoNodes]:
     a, b = await cluster.start("a", "b")
     client = await follower(a.url)
     try:
         async with api(a.url, b.url) as (via_a, via_b):
             await see_one_live(client, via_a)
-            await client.drop()
-            missed = await sessions_while_away(via_a)
-            await recovers(client, b.url, missed, via_b)
+            yield TwoNodes(a, b, via_a, via_b, client)
     finally:
         await client.close()
 
 
-async def test_a_reconnection_after_its_node_was_killed(cluster: Deployment) -> None:
-    a, b = await cluster.start("a", "b")
-    client = await follower(a.url)
-    try:
-        async with api(a.url, b.url) as (via_a, via_b):
-            await see_one_live(client, via_a)
-            mark = client.mark()
-            assert await a.signal(signal.SIGKILL) == -signal.SIGKILL
-            await client.wait(lambda r: r.name == "disconnect", since=mark, what="the disconnect when a died")
-            # a never wrote the disconnect: the state says "connected", and may be claimed.
-            missed = await sessions_while_away(via_b)
-            await recovers(client, b.url, missed, via_b)
-    finally:
-        await client.close()
+async def test_a_reconnection_lands_on_another_node(two_nodes: TwoNodes) -> None:
+    n = two_nodes
+    await n.client.drop()
+    missed = await sessions_while_away(n.via_a)
+    await recovers(n.client, n.b.url, missed, n.via_b)
+
+
+async def test_a_reconnection_after_its_node_was_killed(two_nodes: TwoNodes) -> None:
+    n = two_nodes
+    mark = n.client.mark()
+    assert await n.a.signal(signal.SIGKILL) == -signal.SIGKILL
+    await n.client.wait(
+        lambda r: r.name == "disconnect", since=mark, timeout=30, what="the disconnect when a died"
+    )
+    # a never wrote the disconnect: the state says "connected", and may be claimed.
+    missed = await sessions_while_away(n.via_b)
+    await recovers(n.client, n.b.url, missed, n.via_b)
 
 
 @pytest.fixture
@@ -177,7 +188,10 @@ async def test_a_long_polling_client_moved_by_nginx_to_another_node(
             mark = client.mark()
             assert await home.signal(signal.SIGTERM) in (0, -signal.SIGTERM)
             await client.wait(
-                lambda r: r.name == "disconnect", since=mark, what="the disconnect when home stopped"
+                lambda r: r.name == "disconnect",
+                since=mark,
+                timeout=30,
+                what="the disconnect when home stopped",
             )
             missed = await sessions_while_away(http)  # through nginx: on the other node
             await recovers(client, nginx.url, missed, http, "polling")
@@ -187,58 +201,44 @@ async def test_a_long_polling_client_moved_by_nginx_to_another_node(
         await client.close()
 
 
-async def test_a_student_removed_while_away_recovers_nothing_of_the_course(cluster: Deployment) -> None:
-    a, b = await cluster.start("a", "b")
-    client = await follower(a.url)
-    try:
-        async with api(a.url, b.url) as (via_a, via_b):
-            await see_one_live(client, via_a)
-            await client.drop()
-            await sessions_while_away(via_a, 1)
-            teacher: dict[str, Any] = {"Authorization": f"Bearer {token('demo-teacher', 'teacher')}"}
-            removed = await via_b.put(
-                f"/api/courses/{COURSE}/enrollments/demo-student-1",
-                json={"status": "rejected"},
-                headers=teacher,
-            )
-            assert removed.status_code == 200, removed.text
-            mark = client.mark()
-            reply = await client.connect(b.url)
-            assert reply.data["pid"] == client.replies[0]["pid"]
-            later = await start_session(via_b, "after the removal")
-            await end_session(via_b, later["id"])
-            # A round trip on the same connection: whatever was sent before it has arrived.
-            await client.call("unsubscribeFromSession", {"session_id": "none"})
-            assert client.since(mark) == [], f"nothing of the course: {client.describe(mark)}"
-    finally:
-        await client.close()
+async def test_a_student_removed_while_away_recovers_nothing_of_the_course(two_nodes: TwoNodes) -> None:
+    n = two_nodes
+    client = n.client
+    await client.drop()
+    await sessions_while_away(n.via_a, 1)
+    teacher = {"Authorization": f"Bearer {token('demo-teacher', 'teacher')}"}
+    removed = await n.via_b.put(
+        f"/api/courses/{COURSE}/enrollments/demo-student-1", json={"status": "rejected"}, headers=teacher
+    )
+    assert removed.status_code == 200, removed.text
+    mark = client.mark()
+    reply = await client.connect(n.b.url)
+    assert reply.data["pid"] == client.replies[0]["pid"]
+    later = await start_session(n.via_b, "after the removal")
+    await end_session(n.via_b, later["id"])
+    # A round trip on the same connection: whatever was sent before it has arrived.
+    await client.call("unsubscribeFromSession", {"session_id": "none"})
+    assert client.since(mark) == [], f"nothing of the course: {client.describe(mark)}"
 
 
-async def test_another_users_or_a_forged_pid_recovers_nothing_on_any_node(cluster: Deployment) -> None:
-    a, b = await cluster.start("a", "b")
-    victim = await follower(a.url)
-    thieves: list[RecoveringClient] = []
-    try:
-        async with api(a.url, b.url) as (via_a, via_b):
-            await see_one_live(victim, via_a)
-            await victim.drop()
-            missed = await sessions_while_away(via_a, 1)
-            assert victim.pid is not None
-            for pid in (victim.pid, "A" * 32):
-                thief = RecoveringClient("thief", token("demo-student-2"))
-                thieves.append(thief)
-                auth = {"token": thief.token, "pid": pid, "offset": "0"}
-                reply = await thief.connect(b.url, auth=auth)
-                assert reply.name == "connect", reply
-                assert reply.data["pid"] not in (victim.pid, pid), "a fresh pid"
-                live = await start_session(via_b, "while the thief listens")
-                await end_session(via_b, live["id"])
-                missed.append(live["id"])
-                await thief.call("unsubscribeFromSession", {"session_id": "none"})  # a round trip
-                assert thief.since(0) == [], f"nothing replayed, no room joined: {thief.describe()}"
-            # The victim's session was not spent by the attempts: it recovers all it missed.
-            await recovers(victim, b.url, missed, via_b)
-    finally:
-        for thief in thieves:
+async def test_another_users_or_a_forged_pid_recovers_nothing_on_any_node(two_nodes: TwoNodes) -> None:
+    n = two_nodes
+    victim = n.client
+    await victim.drop()
+    missed = await sessions_while_away(n.via_a, 1)
+    assert victim.pid is not None
+    for pid in (victim.pid, "A" * 32):
+        thief = RecoveringClient("thief", token("demo-student-2"))
+        try:
+            reply = await thief.connect(n.b.url, auth={"token": thief.token, "pid": pid, "offset": "0"})
+            assert reply.name == "connect", reply
+            assert reply.data["pid"] not in (victim.pid, pid), "a fresh pid"
+            live = await start_session(n.via_b, "while the thief listens")
+            await end_session(n.via_b, live["id"])
+            missed.append(live["id"])
+            await thief.call("unsubscribeFromSession", {"session_id": "none"})  # a round trip
+            assert thief.since(0) == [], f"nothing replayed, no room joined: {thief.describe()}"
+        finally:
             await thief.close()
-        await victim.close()
+    # The victim's session was not spent by the attempts: it recovers all it missed.
+    await recovers(victim, n.b.url, missed, n.via_b)

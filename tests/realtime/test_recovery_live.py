@@ -241,10 +241,14 @@ async def test_an_unsubscribed_course_is_not_recovered(
     assert client.since(mark) == []
 
 
-class TestOffsetsOff:
-    @pytest.fixture
-    def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"event_offsets": False})
+class TestRecoveryOff:
+    """``EVENT_OFFSETS=false`` or ``RECOVERY_WINDOW_SECONDS=0``: no pid, no state, no recovery."""
+
+    @pytest.fixture(
+        params=[{"event_offsets": False}, {"recovery_window_seconds": 0}], ids=["offsets", "window"]
+    )
+    def settings(self, settings: Settings, request: pytest.FixtureRequest) -> Settings:
+        return settings.model_copy(update=request.param)
 
     async def test_no_pid_and_no_recovery(
         self,
@@ -257,21 +261,10 @@ class TestOffsetsOff:
         assert app.realtime.recovery is None
         client = await subscribed(clients, live_url, world, "s1")
         assert client.replies[0].keys() == {"sid"}
-
-
-class TestWindowZero:
-    @pytest.fixture
-    def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"recovery_window_seconds": 0})
-
-    async def test_no_pid_and_no_recovery(
-        self,
-        live_url: str,
-        world: World,
-        app: Application,
-        stream: ScriptedStream,
-        clients: list[RecoveringClient],
-    ) -> None:
-        assert app.realtime.recovery is None
-        client = await subscribed(clients, live_url, world, "s1")
-        assert client.replies[0].keys() == {"sid"}
+        await client.drop()
+        stream.deliver(*stream.session(1)[0])
+        mark = client.mark()
+        reply = await client.connect(live_url, auth={"token": client.token, "pid": "A" * 32, "offset": "0"})
+        assert reply.data.keys() == {"sid"}
+        await client.call("checkActiveSessions", {"course_id": COURSE})
+        assert client.since(mark) == []
