@@ -35,6 +35,7 @@ class ScriptedStream:
         self.namespace = app.realtime.namespace
         self.position = 0
         self.events: list[CourseEvent] = []
+        self.failing = False  # reads raise, as when the database is away
 
     def deliver(self, event: str, payload: dict[str, Any], course_id: str = COURSE) -> int:
         self.position += 1
@@ -46,6 +47,8 @@ class ScriptedStream:
     async def read_course_events(
         self, courses: Collection[str], after: int, upto: int
     ) -> Sequence[CourseEvent] | None:
+        if self.failing:
+            raise OSError("the database is unreachable")
         return [e for e in self.events if e.course_id in courses and after < e.position <= upto]
 
     def session(self, n: int) -> list[tuple[str, dict[str, Any]]]:
@@ -239,6 +242,23 @@ async def test_an_unsubscribed_course_is_not_recovered(
     stream.deliver(*stream.session(1)[1])
     await client.call("checkActiveSessions", {"course_id": COURSE})
     assert client.since(mark) == []
+
+
+async def test_a_failure_during_recovery_gives_a_fresh_session_and_nothing_partial(
+    live_url: str, world: World, stream: ScriptedStream, app: Application, clients: list[RecoveringClient]
+) -> None:
+    client = await subscribed(clients, live_url, world, "s1")
+    await client.drop()
+    stream.deliver(*stream.session(1)[0])
+    stream.failing = True
+    mark = client.mark()
+    reply = await client.connect(live_url)
+    assert reply.data["pid"] != client.replies[0]["pid"], "a fresh pid"
+    stream.failing = False
+    stream.deliver(*stream.session(1)[1])
+    await client.call("checkActiveSessions", {"course_id": COURSE})
+    assert client.since(mark) == [], f"no room joined, nothing replayed: {client.describe(mark)}"
+    assert app.realtime.room_size(course_room(COURSE)) == 0
 
 
 class TestRecoveryOff:

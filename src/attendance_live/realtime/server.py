@@ -272,6 +272,13 @@ class RealtimeServer:
                 state = await self._recover(socket, conn, store, stream, pid, offset)
             except (OperationalError, DBAPIError, OSError) as exc:
                 log.warning("recovery refused: the database failed (%s); a fresh session", type(exc).__name__)
+            except Exception:
+                log.exception("recovery failed; a fresh session")
+            if state is None:  # nothing partial: out of whatever the attempt joined
+                for course_id in list(conn.courses):
+                    socket.leave(course_room(course_id))
+                self.metrics.subscriptions.dec(len(conn.courses))
+                conn.courses = {}
         if state is None:
             state = store.fresh(conn.identity.user_id)
         state.courses = conn.courses  # one dict: what the socket follows is what the pid stores
@@ -313,8 +320,6 @@ class RealtimeServer:
             catch_up_seconds=max(2.0, 3 * self.settings.outbox_poll_seconds),
         )
         if events is None:
-            self.metrics.subscriptions.dec(len(conn.courses))
-            conn.courses = {}
             return None
         # Same synchronous step as the join: the replay goes out before any live event.
         for event in events:
