@@ -12,7 +12,7 @@ import { trackCourse } from './lib/tracker.mjs';
 
 // A fixed reconnection delay: the test commits what the client misses while it is away, and then
 // checks that those events came after the reconnection (so they were recovered, not received live).
-const RECONNECT = { reconnectionDelay: 1500, reconnectionDelayMax: 1500, randomizationFactor: 0 };
+const RECONNECT = { reconnectionDelay: 3000, reconnectionDelayMax: 3000, randomizationFactor: 0 };
 const COURSE_EVENTS = new Set(['courseSessionStarted', 'courseSessionEnded', 'activeSessionsData']);
 
 /** [name, what identifies it] of every course event received from seq `since` on. */
@@ -135,7 +135,7 @@ describe('connection state recovery after the window (RECOVERY_WINDOW_SECONDS=1)
   it('a reconnect after the window: a fresh session, nothing replayed, the hook resubscribes', async () => {
     const { course: { id: course }, teacher, students } = server.demo;
     const student = students.find((s) => s.id === 'demo-student-2');
-    const slow = { reconnectionDelay: 3000, reconnectionDelayMax: 3000, randomizationFactor: 0 };
+    const slow = { reconnectionDelay: 4000, reconnectionDelayMax: 4000, randomizationFactor: 0 };
     const tracker = trackCourse(server.url, course, student.token, { label: 'late', ioOptions: slow });
     open.push(tracker);
     await tracker.next('activeSessionsData', { what: 'first snapshot' });
