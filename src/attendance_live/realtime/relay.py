@@ -374,8 +374,11 @@ class Relay:
 
     async def _poll(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the event is set, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             if self._wake.is_set() and self._pending:
                 await asyncio.sleep(GAP_GRACE_SECONDS)  # the missing rows' message may be on its way
             self._wake.clear()
