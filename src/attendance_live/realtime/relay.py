@@ -30,7 +30,8 @@ What a row does on every node:
   count moved, a count-only ``activeSessionsData`` that waits until
   ``count_interval`` after the course's previous snapshot, so a burst of
   check-ins shares one (it carries the relay's ``position`` when sent, and is
-  dropped if a stored snapshot of the course went out while it was read);
+  not sent when a stored snapshot of the course went out after those records:
+  that one already counts them);
 * ``enrollment``: a rejected or removed user's sockets on this node leave
   the course's room;
 * every row drops the cache entries it made stale, on every node.
@@ -111,6 +112,8 @@ class _Deferred:
 
     records: list[OutboxRow] = field(default_factory=list)
     count: bool = False
+    # The course's stored-snapshot generation when its latest record row was delivered.
+    generation: int = 0
 
 
 class Relay:
@@ -290,6 +293,7 @@ class Relay:
             deferred = self._deferred.setdefault(row.course_id, _Deferred())
             deferred.records.append(row)
             deferred.count = deferred.count or bool(row.payload["count_changed"])
+            deferred.generation = self._generation.get(row.course_id, 0)
             if row.course_id not in self._workers:
                 self._workers[row.course_id] = asyncio.create_task(
                     self._drain(row.course_id), name=f"relay:{row.course_id}"
@@ -316,6 +320,7 @@ class Relay:
             while (work := self._deferred.pop(course_id, None)) is not None:
                 await self._roster_updates(work.records)
                 if work.count:
+                    generation = work.generation
                     wait = (
                         self._last_count_snapshot.get(course_id, -1e9)
                         + self.count_interval
@@ -326,7 +331,8 @@ class Relay:
                         # What arrived meanwhile joins this snapshot.
                         while (more := self._deferred.pop(course_id, None)) is not None:
                             await self._roster_updates(more.records)
-                    await self._count_snapshot(course_id)
+                            generation = more.generation
+                    await self._count_snapshot(course_id, generation)
         except asyncio.CancelledError:
             self._deferred.pop(course_id, None)
             raise
@@ -356,14 +362,16 @@ class Relay:
             update = roster_update_data(row.course_id, session_id, record, statistics[session_id])
             self._broadcast("attendanceUpdated", update, room)
 
-    async def _count_snapshot(self, course_id: str) -> None:
+    async def _count_snapshot(self, course_id: str, generation: int) -> None:
+        """The count-only snapshot after record rows delivered at ``generation``; none if a stored
+        snapshot of the course went out since (read under the stream's lock after those records
+        committed, it already counts them), before or during this read."""
         room = course_room(course_id)
-        if self.realtime.room_size(room) == 0:
+        if self.realtime.room_size(room) == 0 or self._generation.get(course_id, 0) != generation:
             return
-        generation = self._generation.get(course_id, 0)
         snapshot = await self.service.active_sessions_snapshot(course_id)
         if self._generation.get(course_id, 0) != generation:
-            return  # a stored snapshot went out meanwhile; what this read saw is not newer
+            return
         self._broadcast("activeSessionsData", active_sessions_data(snapshot), room, self._position)
         self._last_count_snapshot[course_id] = time.monotonic()
 
