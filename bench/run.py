@@ -1091,6 +1091,7 @@ class Bench:
 
 METRICS: list[tuple[str, str, str, str]] = [
     # scenario, key, label, better
+    ("fanout", "first_ms", "fan-out first arrival (ms)", "low"),
     ("fanout", "p50_ms", "fan-out p50 (ms)", "low"),
     ("fanout", "p99_ms", "fan-out p99 (ms)", "low"),
     ("fanout", "max_ms", "fan-out max (ms)", "low"),
