@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import struct
 import sys
 import time
@@ -39,20 +40,15 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.transport import Socket, SocketServer, TransportSettings
 from attendance_live.transport.ws_protocol import EngineWebSocketProtocol, websocket_protocol
 
+# The same ~250-byte event as the fan-out benchmark beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from transport_fanout import EVENT
+
 REQUEST = (
     b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nhost: 127.0.0.1:4002\r\n"
     b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     b"sec-websocket-version: 13\r\n\r\n"
 )
-EVENT = {
-    "course_id": "bench-course",
-    "session_id": "3f2b8c1e-6d0a-4c55-9a57-1b2f0e4d9a10",
-    "teacher_id": "bench-teacher",
-    "teacher_name": "Bench Teacher",
-    "started_by": "Bench Teacher",
-    "started_at": "2024-01-15T10:30:00.000Z",
-    "topic": None,
-}
 SECRET = "b" * 48
 
 
