@@ -98,6 +98,12 @@ _FIXES: dict[str, str] = {
         "or leave it empty when clients connect directly"
     ),
     "CHECK_IN_CODE_GRACE_SECONDS": "use a number of seconds from 0 to 60",
+    "RECOVERY_WINDOW_SECONDS": "use a number of seconds from 0 (recovery off) to 86400",
+    "EVENT_OFFSETS": "use true (course events carry their offset; recovery on) or false",
+    "OUTBOX_RETENTION_SECONDS": (
+        "use a number of seconds from 600 to 31536000, well above RECOVERY_WINDOW_SECONDS"
+    ),
+    "OUTBOX_POLL_SECONDS": "use a number of seconds from 0.05 to 60",
 }
 
 
@@ -145,6 +151,8 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     # How long the previous check-in code is still accepted after it was replaced.
     check_in_code_grace_seconds: float = Field(default=5.0, ge=0, le=60)
+    # How long after a disconnect a Socket.IO client may recover its subscriptions and missed events.
+    recovery_window_seconds: float = Field(default=120.0, ge=0, le=86400)
 
     # --- the project's additions ---
     jwt_algorithm: Algorithm = "HS256"
@@ -183,6 +191,15 @@ class Settings(BaseSettings):
     outgoing_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
     # permessage-deflate on websockets: off by default, as in Node (about 100 KiB per connection).
     ws_per_message_deflate: bool = False
+    # Delivery (issue 10): course events carry their stream offset as a last argument, which is
+    # what connection state recovery resumes from. Off for clients that cannot take the extra
+    # argument (recovery is then off too).
+    event_offsets: bool = True
+    # How long outbox rows are kept (recovery can resume only from an offset still stored).
+    outbox_retention_seconds: float = Field(default=86400.0, ge=600, le=31536000)
+    # How often every node looks in the outbox for events it was not told about (a node that died
+    # after its commit, a Redis outage).
+    outbox_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
     # The token `attendance-live watch` connects with when --token is not given.
     attendance_live_token: SecretStr | None = None
 

@@ -7,6 +7,11 @@
 
 ``record_changes`` is the audit trail of attendance records: one row per
 change, never updated.
+
+``outbox`` is the stream of domain events, written in the transaction of the
+change each describes; ``recovery_sessions`` holds what a disconnected
+Socket.IO client needs to recover (its ``pid``'s user and course
+subscriptions). See docs/architecture.md, "Delivery".
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -52,7 +58,9 @@ __all__ = [
     "Base",
     "Course",
     "Enrollment",
+    "OutboxEvent",
     "RecordChange",
+    "RecoverySession",
     "UTCDateTime",
     "User",
 ]
@@ -223,3 +231,47 @@ class RecordChange(Base):
         Index("ix_record_changes_session_address", "session_id", "address"),
         Index("ix_record_changes_session_device", "session_id", "device_id"),
     )
+
+
+class OutboxEvent(Base):
+    """One domain event, in the stream of every event of every course.
+
+    ``id`` is the event's position in that stream: allocated as the previous
+    maximum plus one while holding a lock that lasts until the commit (SQLite's
+    write lock; on PostgreSQL a transaction-level advisory lock), so positions
+    are gap-free and in commit order: once ``n`` is visible, so is every
+    position below it. ``course_offset`` counts the course's own events the
+    same way. Rows are never updated; they are pruned after a retention time.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    course_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    course_offset: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ux_outbox_course_offset", "course_id", "course_offset", unique=True),
+        Index("ix_outbox_created_at", "created_at"),
+    )
+
+
+class RecoverySession(Base):
+    """A Socket.IO client's recoverable state, by the private ``pid`` it was given at CONNECT."""
+
+    __tablename__ = "recovery_sessions"
+
+    pid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # JSON object: course id -> stream position (outbox id) at which the socket joined its room.
+    courses: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Null while connected (or when its node died before it could say).
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)

@@ -68,6 +68,7 @@ from attendance_live.realtime.payloads import (
     unsubscribed_data,
 )
 from attendance_live.realtime.ratelimit import TokenBucket
+from attendance_live.realtime.stream import CourseStream
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from attendance_live.transport import (
@@ -153,6 +154,8 @@ class RealtimeServer:
         self.service = service
         #: Runs after a gap in other nodes' broadcasts (Redis was away): resend what may be missed.
         self.on_resubscribed: Callable[[], Coroutine[Any, Any, None]] | None = None
+        # The relay's stream of course events (``realtime.stream``), attached by the app wiring.
+        self.stream: CourseStream | None = None
         self.adapter: Adapter = (
             InMemoryAdapter()
             if redis_url is None
