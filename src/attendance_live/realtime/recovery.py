@@ -40,13 +40,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from attendance_live.db.engine import Database
-from attendance_live.db.models import RecoverySession
+from attendance_live.db.models import RecoverySession, UTCDateTime
 from attendance_live.realtime.stream import CourseEvent, CourseStream
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import ID_RE
@@ -69,6 +69,19 @@ CATCH_UP_POLL_SECONDS = 0.02
 SHARED_READS_KEPT = 256  # recent stream reads kept for the recoveries of a reconnect storm
 
 _STEP = timedelta(microseconds=1)
+
+# The statements, built once: a storm of connections writes thousands of rows (compiled once, no
+# ORM bookkeeping per write). The SET clause of _UPDATE comes from the parameters' names.
+_TABLE = cast(Table, RecoverySession.__table__)  # a declarative class's table is a Table
+_MINE = (_TABLE.c.pid == bindparam("b_pid")) & (
+    _TABLE.c.updated_at == bindparam("b_previous", type_=UTCDateTime())
+)
+_INSERT = insert(_TABLE)
+_UPDATE = update(_TABLE).where(_MINE)
+_DELETE = delete(_TABLE).where(_MINE)
+_READ = select(_TABLE.c.user_id, _TABLE.c.courses, _TABLE.c.updated_at, _TABLE.c.disconnected_at).where(
+    _TABLE.c.pid == bindparam("b_pid")
+)
 
 
 def _next_version(now: datetime, previous: datetime | None) -> datetime:
@@ -188,15 +201,14 @@ class PidState:
         pid, user_id = self.pid, self.user_id
 
         def write(conn: Connection) -> bool:
-            if previous is None:
-                row = {"pid": pid, "user_id": user_id, "courses": courses, "updated_at": new}
-                conn.execute(insert(RecoverySession).values(disconnected_at=disconnected_at, **row))
-                return True
-            mine = (RecoverySession.pid == pid) & (RecoverySession.updated_at == previous)
-            if forget:
-                return conn.execute(delete(RecoverySession).where(mine)).rowcount == 1
             values = {"courses": courses, "updated_at": new, "disconnected_at": disconnected_at}
-            return conn.execute(update(RecoverySession).where(mine).values(**values)).rowcount == 1
+            if previous is None:
+                conn.execute(_INSERT, {"pid": pid, "user_id": user_id, **values})
+                return True
+            mine = {"b_pid": pid, "b_previous": previous}
+            if forget:
+                return conn.execute(_DELETE, mine).rowcount == 1
+            return conn.execute(_UPDATE, {**mine, **values}).rowcount == 1
 
         if await store.database.run_write_grouped(write):
             self.version = None if forget else new
@@ -239,13 +251,7 @@ class RecoveryStore:
         horizon = now - self.window
 
         def take(conn: Connection) -> Claimed | None:
-            columns = (
-                RecoverySession.user_id,
-                RecoverySession.courses,
-                RecoverySession.updated_at,
-                RecoverySession.disconnected_at,
-            )
-            row = conn.execute(select(*columns).where(RecoverySession.pid == pid)).first()
+            row = conn.execute(_READ, {"b_pid": pid}).first()
             if row is None or row.user_id != user_id:
                 return None
             if row.disconnected_at is not None and row.disconnected_at < horizon:
@@ -254,11 +260,8 @@ class RecoveryStore:
             if courses is None:
                 return None
             version = _next_version(now, row.updated_at)
-            claimed = conn.execute(
-                update(RecoverySession)
-                .where((RecoverySession.pid == pid) & (RecoverySession.updated_at == row.updated_at))
-                .values(updated_at=version, disconnected_at=None)
-            )
+            mine = {"b_pid": pid, "b_previous": row.updated_at}
+            claimed = conn.execute(_UPDATE, {**mine, "updated_at": version, "disconnected_at": None})
             return Claimed(pid, courses, version) if claimed.rowcount == 1 else None
 
         return await self.database.run_write_grouped(take)

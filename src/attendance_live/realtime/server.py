@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,12 +78,13 @@ from attendance_live.realtime.payloads import (
 )
 from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
-from attendance_live.realtime.stream import CourseStream, parse_offset
+from attendance_live.realtime.stream import CourseEvent, CourseStream, parse_offset
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from attendance_live.transport import (
     Adapter,
     ConnectRefused,
+    EncodedPacket,
     EngineSocket,
     InMemoryAdapter,
     PubSubAdapter,
@@ -95,11 +97,20 @@ from attendance_live.transport import (
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
 from attendance_live.vocabulary import course_room, session_room, user_room
 
-__all__ = ["ERROR_EVENT", "SOCKET_CODES", "Connection", "EventHandler", "RealtimeServer", "socket_code"]
+__all__ = [
+    "ERROR_EVENT",
+    "REPLAY_PACKETS_KEPT",
+    "SOCKET_CODES",
+    "Connection",
+    "EventHandler",
+    "RealtimeServer",
+    "socket_code",
+]
 
 log = logging.getLogger(__name__)
 
 ERROR_EVENT = "activeSessionsError"
+REPLAY_PACKETS_KEPT = 1024  # recovered events kept encoded (a storm's clients missed the same ones)
 
 # The service's errors as socket error codes. "Not found" and "not allowed"
 # must look the same on sockets, so that course ids cannot be probed.
@@ -169,6 +180,8 @@ class RealtimeServer:
         # The relay's stream of course events (``realtime.stream``), attached by the app wiring.
         self.stream: CourseStream | None = None
         self._shared_reads: SharedReads | None = None  # the stream's reads, shared by recoveries
+        # Replayed events encoded once for a storm of recoveries (a position is one event for good).
+        self._replay_packets: OrderedDict[int, EncodedPacket] = OrderedDict()
         # Connection state recovery (realtime.recovery): on with offsets and a window, and a stream.
         self.recovery: RecoveryStore | None = (
             RecoveryStore(service.database, service.clock, window_seconds=settings.recovery_window_seconds)
@@ -323,7 +336,7 @@ class RealtimeServer:
             return None
         # Same synchronous step as the join: the replay goes out before any live event.
         for event in events:
-            socket.emit(event.event, event.payload, str(event.position))
+            socket.send_encoded(self._replay_packet(event))
         state.courses = conn.courses
         if conn.courses != claimed.courses:
             state.sync_later()  # courses the user may no longer follow are gone from the state
@@ -547,6 +560,16 @@ class RealtimeServer:
         socket.disconnect()
 
     # ---------------------------------------------------------------- helpers
+
+    def _replay_packet(self, event: CourseEvent) -> EncodedPacket:
+        """A recovered event as it was sent live, encoded once for every socket that missed it."""
+        packet = self._replay_packets.get(event.position)
+        if packet is None:
+            packet = self.namespace.encode(event.event, event.payload, str(event.position))
+            self._replay_packets[event.position] = packet
+            if len(self._replay_packets) > REPLAY_PACKETS_KEPT:
+                self._replay_packets.popitem(last=False)
+        return packet
 
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
         """Take every socket of ``user_id`` on this node out of the course's room."""
