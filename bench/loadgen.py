@@ -20,6 +20,10 @@ Modes of a connection:
 * ``plain`` - websocket upgrade only (the floor server); "ready" when the first
               ``42[...]`` text frame (the floor's pre-encoded snapshot) arrives.
 
+A ready connection can be *stalled* (``stall``): it stops reading its socket
+(``transport.pause_reading()``) but stays connected and subscribed, as a client
+on a dead link would; stalled connections are not counted as recipients.
+
 Client frames are masked with the all-zero key (valid per RFC 6455, and it
 makes masking free); permessage-deflate is never offered, so no server
 compresses.
@@ -63,6 +67,10 @@ except ImportError:  # pragma: no cover - the venv has orjson
 
 monotonic = time.monotonic
 WORKER_PATH = os.path.abspath(__file__)
+
+# Connections per source address when they are spread (``source_net``): well inside the
+# ephemeral port range (net.ipv4.ip_local_port_range, 32768-60999 by default).
+PER_SOURCE_ADDRESS = 16384
 
 WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # servers do not care that it repeats
 ZERO_MASK = b"\x00\x00\x00\x00"
@@ -133,6 +141,7 @@ class Conn(asyncio.Protocol):
         "index",
         "mode",
         "ready",
+        "stalled",
         "state",
         "sub_frame",
         "t_ready",
@@ -171,6 +180,7 @@ class Conn(asyncio.Protocol):
         self.upgraded: asyncio.Future[None] = loop.create_future()
         self.t_ready = 0.0
         self.closed = False
+        self.stalled = False
         self._req = (
             b"GET "
             + path
@@ -313,6 +323,13 @@ class Conn(asyncio.Protocol):
         elif c == 0x31:  # '1' Engine.IO close
             self._fail("engine.io close")
 
+    def stall(self) -> None:
+        """Stop reading the socket altogether: the server's writes pile up in the kernel's
+        buffers, then in the server's own (a client on a dead link, or a frozen tab)."""
+        if self.transport is not None and not self.stalled:
+            self.transport.pause_reading()
+            self.stalled = True
+
     def abort(self) -> None:
         t = self.transport
         if t is not None:
@@ -364,6 +381,7 @@ class WorkerServer:
         tokens: str = "main",
         tag: str = "",
         more: list[dict[str, Any]] | None = None,
+        source_net: int | None = None,
     ) -> dict[str, Any]:
         """Open connections (one per token in sio mode) and wait until each is ready.
 
@@ -374,6 +392,10 @@ class WorkerServer:
         gentle ramp.
         more: further targets ({port, tokens, tag} or {port, count, tag}) opened
         in the same ramp, interleaved with the first (several nodes at once).
+        source_net: connect from 127.<64 + source_net>.<k>.1 (k changing every
+        PER_SOURCE_ADDRESS connections) instead of the kernel's choice of
+        127.0.0.1: one source address has only the ephemeral port range
+        (about 28,000 ports) towards one server port, too few for N=50,000.
         """
         loop = asyncio.get_running_loop()
         w = self.w
@@ -402,9 +424,12 @@ class WorkerServer:
             tport, hh, tok, ttag = plan[i]
             auth = ws_frame(b"40" + _dumps({"token": tok})) if mode == "sio" else None
             conn = Conn(w, base + i, mode, hh, path, auth, sub, ttag)
+            local = None
+            if source_net is not None:
+                local = (f"127.{64 + source_net % 128}.{(conn.index // PER_SOURCE_ADDRESS) % 256}.1", 0)
             try:
                 async with sem:
-                    await loop.create_connection(lambda: conn, host, tport)
+                    await loop.create_connection(lambda: conn, host, tport, local_addr=local)
                     if gate == "all":
                         times.append(await conn.ready)
                         w.conns[conn.index] = conn
@@ -431,7 +456,7 @@ class WorkerServer:
     async def cmd_arm(self, event: str, keep: bool = False) -> dict[str, Any]:
         name = event.encode()
         self.w.watch[name] = {}
-        live = sum(1 for c in self.w.conns.values() if not c.closed)
+        live = sum(1 for c in self.w.conns.values() if not c.closed and not c.stalled)
         self.w.watch_target[name] = live
         self.w.watch_done[name] = asyncio.Event()
         if live == 0:
@@ -468,6 +493,16 @@ class WorkerServer:
         last = self.w.keep_last.get(event.encode())
         return {"last": last.decode() if last else None}
 
+    async def cmd_stall(self, fraction: float) -> dict[str, Any]:
+        """Make every (1/fraction)-th ready connection stop reading; they stay connected and
+        subscribed, and are no longer counted as recipients by ``arm``."""
+        live = [c for _, c in sorted(self.w.conns.items()) if not c.closed and not c.stalled]
+        step = max(1, round(1 / fraction)) if fraction > 0 else 0
+        chosen = live[step // 2 :: step] if step else []
+        for c in chosen:
+            c.stall()
+        return {"stalled": len(chosen), "of": len(live)}
+
     async def cmd_close(self) -> dict[str, Any]:
         n = 0
         for c in self.w.conns.values():
@@ -485,6 +520,7 @@ class WorkerServer:
             "cpu": ru.ru_utime + ru.ru_stime,
             "maxrss_kib": ru.ru_maxrss,
             "conns": sum(1 for c in self.w.conns.values() if not c.closed),
+            "stalled": sum(1 for c in self.w.conns.values() if c.stalled and not c.closed),
             "pings": self.w.pings,
             "frames": self.w.frames,
             "errors": self.w.errors,
@@ -594,10 +630,12 @@ class LoadGen:
     ) -> None:
         await self.all("tokens", self.split(start, count), secret=secret, prefix=prefix, ttl=ttl, name=name)
 
-    async def open(self, **kw: Any) -> dict[str, Any]:
-        per = None
+    async def open(self, spread_sources: bool = False, **kw: Any) -> dict[str, Any]:
+        per: list[dict[str, Any]] | None = None
         if kw.get("mode") == "plain":
             per = [{"count": s["count"]} for s in self.split(0, kw.pop("count"))]
+        if spread_sources:  # each worker its own source addresses
+            per = [{**(per[i] if per else {}), "source_net": i} for i in range(self.procs)]
         if "concurrency" in kw:
             kw["concurrency"] = max(1, kw["concurrency"] // self.procs)
         res = await self.all("open", per, **kw)
@@ -636,6 +674,11 @@ class LoadGen:
         lasts = [r["last"] for r in await self.all("last", event=event) if r["last"]]
         return lasts[-1] if lasts else None
 
+    async def stall(self, fraction: float) -> tuple[int, int]:
+        """Stall ``fraction`` of the ready connections of every worker: (stalled, of)."""
+        res = await self.all("stall", fraction=fraction)
+        return sum(r["stalled"] for r in res), sum(r["of"] for r in res)
+
     async def close(self) -> int:
         return sum(r["closed"] for r in await self.all("close"))
 
@@ -644,6 +687,7 @@ class LoadGen:
         return {
             "cpu": sum(r["cpu"] for r in res),
             "maxrss_kib": max(r["maxrss_kib"] for r in res),
+            "maxrss_kib_total": sum(r["maxrss_kib"] for r in res),
             "conns": sum(r["conns"] for r in res),
             "pings": sum(r["pings"] for r in res),
         }

@@ -21,6 +21,11 @@ peak RSS, read from /proc for the server's process tree):
 * checkin-pg - the same burst on PostgreSQL (fsync and synchronous commits
              on) with two of our nodes over Redis, the students split between
              them (ours only; needs Debian's postgresql and redis-server).
+* stalled  - the fan-out again, in the same round and with the same N
+             subscribers, after 1 % of them (--stalled-fraction) stopped
+             reading their socket (connected and subscribed, never reading);
+             latency to the others, reported beside the same round's fan-out
+             without them (target: p99 within 1.1x).
 * nodes    - fan-out across two of our nodes over Redis (ours only).
 
 Rounds alternate the order of the servers; each round starts every server
@@ -68,6 +73,13 @@ COURSE = "bench-course"
 BURST_COURSE = "bench-burst"
 STUDENT_PREFIX = "bench-u"
 TEACHER_ID = "bench-teacher"
+# Above this many connections the generator connects from several loopback source addresses:
+# one address has only the ephemeral port range (about 28,000 ports) towards one server port.
+SPREAD_SOURCES_ABOVE = 20000
+# Connections one generator worker holds at most when --procs is not given.
+CONNECTIONS_PER_WORKER = 20000
+# File descriptors a server needs besides its N websockets (HTTP pool of the burst, database, logs).
+FD_MARGIN = 1500
 
 
 def log(msg: str) -> None:
@@ -326,6 +338,7 @@ class Bench:
         self.notes: list[str] = []
         self.setup_info: dict[str, Any] = {}
         self.lg = LoadGen(procs=args.procs)
+        self.spread_sources: bool = args.spread_sources or args.n > SPREAD_SOURCES_ABOVE
         self.lg_cpu = 0.0
         self.t_start = monotonic()
         self.deadline = self.t_start + args.budget
@@ -476,6 +489,7 @@ class Bench:
                 gate="all",
                 concurrency=self.args.ramp_concurrency,
                 timeout=self.args.open_timeout,
+                spread_sources=self.spread_sources,
             )
         else:
             res = await self.lg.open(
@@ -486,6 +500,7 @@ class Bench:
                 gate="all",
                 concurrency=self.args.ramp_concurrency,
                 timeout=self.args.open_timeout,
+                spread_sources=self.spread_sources,
             )
         if res["errors"]:
             log(f"  {kind} ramp errors: {res['errors']}")
@@ -504,6 +519,7 @@ class Bench:
                 "ramp_cpu_s": srv.cpu() - c0,
                 "peak_mib": srv.peak_kib() / 1024,
                 "gen_cpu_s": await self.gen_cpu() - g0,
+                "gen_rss_mib": (await self.lg.stats())["maxrss_kib_total"] / 1024,
                 "errors": res["errors"],
             },
         )
@@ -513,6 +529,11 @@ class Bench:
         )
         for k in range(self.args.triggers):
             await self.one_fanout(srv, "fanout", k)
+        if "stalled" in self.args.scenarios:
+            stalled, of = await self.lg.stall(self.args.stalled_fraction)
+            log(f"  stalled {kind}: {stalled} of {of} subscribers stopped reading")
+            for k in range(self.args.triggers):
+                await self.one_fanout(srv, "stalled", k, extra={"stalled": stalled, "of": of})
         await self.teardown(srv)
 
     async def teardown(self, srv: Server) -> None:
@@ -549,7 +570,13 @@ class Bench:
         )
 
     async def one_fanout(
-        self, srv: Server, scenario: str, k: int, node_b: Server | None = None, timeout: float | None = None
+        self,
+        srv: Server,
+        scenario: str,
+        k: int,
+        node_b: Server | None = None,
+        timeout: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         kind = srv.kind
         target = await self.lg.arm("courseSessionStarted")
@@ -589,6 +616,7 @@ class Bench:
             "peak_mib": sum(s.peak_kib() for s in servers) / 1024,
             "gen_cpu_s": g1 - g0,
             "other_cpu_s": (m1 - m0) - (c1 - c0) - (g1 - g0),
+            **(extra or {}),
         }
         self.add(scenario, kind, sample)
         log(
@@ -619,6 +647,7 @@ class Bench:
             gate="upgrade",
             concurrency=self.args.storm_backlog,
             timeout=self.args.storm_timeout,
+            spread_sources=self.spread_sources,
         )
         if mode == "sio":
             res = await self.lg.open(mode="sio", course_id=COURSE, **kw)
@@ -882,6 +911,7 @@ class Bench:
                 tokens="A",
                 tag="A",
                 more=[{"port": b.port, "tokens": "B", "tag": "B"}],
+                spread_sources=self.spread_sources,
             )
             log(f"  nodes: {res['opened']}/{self.N} subscribed over two nodes in {monotonic() - t_ramp:.1f}s")
             if res["errors"]:
@@ -990,7 +1020,7 @@ class Bench:
                         if kind != "floor":
                             await self.warmup(srv)
                         gc.collect()
-                        if "fanout" in self.args.scenarios or "memory" in self.args.scenarios:
+                        if self.args.scenarios & {"fanout", "memory", "stalled"}:
                             async with PySpy(self, srv, "fanout"):
                                 await self.fanout_and_memory(srv)
                         if "storm" in self.args.scenarios:
@@ -1061,6 +1091,7 @@ class Bench:
 
 METRICS: list[tuple[str, str, str, str]] = [
     # scenario, key, label, better
+    ("fanout", "first_ms", "fan-out first arrival (ms)", "low"),
     ("fanout", "p50_ms", "fan-out p50 (ms)", "low"),
     ("fanout", "p99_ms", "fan-out p99 (ms)", "low"),
     ("fanout", "max_ms", "fan-out max (ms)", "low"),
@@ -1070,6 +1101,10 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("fanout", "peak_mib", "fan-out server peak RSS (MiB)", "low"),
     ("fanout", "gen_cpu_s", "fan-out generator CPU (s)", "low"),
     ("fanout", "other_cpu_s", "fan-out other CPU: kernel + other procs (s)", "low"),
+    ("stalled", "p50_ms", "fan-out, 1 % stalled: p50 (ms)", "low"),
+    ("stalled", "p99_ms", "fan-out, 1 % stalled: p99 (ms)", "low"),
+    ("stalled", "max_ms", "fan-out, 1 % stalled: max (ms)", "low"),
+    ("stalled", "server_cpu_s", "fan-out, 1 % stalled: server CPU (s)", "low"),
     ("storm", "opened", "storm clients with snapshot (of N)", "high"),
     ("storm", "completion_s", "storm completion (s)", "low"),
     ("storm", "p50_ms", "storm p50 (ms)", "low"),
@@ -1082,6 +1117,7 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("memory", "kib_per_conn", "memory per idle subscriber (KiB)", "low"),
     ("memory", "rss_base_mib", "RSS before connections (MiB)", "low"),
     ("memory", "rss_mib", "RSS with N subscribed (MiB)", "low"),
+    ("memory", "gen_rss_mib", "load generator peak RSS since start, all workers (MiB)", "low"),
     ("memory", "ramp_s", "gentle ramp of N (s)", "low"),
     ("memory", "ramp_cpu_s", "gentle ramp server CPU (s)", "low"),
     ("teardown", "seconds", "teardown of N: server busy (s)", "low"),
@@ -1104,7 +1140,9 @@ METRICS: list[tuple[str, str, str, str]] = [
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     rows = []
     by_scenario = result["samples"]
+    stalled_pct = f"{100 * float(result['config'].get('stalled_fraction', 0.01)):g} %"
     for scen, key, label, _better in METRICS:
+        label = label.replace("1 % stalled", f"{stalled_pct} stalled")
         vals = {
             k: med([s.get(key) for s in by_scenario.get(scen, {}).get(k, [])])
             for k in ("ours", "peer", "floor")
@@ -1128,6 +1166,25 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 "ours/peer": p_ratio,
                 "ours/floor": f_ratio,
                 "n": {k: len(by_scenario.get(scen, {}).get(k, [])) for k in ("ours", "peer", "floor")},
+            }
+        )
+    if by_scenario.get("stalled"):
+        # Each server against itself in the same rounds: p99 with the stalled subscribers over p99
+        # without them (the target is <= 1.1); the ratio columns stay empty.
+        ratios: dict[str, float | None] = {}
+        for k in ("ours", "peer", "floor"):
+            with_stalled = med([s.get("p99_ms") for s in by_scenario["stalled"].get(k, [])])
+            without = med([s.get("p99_ms") for s in by_scenario.get("fanout", {}).get(k, [])])
+            ratios[k] = with_stalled / without if with_stalled is not None and without else None
+        rows.append(
+            {
+                "scenario": "stalled",
+                "metric": "p99_ratio",
+                "label": f"fan-out p99, {stalled_pct} stalled / none stalled [ratio, same run]",
+                **ratios,
+                "ours/peer": None,
+                "ours/floor": None,
+                "n": {k: len(by_scenario["stalled"].get(k, [])) for k in ("ours", "peer", "floor")},
             }
         )
     nodes = by_scenario.get("nodes", {}).get("ours", [])
@@ -1168,10 +1225,11 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             for s in samples:
                 if s.get("errors"):
                     errors.append(f"{scen} {k}: {s['errors']}")
-    for k, samples in by_scenario.get("fanout", {}).items():
-        for s in samples:
-            if s["received"] != s["target"]:
-                errors.append(f"fanout {k}: received {s['received']}/{s['target']}")
+    for scen in ("fanout", "stalled"):
+        for k, samples in by_scenario.get(scen, {}).items():
+            for s in samples:
+                if s["received"] != s["target"]:
+                    errors.append(f"{scen} {k}: received {s['received']}/{s['target']}")
     return {"rows": rows, "checkin_checks": checks, "errors": errors}
 
 
@@ -1201,7 +1259,7 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
         f"versions: {m['versions']}",
         f"N={cfg['n']} subscribers, rounds={cfg['rounds']} (servers alternate order), fan-out triggers/round="
         f"{cfg['triggers']}, check-in burst={cfg['burst']} (+{cfg['dup']} racing duplicates) over 1 s, "
-        f"generator processes={cfg['procs']}",
+        f"generator processes={cfg['procs']}, stalled subscribers={100 * cfg['stalled_fraction']:g} %",
         f"elapsed {result['elapsed_s']:.0f}s; load generator CPU total "
         f"{result['generator_cpu_s_total']:.1f}s (workers + driver)",
         "",
@@ -1311,6 +1369,47 @@ def machine_facts(node: str) -> dict[str, Any]:
     }
 
 
+def plan_scale(args: argparse.Namespace) -> None:
+    """Generator processes, time limits and file-descriptor checks for N (up to 50,000 and more).
+
+    Every server holds N sockets in one process, so its open-file limit must exceed N; it can
+    be raised only up to the hard limit (``ulimit -Hn``), which needs CAP_SYS_RESOURCE to raise.
+    Refuse at once, saying how, rather than fail half-way through a ramp.
+    """
+    n = args.n
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 30
+    if args.procs is None:
+        args.procs = max(1, -(-n // min(CONNECTIONS_PER_WORKER, hard - FD_MARGIN)))
+    per_worker = -(-n // args.procs)
+    needs = {
+        "one server process": n + args.burst_pool + FD_MARGIN,
+        f"one of {args.procs} load generator processes": per_worker + FD_MARGIN,
+    }
+    for who, need in needs.items():
+        if need > hard:
+            raise SystemExit(
+                f"N={n:,} needs {need:,} open files in {who}, but the hard limit here is {hard:,} "
+                "(ulimit -Hn). Raise it for the shell that runs the benchmark (as root with "
+                f"CAP_SYS_RESOURCE: `prlimit --nofile={2 * need}:{2 * need} --pid $$`; under systemd "
+                f"LimitNOFILE={2 * need}; in a container --ulimit nofile={2 * need}:{2 * need})"
+                + (", use more generator processes (--procs)" if "generator" in who else "")
+                + ", or run a smaller -n."
+            )
+    # A gentle ramp and a storm run at several hundred connections a second: scale their limits.
+    args.open_timeout = args.open_timeout or max(300.0, n / 50)
+    args.storm_timeout = args.storm_timeout or max(150.0, n / 100)
+    args.settle_timeout = args.settle_timeout or max(60.0, n / 500)
+    args.budget = args.budget or max(540.0, n * 0.054)
+    if n > SPREAD_SOURCES_ABOVE or args.spread_sources:
+        log(
+            f"N={n:,}: {args.procs} generator processes, connections spread over loopback source "
+            f"addresses 127.64.0.1 and up; limits: ramp {args.open_timeout:.0f}s, storm "
+            f"{args.storm_timeout:.0f}s, budget {args.budget:.0f}s"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N=500, 2 rounds, 2 triggers: for development")
@@ -1320,13 +1419,23 @@ def main() -> None:
     ap.add_argument("--servers", default="ours,peer,floor", help="comma list of ours,peer,floor")
     ap.add_argument(
         "--scenarios",
-        default="fanout,memory,storm,checkin,nodes,checkin-pg",
-        help="comma list of fanout,memory,storm,checkin,nodes,checkin-pg",
+        default="fanout,memory,stalled,storm,checkin,nodes,checkin-pg",
+        help="comma list of fanout,memory,stalled,storm,checkin,nodes,checkin-pg",
+    )
+    ap.add_argument(
+        "--stalled-fraction",
+        type=float,
+        default=0.01,
+        help="share of the fan-out's subscribers that stop reading in the stalled scenario",
     )
     ap.add_argument("--burst", type=int, default=1000, help="students in the check-in burst")
     ap.add_argument("--dup", type=int, default=100, help="students of the burst that check in twice at once")
     ap.add_argument("--burst-pool", type=int, default=100, help="HTTP keep-alive connections for the burst")
-    ap.add_argument("--procs", type=int, default=1, help="load generator worker processes")
+    ap.add_argument(
+        "--procs",
+        type=int,
+        help=f"load generator worker processes (default: one per {CONNECTIONS_PER_WORKER:,} connections)",
+    )
     ap.add_argument(
         "--ramp-concurrency", type=int, default=200, help="connections in flight in a gentle ramp"
     )
@@ -1337,19 +1446,29 @@ def main() -> None:
         help="connections in flight before their websocket upgrade in the storm (keep below the "
         "smallest listen backlog: Node's 511)",
     )
+    ap.add_argument(
+        "--spread-sources",
+        action="store_true",
+        help=f"connect from several loopback source addresses (always above N={SPREAD_SOURCES_ABOVE:,})",
+    )
     ap.add_argument("--enroll-concurrency", type=int, default=16)
     ap.add_argument("--node-triggers", type=int, default=3)
     ap.add_argument(
         "--settle-timeout",
         type=float,
-        default=60.0,
-        help="seconds to wait for a server to go idle after closing connections",
+        help="seconds to wait for a server to go idle after closing connections (default 60, or N/500)",
     )
     ap.add_argument("--event-timeout", type=float, default=30.0)
-    ap.add_argument("--open-timeout", type=float, default=300.0, help="seconds for a gentle ramp of N")
-    ap.add_argument("--storm-timeout", type=float, default=150.0, help="seconds before a storm gives up")
     ap.add_argument(
-        "--budget", type=float, default=540.0, help="seconds; no new round starts past 70%% of it"
+        "--open-timeout", type=float, help="seconds for a gentle ramp of N (default 300, or N/50)"
+    )
+    ap.add_argument(
+        "--storm-timeout", type=float, help="seconds before a storm gives up (default 150, or N/100)"
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        help="seconds; no new round starts past 70%% of it (default 540, or 0.054 s per subscriber)",
     )
     ap.add_argument("--ours", default=os.path.join(ROOT, ".venv", "bin", "attendance-live"))
     ap.add_argument("--node", default=shutil.which("node") or "node")
@@ -1365,6 +1484,9 @@ def main() -> None:
     args.rounds = args.rounds or (2 if args.quick else 3)
     args.triggers = args.triggers or (2 if args.quick else 3)
     args.scenarios = set(args.scenarios.split(","))
+    if not 0 < args.stalled_fraction <= 0.5:
+        ap.error(f"--stalled-fraction must be above 0 and at most 0.5, not {args.stalled_fraction}")
+    plan_scale(args)
     if args.quick:
         args.node_triggers = min(args.node_triggers, 2)
     if not os.path.exists(os.path.join(HERE, "peer", "node_modules", "socket.io")) and "peer" in args.servers:

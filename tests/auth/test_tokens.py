@@ -63,3 +63,46 @@ class TestTokens:
     def test_missing(self, token: object) -> None:
         with pytest.raises(TokenError, match="Authentication required"):
             self.service.verify(token)
+
+
+class TestVerifiedTokensKept:
+    """A verified token is kept until its ``exp`` (static keys): reuse is cheap, expiry is not
+    postponed, and nothing but a success is kept."""
+
+    def test_a_kept_token_still_expires_at_its_exp(self) -> None:
+        service = TokenService(SECRET)
+        exp = time.time() + 1.0  # a number, not an integer: allowed, and the second it ends in
+        token = jwt.encode({"sub": "kept", "exp": exp}, SECRET, algorithm="HS256")
+        first = service.verify(token)
+        assert first.user_id == "kept"
+        assert service.verify(token) == first
+        while time.time() <= exp:  # the event awaited is the clock passing exp
+            time.sleep(0.02)
+        with pytest.raises(TokenError) as caught:
+            service.verify(token)
+        assert caught.value.message == "Token expired"
+
+    async def test_each_token_keeps_its_own_identity_past_the_bound(self) -> None:
+        service = TokenService(SECRET, verified_cache_size=2)
+        exp = int(time.time()) + 60
+        tokens = {
+            user: jwt.encode({"sub": user, "role": role, "exp": exp}, SECRET, algorithm="HS256")
+            for user, role in (("u1", "teacher"), ("u2", "student"), ("u3", "admin"))
+        }
+        for _ in range(2):
+            for user, token in tokens.items():
+                verified = await service.check(token)
+                assert verified.identity.user_id == user
+                assert verified.expires_at == exp
+        assert [service.verify(t).role for t in tokens.values()] == ["teacher", "student", "admin"]
+
+    def test_a_refused_token_is_refused_every_time(self) -> None:
+        service = TokenService(SECRET)
+        forged = jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, "o" * 40, algorithm="HS256")
+        for _ in range(2):
+            with pytest.raises(TokenError, match="Invalid token"):
+                service.verify(forged)
+
+    def test_a_negative_bound_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="verified_cache_size must be 0"):
+            TokenService(SECRET, verified_cache_size=-1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.protocol import Protocol, Side
 
 from attendance_live.transport.eio_packets import (
     Packet,
@@ -22,6 +25,7 @@ from attendance_live.transport.sio_packets import (
     decode_packet,
     encode_packet,
 )
+from attendance_live.transport.ws_protocol import server_frame
 
 
 def test_engine_frames_decode_by_their_type_digit() -> None:
@@ -125,3 +129,19 @@ def test_an_encoded_event_is_ready_for_the_engine() -> None:
         '451-/admin,["bin",{"_placeholder":true,"num":0}]',
         b"\x00",
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_server_frames_are_the_bytes_websockets_would_write(size: int) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)  # multi-byte UTF-8: the length is of the bytes
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert server_frame(text) == WsFrame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert server_frame(data) == WsFrame(Opcode.BINARY, data).serialize(mask=False)
+    # And they read back as what was sent.
+    reader = Protocol(Side.CLIENT)
+    reader.receive_data(server_frame(text) + server_frame(data))
+    frames = [event for event in reader.events_received() if isinstance(event, WsFrame)]
+    assert [(frame.opcode, bytes(frame.data)) for frame in frames] == [
+        (Opcode.TEXT, text.encode()),
+        (Opcode.BINARY, data),
+    ]

@@ -16,6 +16,15 @@
   ``admin > teacher > student`` in it. Missing or unknown means student.
 
 Errors carry one of the three messages clients see in ``connect_error``.
+
+With a static key (a secret or ``JWT_PUBLIC_KEY``) a verified token is kept,
+by its exact text, until its ``exp`` (PyJWT's own test: expired once
+``exp <= now - leeway``): a client that reconnects, or calls the API again,
+with the same token is not verified again (PyJWT's decode and the claim
+checks cost about 60 µs, a large share of a reconnect storm's work). Nothing
+but a success is kept, at most ``verified_cache_size`` tokens (the oldest go
+first). With a JWKS nothing is kept, so that a key the provider withdraws stops
+working at once.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "NUMERIC_CLAIMS",
     "TOKEN_EXPIRED",
+    "VERIFIED_CACHE_SIZE",
     "ClaimNames",
     "Identity",
     "Role",
@@ -52,6 +62,9 @@ ASYMMETRIC_ALGORITHMS: Final = ("RS256", "ES256", "EdDSA")
 MAX_ID_LENGTH: Final = 128
 MAX_NAME_LENGTH: Final = 200
 MAX_TOKEN_LENGTH: Final = 8192
+#: Verified tokens kept (static keys only): about 100 bytes each beyond the token and the
+#: :class:`Verified`, which a connected socket holds anyway.
+VERIFIED_CACHE_SIZE: Final = 65536
 NUMERIC_CLAIMS: Final = ("exp", "nbf", "iat")
 
 AUTHENTICATION_REQUIRED: Final = "Authentication required"
@@ -168,9 +181,12 @@ class TokenService:
         audience: Sequence[str] | None = None,
         claims: ClaimNames | None = None,
         leeway: float = 0,
+        verified_cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         if sum(source is not None for source in (secret, public_key, jwks)) != 1:
             raise ValueError("give exactly one of secret, public_key, jwks")
+        if verified_cache_size < 0:
+            raise ValueError(f"verified_cache_size must be 0 (no cache) or more, not {verified_cache_size}")
         self._secret = secret
         self._algorithm = algorithm
         self._public_key = public_key
@@ -180,6 +196,9 @@ class TokenService:
         self._claims = claims or ClaimNames()
         self._leeway = leeway
         self._required = ["exp"] + (["iss"] if issuer else []) + (["aud"] if self._audience else [])
+        # Token text → its verification, static keys only (see the module's docstring).
+        self._verified: dict[str, Verified] = {}
+        self._cache_size = verified_cache_size if jwks is None else 0
 
     @property
     def algorithm(self) -> str:
@@ -207,13 +226,13 @@ class TokenService:
 
     def verify(self, token: object) -> Identity:
         """Verify with a static key (secret or ``JWT_PUBLIC_KEY``); see :meth:`check`."""
-        return self._decode(self._text(token), self._static_key()).identity
+        return self._check_static(self._text(token)).identity
 
     async def check(self, token: object) -> Verified:
         """Verify with any key source, fetching the provider's keys when needed."""
         text = self._text(token)
         if self.jwks is None:
-            return self._decode(text, self._static_key())
+            return self._check_static(text)
         try:
             kid = jwt.get_unverified_header(text).get("kid")
         except jwt.PyJWTError as exc:
@@ -224,6 +243,19 @@ class TokenService:
         if key is None:
             raise TokenError(INVALID_TOKEN, "no key in JWKS_URL's set for this token's kid")
         return self._decode(text, key)
+
+    def _check_static(self, text: str) -> Verified:
+        verified = self._verified.get(text)
+        if verified is not None:
+            if verified.expires_at > time.time() - self._leeway:
+                return verified
+            self._verified.pop(text, None)  # expired: decoding says so, with the right message
+        verified = self._decode(text, self._static_key())
+        if self._cache_size:
+            if len(self._verified) >= self._cache_size:
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[text] = verified
+        return verified
 
     def _static_key(self) -> Any:
         if self.jwks is not None:

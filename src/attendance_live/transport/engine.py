@@ -98,6 +98,12 @@ class WebSocketChannel(Protocol):
 
     def wake(self) -> None: ...
 
+    def write_now(self, frame: Frame) -> bool:
+        """Write ``frame`` at once, its outbox being empty; False when it cannot be written
+        now (writing is paused, the websocket is closing, or frames need per-connection work),
+        and the frame goes through the outbox instead."""
+        ...
+
     def close(self, flush: bool) -> None: ...
 
 
@@ -114,6 +120,7 @@ class EngineSocket:
     __slots__ = (
         "_awaiting_pong",
         "_channel",
+        "_direct",
         "_final_frame",
         "_heartbeat",
         "_poll_waiter",
@@ -145,6 +152,9 @@ class EngineSocket:
         #: Free for the layer above (the Socket.IO layer keeps its connection state here).
         self.data: Any = None
         self._channel: WebSocketChannel | None = None
+        # The websocket's write_now while it carries the session: a frame sent while nothing
+        # waits in the outbox skips it (the broadcast path: one call per recipient).
+        self._direct: Callable[[Frame], bool] | None = None
         self._poll_waiter: asyncio.Future[None] | None = None
         self._posting = False
         self._final_frame: Frame = CLOSE_FRAME
@@ -157,7 +167,11 @@ class EngineSocket:
         """Queue one frame for this session. A full outgoing buffer closes the session."""
         if self.closed:
             return
-        if not self.outbox.push(frame):
+        outbox = self.outbox
+        # A frame over the buffer's limit still goes through push, which closes the session.
+        if not outbox and self._direct is not None and len(frame) <= outbox.limit and self._direct(frame):
+            return
+        if not outbox.push(frame):
             self.server.count_overflow(self)
             self._close("buffer overflow", flush=False)
             return
@@ -283,6 +297,7 @@ class EngineSocket:
         """A websocket session's channel (no upgrade: the session starts on it)."""
         self._channel = channel
         channel.outbox = self.outbox
+        self._direct = channel.write_now
 
     def begin_upgrade(self, channel: WebSocketChannel) -> bool:
         """A probe websocket for this polling session; False when it may not upgrade."""
@@ -310,6 +325,7 @@ class EngineSocket:
         while self.outbox:
             channel.outbox.push(self.outbox.popleft())
         self.outbox = channel.outbox
+        self._direct = channel.write_now
         if self._poll_waiter is not None and not self._poll_waiter.done():
             self._poll_waiter.set_result(None)
         if self.outbox:
@@ -333,6 +349,7 @@ class EngineSocket:
         if self.closed:
             return
         self.closed = True
+        self._direct = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None

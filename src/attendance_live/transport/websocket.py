@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .eio_packets import PacketError, PacketType, decode_frame
+from .eio_packets import Frame, PacketError, PacketType, decode_frame
 from .engine import EngineServer, EngineSocket
 from .outbox import Outbox
 
@@ -53,6 +53,9 @@ class AsgiWebSocket:
         self._peer_gone = False
 
     # -- WebSocketChannel ---------------------------------------------------------------
+
+    def write_now(self, frame: Frame) -> bool:
+        return False  # every frame goes through the drain task and ASGI's send
 
     def wake(self) -> None:
         if self._drainer is None and not self._ended:

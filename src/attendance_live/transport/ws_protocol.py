@@ -16,6 +16,19 @@ stay in the session's outbox, whose limit closes a stalled client, here with
 off a frame written to many sockets is serialised once: consecutive writes of
 the same frame object (a broadcast) reuse its websocket bytes.
 
+The opening handshake: uvicorn has already parsed and validated the request
+head with its HTTP parser, so a plain upgrade (GET, HTTP/1.1, ``Upgrade:
+websocket``, ``Connection: upgrade``, a valid ``Sec-WebSocket-Key``, version 13,
+no subprotocol offered, the engine's path and query, an accepted origin, and
+permessage-deflate off) is answered here: the head split once and the 101
+response written from constant bytes and the accept key. That halves the
+Python work of a connection's handshakes in a reconnect storm (websockets'
+request parser and ``Headers`` cost about 100 µs a connection). Anything else
+goes through websockets' :class:`~websockets.server.ServerProtocol`, which
+negotiates extensions and builds every refusal, exactly as before. Either way
+the frames are then parsed by websockets' sans-I/O
+:class:`~websockets.protocol.Protocol`.
+
 Only upgrades on ``settings.path`` are served; any other path gets 404 (the
 application has no other websocket route). Long-polling stays on ASGI
 (:mod:`.asgi`).
@@ -24,7 +37,10 @@ application has no other websocket route). Long-polling stays on ASGI
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
+import struct
+from base64 import b64decode
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,20 +48,88 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
+from websockets.utils import accept_key
 
 from .eio_packets import Frame, PacketError, PacketType, decode_frame
 from .engine import POLLING, WEBSOCKET, EngineServer, EngineSocket
 from .outbox import Outbox
 from .timers import Deadline
 
-__all__ = ["EngineWebSocketProtocol", "websocket_protocol"]
+__all__ = ["EngineWebSocketProtocol", "plain_upgrade", "server_frame", "websocket_protocol"]
 
 logger = logging.getLogger(__name__)
 
 # How long a closing websocket may wait for the client's close frame before the TCP close.
 _CLOSE_TIMEOUT = 2.0
+# websockets' own loggers, looked up once rather than per connection.
+_FRAMES_LOGGER = logging.getLogger("websockets.server")
+_HEAD_END = b"\r\n\r\n"
+# uvicorn hands over the request head it parsed; a head this long is not a plain upgrade.
+_MAX_HEAD = 16384
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+def plain_upgrade(head: bytes) -> tuple[str, dict[str, str], str] | None:
+    """The target, headers (lower-cased names) and ``Sec-WebSocket-Accept`` of a plain
+    websocket upgrade request head; None when anything about it is unusual (a repeated header,
+    a subprotocol, a bad key...), which websockets' ServerProtocol then handles in full."""
+    try:
+        lines = head.decode("ascii").split("\r\n")
+    except UnicodeDecodeError:
+        return None
+    request_line = lines[0].split(" ")
+    if len(request_line) != 3 or request_line[0] != "GET" or request_line[2] != "HTTP/1.1":
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        key = name.lower()
+        if not colon or key in headers:
+            return None
+        headers[key] = value.strip(" \t")
+    if (
+        headers.get("upgrade", "").lower() != "websocket"
+        or "upgrade" not in (option.strip().lower() for option in headers.get("connection", "").split(","))
+        or headers.get("sec-websocket-version") != "13"
+        or "sec-websocket-protocol" in headers
+    ):
+        return None
+    key = headers.get("sec-websocket-key", "")
+    try:
+        if len(b64decode(key.encode(), validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    return request_line[1], headers, accept_key(key)
+
+
+def server_frame(frame: Frame) -> bytes:
+    """One Engine.IO frame as an unmasked, final websocket frame (text, or binary for bytes).
+
+    Written here rather than by websockets' ``Frame.serialize``, which checks, masks and
+    runs extensions for any frame and cost about 8 µs of a storm connection's three
+    serialisations (the OPEN packet, the CONNECT reply, the snapshot: each different, so the
+    broadcast's one-entry cache below does not help); a server frame without extensions is
+    just this header (RFC 6455, section 5.2). permessage-deflate frames still go through
+    websockets."""
+    if isinstance(frame, bytes):
+        first, payload = 0x82, frame
+    else:
+        first, payload = 0x81, frame.encode()
+    length = len(payload)
+    if length < 126:
+        return bytes((first, length)) + payload
+    if length < 65536:
+        return _HEADER_16.pack(first, 126, length) + payload
+    return _HEADER_64.pack(first, 127, length) + payload
+
+
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
 
 
 class _SerializedFrame:
@@ -58,11 +142,7 @@ class _SerializedFrame:
     @classmethod
     def of(cls, frame: Frame) -> bytes:
         if frame is not cls.frame:
-            if isinstance(frame, bytes):
-                ws_frame = WsFrame(Opcode.BINARY, frame)
-            else:
-                ws_frame = WsFrame(Opcode.TEXT, frame.encode())
-            cls.data = ws_frame.serialize(mask=False)
+            cls.data = server_frame(frame)
             cls.frame = frame
         return cls.data
 
@@ -95,11 +175,13 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         # uvicorn waits for these at shutdown, calling shutdown() on each.
         self._connections: set[Any] = server_state.connections
         self._deflate = any_settings.per_message_deflate
-        extensions = [ServerPerMessageDeflateFactory()] if self._deflate else []
         # Each engine's own limit is checked per message; the parser stops at the largest.
-        max_size = max(engine.settings.max_payload for engine in self.engines.values())
-        self._conn = ServerProtocol(extensions=extensions, max_size=max_size)
-        self._max_payload = max_size
+        self._max_size = self._max_payload = max(
+            engine.settings.max_payload for engine in self.engines.values()
+        )
+        # The websocket's sans-I/O protocol, once the request head has arrived.
+        self._conn: Protocol | None = None
+        self._head = b""
         # Replaced by the engine's own outbox once the path is known.
         self.outbox = Outbox(any_settings.outgoing_buffer_bytes)
         self._transport: asyncio.Transport | None = None
@@ -124,7 +206,12 @@ class EngineWebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
-        conn.receive_data(data)
+        if conn is None:
+            conn = self._open(data)
+            if conn is None:
+                return
+        else:
+            conn.receive_data(data)
         for event in conn.events_received():
             if isinstance(event, Request):
                 self._handshake(event)
@@ -133,7 +220,7 @@ class EngineWebSocketProtocol(asyncio.Protocol):
                     try:
                         text = bytes(event.data).decode()
                     except UnicodeDecodeError:
-                        self._conn.fail(1007, "invalid UTF-8 in a text frame")
+                        conn.fail(1007, "invalid UTF-8 in a text frame")
                         break
                     self._message(text)
                 elif event.opcode is Opcode.BINARY:
@@ -144,7 +231,8 @@ class EngineWebSocketProtocol(asyncio.Protocol):
             self._end()
 
     def eof_received(self) -> bool | None:
-        self._conn.receive_eof()
+        if self._conn is not None:
+            self._conn.receive_eof()
         self._end()
         return None
 
@@ -176,6 +264,13 @@ class EngineWebSocketProtocol(asyncio.Protocol):
 
     # -- WebSocketChannel --------------------------------------------------------------------
 
+    def write_now(self, frame: Frame) -> bool:
+        transport = self._transport
+        if transport is None or self._paused or self._closing or self._deflate or self._close_after_flush:
+            return False
+        transport.write(_SerializedFrame.of(frame))
+        return True
+
     def wake(self) -> None:
         transport = self._transport
         outbox = self.outbox
@@ -184,7 +279,7 @@ class EngineWebSocketProtocol(asyncio.Protocol):
                 self._send_close(1000)
             return
         frames = outbox.take_all()
-        if self._deflate:
+        if self._deflate and self._conn is not None:
             for frame in frames:
                 if isinstance(frame, bytes):
                     self._conn.send_binary(frame)
@@ -214,21 +309,62 @@ class EngineWebSocketProtocol(asyncio.Protocol):
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _open(self, data: bytes) -> Protocol | None:
+        """The request head: answered here when it is a plain upgrade (see the module's
+        docstring), else by websockets' ServerProtocol. None while the head is incomplete."""
+        head = self._head + data
+        end = head.find(_HEAD_END)
+        if end < 0 and len(head) <= _MAX_HEAD:
+            self._head = head
+            return None
+        self._head = b""
+        upgrade = None if self._deflate or end < 0 else plain_upgrade(head[:end])
+        if upgrade is not None:
+            target, headers, accept = upgrade
+            parts = urlsplit(target)
+            engine = self.engines.get(parts.path)
+            query = _route(engine, parts.query, headers.get("origin"))
+            if engine is not None and query is not None:
+                conn = self._conn = Protocol(
+                    Side.SERVER, state=State.OPEN, max_size=self._max_size, logger=_FRAMES_LOGGER
+                )
+                response = _SWITCHING + b"Sec-WebSocket-Accept: " + accept.encode() + _HEAD_END
+                if "sid" in query or self._transport is None:
+                    self._write(response)
+                    self._start(engine, query)
+                else:
+                    # A new session: its OPEN packet goes out with the 101, in one write (held in
+                    # the outbox meanwhile, as while asyncio has paused writing).
+                    self._paused = True
+                    self._start(engine, query)
+                    self._paused = False
+                    frames = self.outbox.take_all()
+                    self._write(response + b"".join(_SerializedFrame.of(frame) for frame in frames))
+                rest = head[end + 4 :]
+                if rest:
+                    conn.receive_data(rest)
+                return conn
+        # Anything unusual: websockets' handshake, with its checks, negotiation and refusals.
+        extensions = [ServerPerMessageDeflateFactory()] if self._deflate else []
+        server_conn = ServerProtocol(extensions=extensions, max_size=self._max_size)
+        self._conn = server_conn
+        server_conn.receive_data(head)
+        return server_conn
+
     def _handshake(self, request: Request) -> None:
         conn = self._conn
+        assert isinstance(conn, ServerProtocol)  # the head went to websockets' handshake
         parts = urlsplit(request.path)
         engine = self.engines.get(parts.path)
         if engine is None:
-            self._refuse(404, "Not Found")
+            self._refuse(conn, 404, "Not Found")
             return
         if engine.settings.refuses_origin(request.headers.get("Origin")):
-            self._refuse(403, "Not an accepted origin")
+            self._refuse(conn, 403, "Not an accepted origin")
             return
-        self._max_payload = engine.settings.max_payload
-        self.outbox = Outbox(engine.settings.outgoing_buffer_bytes)
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        if query.get("EIO") != "4" or query.get("transport") != WEBSOCKET:
-            self._refuse(400, "Bad request: use EIO=4 and transport=websocket")
+        query = _route(engine, parts.query, None)
+        if query is None:
+            self._refuse(conn, 400, "Bad request: use EIO=4 and transport=websocket")
             return
         response = conn.accept(request)
         conn.send_response(response)
@@ -236,6 +372,12 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         if response.status_code != 101:
             self._end()
             return
+        self._start(engine, query)
+
+    def _start(self, engine: EngineServer, query: dict[str, str]) -> None:
+        """The websocket is open on ``engine``'s path: a new session, or a probe of an upgrade."""
+        self._max_payload = engine.settings.max_payload
+        self.outbox = Outbox(engine.settings.outgoing_buffer_bytes)
         sid = query.get("sid")
         if sid is None:
             self._session = engine.handshake(WEBSOCKET, self._remote, self)
@@ -263,9 +405,8 @@ class EngineWebSocketProtocol(asyncio.Protocol):
             self._probe_deadline.cancel()
             self._probe_deadline = None
 
-    def _refuse(self, status: int, text: str) -> None:
-        response = self._conn.reject(status, text)
-        self._conn.send_response(response)
+    def _refuse(self, conn: ServerProtocol, status: int, text: str) -> None:
+        conn.send_response(conn.reject(status, text))
         self._write_protocol_output()
         self._end()
 
@@ -308,17 +449,32 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         if self._closing or self._transport is None:
             return
         self._closing = True
-        if self._conn.state is State.OPEN:
+        if self._conn is not None and self._conn.state is State.OPEN:
             self._conn.send_close(code)
             self._write_protocol_output()
         # The client answers with its close frame, and we close; if it does not, drop the connection.
         asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._transport.abort)
 
     def _write_protocol_output(self) -> None:
-        output = self._conn.data_to_send()
+        output = self._conn.data_to_send() if self._conn is not None else None
         if output and self._transport is not None:
             self._transport.write(b"".join(output))
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(data)
 
     def _end(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+
+
+def _route(engine: EngineServer | None, query_string: str, origin: str | None) -> dict[str, str] | None:
+    """The Engine.IO query of an upgrade on ``engine``'s path; None when it cannot be served
+    there (no engine on that path, a refused ``origin``, not ``EIO=4&transport=websocket``)."""
+    if engine is None or engine.settings.refuses_origin(origin):
+        return None
+    query = {key: values[0] for key, values in parse_qs(query_string).items()}
+    if query.get("EIO") != "4" or query.get("transport") != WEBSOCKET:
+        return None
+    return query
