@@ -1,4 +1,4 @@
-"""The outbox's loss windows, with real nodes on PostgreSQL and Redis: every committed event, once, in order.
+"""The outbox's loss windows, with real nodes (PostgreSQL and Redis, or SQLite): each event once, in order.
 
 Each test compares what every client received with the stream stored in the
 database (``outbox``): the course events after the test's first change, each
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +21,7 @@ import pytest
 from attendance_live.config import normalise_database_url
 from attendance_live.db.engine import Database
 from attendance_live.service.outbox import Outbox
-from tests.faults.conftest import Deployment, assert_clean_log
+from tests.faults.conftest import Deployment, assert_clean_log, prepare_database
 from tests.faults.live import (
     COURSE,
     LiveClient,
@@ -32,7 +34,7 @@ from tests.faults.live import (
     start_session,
 )
 from tests.infra.redis import RedisServer
-from tests.process import ServerProcess
+from tests.process import ServerProcess, cli_env
 
 pytestmark = pytest.mark.faults
 
@@ -164,9 +166,28 @@ async def test_two_nodes_changing_one_course_at_once_leave_every_client_on_the_s
             await client.close()
 
 
+@pytest.fixture
+async def sqlite_pair(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Two processes on one SQLite file, no Redis: they learn of each other's events from the outbox."""
+    env = cli_env(f"sqlite:///{tmp_path / 'shared.db'}")
+    deployment = Deployment(tmp_path, env, await asyncio.to_thread(prepare_database, env, tmp_path))
+    try:
+        yield deployment
+    finally:
+        await deployment.close()
+
+
+@pytest.fixture(params=["postgresql-redis", "sqlite"])
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    fixture = "cluster" if request.param == "postgresql-redis" else "sqlite_pair"
+    found: Deployment = request.getfixturevalue(fixture)
+    return found
+
+
 async def test_a_node_killed_right_after_its_commit_has_its_event_delivered_by_the_other_node(
-    cluster: Deployment,
+    deployment: Deployment,
 ) -> None:
+    cluster = deployment
     # Node a kills itself (SIGKILL) after committing a session start, before any relay ran.
     doomed = ServerProcess(
         {**cluster.env, "KILL_AFTER_COMMIT_FOR_TESTS": "courseSessionStarted"}, cluster.tmp / "a.log"

@@ -283,21 +283,24 @@ class Relay:
                 self._last_count_snapshot[course] = time.monotonic()
             self._broadcast(row.kind, row.payload, course_room(course), row.position)
         elif row.kind == RECORD:
-            record = RecordView.model_validate(row.payload["record"])
-            session_id = row.payload["session_id"]
-            self._broadcast(
-                "myAttendanceUpdated",
-                record_data(row.course_id, session_id, record),
-                user_room(record.user_id),
+            # Only what someone on this node follows costs anything (a lecture hall's burst).
+            session_id, own = row.payload["session_id"], user_room(row.payload["user_id"])
+            if self.realtime.room_size(own):
+                record = RecordView.model_validate(row.payload["record"])
+                self._broadcast("myAttendanceUpdated", record_data(row.course_id, session_id, record), own)
+            follows = self.realtime.room_size(session_room(session_id)) > 0
+            counts = (
+                bool(row.payload["count_changed"]) and self.realtime.room_size(course_room(row.course_id)) > 0
             )
-            deferred = self._deferred.setdefault(row.course_id, _Deferred())
-            deferred.records.append(row)
-            deferred.count = deferred.count or bool(row.payload["count_changed"])
-            deferred.generation = self._generation.get(row.course_id, 0)
-            if row.course_id not in self._workers:
-                self._workers[row.course_id] = asyncio.create_task(
-                    self._drain(row.course_id), name=f"relay:{row.course_id}"
-                )
+            if follows or counts:
+                deferred = self._deferred.setdefault(row.course_id, _Deferred())
+                deferred.records.append(row)
+                deferred.count = deferred.count or counts
+                deferred.generation = self._generation.get(row.course_id, 0)
+                if row.course_id not in self._workers:
+                    self._workers[row.course_id] = asyncio.create_task(
+                        self._drain(row.course_id), name=f"relay:{row.course_id}"
+                    )
         elif row.kind == ENROLLMENT:
             if row.payload["status"] != "approved":
                 self.realtime.remove_user_from_course(row.payload["user_id"], row.course_id)
