@@ -49,7 +49,7 @@ class RecordChanged:
     # Whether the session's studentCount (present + late) may have moved.
     count_changed: bool
     # The record as committed: stored in the outbox row, so no relay reads it back.
-    record: RecordView | None = field(default=None, compare=False, metadata={"relay": False})
+    record: RecordView | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
