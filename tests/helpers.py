@@ -61,15 +61,18 @@ class Recorder:
         self.name = name
         self.client = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, Any]] = []
+        # Parallel to ``events``: the arguments after the payload (a course event's offset).
+        self.extra: list[tuple[Any, ...]] = []
         self._cursor: dict[str, int] = {}
         self._changed = asyncio.Condition()
         for event in SERVER_EVENTS:
             self.client.on(event, self._recorder(event))
 
     def _recorder(self, event: str) -> Any:
-        async def record(data: Any = None) -> None:
+        async def record(data: Any = None, *extra: Any) -> None:
             async with self._changed:
                 self.events.append((event, data))
+                self.extra.append(extra)
                 self._changed.notify_all()
 
         return record
@@ -111,6 +114,17 @@ class Recorder:
 
     def names(self) -> list[str]:
         return [name for name, _ in self.events]
+
+    def offsets(self, *events: str) -> list[int]:
+        """The offsets (last argument) of the recorded ``events``, in order; each must carry exactly one."""
+        found = []
+        for (name, _), extra in zip(self.events, self.extra, strict=True):
+            if name in events:
+                assert len(extra) == 1, (name, extra)
+                assert isinstance(extra[0], str), (name, extra)
+                assert extra[0].isdigit(), (name, extra)
+                found.append(int(extra[0]))
+        return found
 
     def count(self, event: str) -> int:
         return sum(1 for name, _ in self.events if name == event)

@@ -9,8 +9,8 @@ The package is laid out by architecture:
 * ``service``   — the only code that changes state, one module per concern behind
   ``service.attendance.AttendanceService``; publishes domain events.
 * ``api``       — the HTTP API (FastAPI routers).
-* ``realtime``  — the Socket.IO server and the notifier that turns domain
-  events into course-room emits.
+* ``realtime``  — the Socket.IO server and the relay that turns domain
+  events (the outbox stream) into room emits on every node.
 * ``app``       — assembles all of the above into one ASGI application.
 * ``cli``       — ``attendance-live serve | migrate | demo | token | watch``.
 """

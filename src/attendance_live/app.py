@@ -1,4 +1,4 @@
-"""Assembles one ASGI application: HTTP API, Socket.IO, notifier, timer, dashboard.
+"""Assembles one ASGI application: HTTP API, Socket.IO, the outbox relay, timer, dashboard.
 
     uvicorn ── websocket upgrades ──► transport.ws_protocol (below ASGI, Application.uvicorn_options)
        └── ASGI: transport.EngineApp ── /socket.io/ long-polling ──► RealtimeServer
@@ -10,9 +10,11 @@ stopped on shutdown. Whoever serves ``Application.asgi`` with uvicorn passes
 ``Application.uvicorn_options()`` to ``uvicorn.Config``, so that websockets
 reach the transport's protocol class.
 
-With ``REDIS_URL``, broadcasts go through the transport's Redis adapter to
-every node, and ``realtime.cluster`` relays domain events for each node's
-local effects. Without it, everything stays in this process.
+Course events cross nodes through the outbox (``realtime.relay``): every node
+delivers the stream to its own rooms, woken by its own commits, by the other
+nodes' messages on Redis (with ``REDIS_URL``) and by a poll of the database.
+The transport's Redis adapter carries only the other broadcasts (check-in
+codes). Without ``REDIS_URL``, everything stays in this process.
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.cluster import Cluster
-from attendance_live.realtime.notifier import Notifier
+from attendance_live.realtime.relay import Relay
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.autoend import AutoEnder
@@ -68,9 +69,8 @@ class Application:
     http: FastAPI
     context: AppContext
     realtime: RealtimeServer
-    notifier: Notifier
+    relay: Relay
     auto_ender: AutoEnder
-    cluster: Cluster
     metrics: Metrics
 
     def uvicorn_options(self) -> dict[str, Any]:
@@ -93,25 +93,26 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         default_max_minutes=settings.session_max_minutes,
         caches=Caches.for_cluster() if clustered else Caches(),
         check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
+        kill_after_commit=settings.kill_after_commit_for_tests,
     )
     tokens = build_token_service(settings)
 
     realtime = RealtimeServer(
         settings, tokens, service, metrics, redis_url=settings.redis_url, redis_channel=REDIS_CHANNEL
     )
-    notifier = Notifier(
+    relay = Relay(
         realtime,
         service,
         metrics,
-        local_only=not clustered,
+        redis_url=settings.redis_url,
+        offsets=settings.event_offsets,
         count_interval=settings.count_update_interval_ms / 1000,
+        poll_seconds=settings.outbox_poll_seconds,
+        retention_seconds=settings.outbox_retention_seconds,
+        recovery_window_seconds=settings.recovery_window_seconds,
     )
+    realtime.stream = relay
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
-    cluster = Cluster(service.caches, realtime, metrics, settings.redis_url)
-    realtime.on_resubscribed = notifier.resync
-    # Order matters: this node's local effects (rooms), then the emits, then the timer.
-    bus.subscribe(cluster.on_local_event)
-    bus.subscribe(notifier.handle)
     bus.subscribe(auto_ender.on_event)
     context = AppContext(
         settings,
@@ -121,14 +122,14 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         tokens,
         CourseReports(database),
         demo=demo,
-        redis_state=cluster.redis_state if clustered else None,
+        redis_state=relay.redis_state if clustered else None,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await realtime.start()
         tokens.start()
-        await cluster.start()
+        await relay.start()
         auto_ender.start()
         log.info(
             "attendance-live %s ready (database: %s, fan-out: %s)",
@@ -140,12 +141,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             yield
         finally:
             await auto_ender.stop()
+            # Drain: what committed reaches this node's clients before their sockets close.
+            await relay.close()
             await realtime.close()
-            await notifier.idle()
-            await notifier.close()
             await service.users.flush()
             await realtime.stop_fanout()
-            await cluster.close()
             await tokens.close()
             await database.dispose()
 
@@ -191,7 +191,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         max_body_bytes=settings.max_body_bytes,
         frame_ancestors=settings.frame_ancestors,
     )
-    return Application(asgi, http, context, realtime, notifier, auto_ender, cluster, metrics)
+    return Application(asgi, http, context, realtime, relay, auto_ender, metrics)
 
 
 def _mount_dashboard(http: FastAPI) -> None:

@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     # How often every node looks in the outbox for events it was not told about (a node that died
     # after its commit, a Redis outage).
     outbox_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    # Tests only: the process kills itself (SIGKILL) right after committing an outbox row of this
+    # kind (e.g. courseSessionStarted), before any relay saw it. Never set it in production.
+    kill_after_commit_for_tests: str | None = None
     # The token `attendance-live watch` connects with when --token is not given.
     attendance_live_token: SecretStr | None = None
 

@@ -30,7 +30,7 @@ class Metrics:
         )
         self.emits = Counter(
             "attendance_emits",
-            "Events emitted by the notifier (to a room, on every node)",
+            "Events broadcast by the relay to a room with members on this node",
             ["event"],
             registry=r,
         )

@@ -99,7 +99,8 @@ async def watch(url: str, token: str, course_id: str, *, as_json: bool = False, 
     client.on("disconnect", disconnect)
     client.on("connect_error", connect_error)
     for name in EVENTS:
-        client.on(name, lambda data=None, _name=name: note(_name, data))
+        # Course events carry their offset as a last argument (EVENT_OFFSETS); it is not shown.
+        client.on(name, lambda data=None, *_offset, _name=name: note(_name, data))
 
     try:
         await client.connect(url, auth={"token": token}, transports=["websocket", "polling"], wait_timeout=10)

@@ -37,6 +37,8 @@ class Seen:
     name: str
     data: Any
     at: float
+    # A course event's offset (its last argument) as an int; None for any other event.
+    offset: int | None = None
 
 
 class LiveClient:
@@ -87,14 +89,22 @@ class LiveClient:
 
     # --- recording ---
 
-    async def _record(self, name: str, data: Any = None) -> None:
+    async def _record(self, name: str, data: Any = None, offset: int | None = None) -> None:
         async with self._changed:
-            self.seen.append(Seen(len(self.seen), name, data, time.monotonic()))
+            self.seen.append(Seen(len(self.seen), name, data, time.monotonic(), offset))
             self._changed.notify_all()
 
-    def _recorder(self, event: str) -> Callable[[Any], Awaitable[None]]:
-        async def record(data: Any = None) -> None:
-            await self._record(event, data)
+    def _recorder(self, event: str) -> Callable[..., Awaitable[None]]:
+        async def record(data: Any = None, *extra: Any) -> None:
+            # Course events to a room carry their offset (a decimal string) as one more argument.
+            offset = (
+                int(extra[0])
+                if len(extra) == 1 and isinstance(extra[0], str) and extra[0].isdigit()
+                else None
+            )
+            if extra and offset is None:
+                data = {"unexpected arguments": [data, *extra]}  # fails any assertion on the payload
+            await self._record(event, data, offset)
 
         return record
 

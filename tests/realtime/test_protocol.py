@@ -127,6 +127,37 @@ async def test_session_lifecycle_events_in_order(
     assert after == {"course_id": "cs101", "activeSessions": []}
     assert student.names()[-2:] == ["courseSessionEnded", "activeSessionsData"]
 
+    # Every course event sent to the room carries its offset (stream position) as one more
+    # argument: a start or an end and the snapshot stored with it are consecutive positions; a
+    # count-only snapshot carries the position reached when it was sent, so offsets never go
+    # back. The subscribe answer (to the subscriber) is first; the student's own record has none.
+    room = [
+        (name, extra)
+        for (name, _), extra in zip(student.events[1:], student.extra[1:], strict=True)
+        if name != "myAttendanceUpdated"
+    ]
+    assert [name for name, _ in room] == [
+        "courseSessionStarted",
+        "activeSessionsData",
+        "activeSessionsData",
+        "activeSessionsData",
+        "courseSessionEnded",
+        "activeSessionsData",
+    ]
+    offsets = student.offsets("courseSessionStarted", "courseSessionEnded") + [
+        int(extra[0]) for name, extra in room if name == "activeSessionsData"
+    ]
+    started_at, ended_at, *snapshots = offsets
+    assert snapshots[0] == started_at + 1
+    assert snapshots[-1] == ended_at + 1
+    assert started_at < snapshots[0] <= snapshots[1] <= snapshots[2] < ended_at
+    mine = [
+        extra
+        for (name, _), extra in zip(student.events, student.extra, strict=True)
+        if name == "myAttendanceUpdated"
+    ]
+    assert mine == [()]
+
     # the teacher got the same course events; the other course's subscriber got none of them
     def course_events(r: Recorder) -> list[str]:
         return [n for n in r.names() if n != "myAttendanceUpdated"]
@@ -168,7 +199,7 @@ async def test_unsubscribe_stops_events_and_is_idempotent(
     await student.emit("unsubscribeFromCourse", {"course_id": "never-subscribed"})
     await student.barrier("cs101")
     await world.start()
-    await app.notifier.idle()
+    await app.relay.idle()
     await student.barrier("cs101")
     assert "courseSessionStarted" not in student.names()
     assert student.count("activeSessionsError") == 0
@@ -184,13 +215,13 @@ async def test_same_user_in_two_tabs(live_url: str, world: World, recorders: Mak
     await tab1.barrier("cs101")
     session = await world.start()
     await tab2.next("courseSessionStarted")
-    await app.notifier.idle()
+    await app.relay.idle()
     await tab1.barrier("cs101")
     assert tab1.count("courseSessionStarted") == 1
     await tab2.close()
     # closing one tab leaves the other connected and served
     await world.end(session["id"])
-    await app.notifier.idle()
+    await app.relay.idle()
     await tab1.barrier("cs101")
     assert tab1.client.connected
 
@@ -324,9 +355,9 @@ async def test_rejecting_an_enrollment_takes_the_user_out_of_the_room(
         "/api/courses/cs101/enrollments/s1", json={"status": "rejected"}, headers=world.teacher.headers
     )
     assert response.status_code == 200
-    await app.notifier.idle()
+    await app.relay.idle()
     await world.start()
-    await app.notifier.idle()
+    await app.relay.idle()
     await student.call("unsubscribeFromCourse", {"course_id": "nothing"})  # round trip
     assert student.count("courseSessionStarted") == 0
     refused = await student.call("subscribeToCourse", {"course_id": "cs101"})
@@ -444,7 +475,7 @@ async def test_a_student_hears_about_its_own_record_only(
     assert mine["session_id"] == session["id"]
     assert (mine["user_id"], mine["status"], mine["remarks"]) == ("s1", "excused", "match day")
     assert "statistics" not in mine
-    await app.notifier.idle()
+    await app.relay.idle()
     await bilal.barrier("cs101")
     assert bilal.count("myAttendanceUpdated") == 0
 
@@ -531,7 +562,7 @@ async def test_a_burst_of_check_ins_shares_snapshots_and_ends_on_the_true_count(
     student = await subscribed(recorders, live_url, world, "s1")
     session = await world.start()
     await student.next("activeSessionsData")
-    app.notifier.count_interval = 2.0  # a wide window, so the test does not depend on timing
+    app.relay.count_interval = 2.0  # a wide window, so the test does not depend on timing
     first = await world.check_in("s1", session["id"])
     assert first.status_code == 200
     assert (await student.next("activeSessionsData"))["activeSessions"][0]["studentCount"] == 1
@@ -540,6 +571,6 @@ async def test_a_burst_of_check_ins_shares_snapshots_and_ends_on_the_true_count(
     assert {r.status_code for r in responses} == {200}
     last = await student.next("activeSessionsData")
     assert last["activeSessions"][0]["studentCount"] == 3
-    await app.notifier.idle()
+    await app.relay.idle()
     await student.barrier("cs101")
     assert student.count("activeSessionsData") == 4  # subscribe, start, first check-in, the pair

@@ -12,7 +12,11 @@ Group commit (``run_write_grouped``, ``run_read_grouped``): units that arrive
 while a group is running wait together and then run in one transaction (on
 SQLite, on one thread hop), each inside its own savepoint, so one unit's
 error undoes only that unit. Each caller is answered only after the
-transaction that holds its unit has committed. A lecture hall's burst of
+transaction that holds its unit has committed. A unit may name a ``finish``:
+it runs once per group, after every unit and before the commit, with the
+results of that group's units that succeeded (the outbox rows of a group of
+check-ins are written there, so the stream's lock is held only from then to
+the commit). A lecture hall's burst of
 check-ins becomes a few dozen transactions instead of a thousand: a few dozen
 thread hops on SQLite, a few dozen connection checkouts and WAL flushes on
 PostgreSQL (docs/performance.md).
@@ -215,14 +219,14 @@ class Database:
             self._observe("read", time.perf_counter() - started)
 
     def _sqlite_batch(self, executor: ThreadPoolExecutor, engine: Engine, *, write: bool) -> _Batch:
-        async def batch(works: Sequence[Callable[[Connection], Any]]) -> list[_Outcome]:
+        async def batch(works: Sequence[_Work]) -> list[_Outcome]:
             each = functools.partial(_each_unit, works=works, savepoints=write)
             return await asyncio.get_running_loop().run_in_executor(executor, _in_transaction, engine, each)
 
         return batch
 
     def _postgres_batch(self, *, write: bool) -> _Batch:
-        async def batch(works: Sequence[Callable[[Connection], Any]]) -> list[_Outcome]:
+        async def batch(works: Sequence[_Work]) -> list[_Outcome]:
             each = functools.partial(_each_unit, works=works, savepoints=write)
             if write:
                 async with self.write_engine.begin() as conn:
@@ -232,15 +236,20 @@ class Database:
 
         return batch
 
-    async def run_write_grouped(self, work: Callable[[Connection], T]) -> T:
+    async def run_write_grouped(
+        self, work: Callable[[Connection], T], *, finish: Callable[[Connection, list[T]], None] | None = None
+    ) -> T:
         """``run_write``, grouped with the writes waiting beside it (see the module docstring).
 
         ``work`` runs in a savepoint of a shared transaction: what it raises
         undoes its own statements only, and reaches only its own caller.
+        ``finish`` (the same callable for every unit that shares it) runs once
+        after all the group's units, before the commit, with the results of
+        those that succeeded, in order; if it raises, the whole group fails.
         """
         started = time.perf_counter()
         try:
-            return await self._write_group.run(work)
+            return await self._write_group.run(work, finish)
         finally:
             self._observe("write", time.perf_counter() - started)
 
@@ -248,7 +257,7 @@ class Database:
         """``run_read``, grouped with the reads waiting beside it (on one connection)."""
         started = time.perf_counter()
         try:
-            return await self._read_group.run(work)
+            return await self._read_group.run(work, None)
         finally:
             self._observe("read", time.perf_counter() - started)
 
@@ -283,30 +292,37 @@ def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 _Outcome = tuple[bool, Any]  # (True, result) or (False, the exception)
-_Batch = Callable[[Sequence[Callable[[Connection], Any]]], Awaitable[list[_Outcome]]]
+_Finish = Callable[[Connection, list[Any]], None]
+_Work = tuple[Callable[[Connection], Any], _Finish | None]
+_Batch = Callable[[Sequence[_Work]], Awaitable[list[_Outcome]]]
 
 
-def _each_unit(
-    conn: Connection, *, works: Sequence[Callable[[Connection], Any]], savepoints: bool
-) -> list[_Outcome]:
-    """Run each unit on ``conn`` (in its own savepoint when writing); what each returned or raised."""
+def _each_unit(conn: Connection, *, works: Sequence[_Work], savepoints: bool) -> list[_Outcome]:
+    """Run each unit on ``conn`` (in its own savepoint when writing), then the finishes; what each
+    unit returned or raised."""
     outcomes: list[_Outcome] = []
     # Plain SAVEPOINT statements (SQLAlchemy's begin_nested() compiles its own
     # afresh each time, a tenth of a millisecond per unit); on SQLite straight to
     # the driver, as the check-in's statements go (db/driver.py).
     raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
     execute = raw.execute if raw is not None else conn.exec_driver_sql
-    for work in works:
+    finishes: dict[_Finish, list[Any]] = {}
+    for work, finish in works:
         if savepoints:
             execute("SAVEPOINT grouped_unit")
         try:
-            outcomes.append((True, work(conn)))
+            result = work(conn)
+            outcomes.append((True, result))
+            if finish is not None:
+                finishes.setdefault(finish, []).append(result)
         except Exception as exc:
             if savepoints:
                 execute("ROLLBACK TO SAVEPOINT grouped_unit")
             outcomes.append((False, exc))
         if savepoints:
             execute("RELEASE SAVEPOINT grouped_unit")
+    for finish, results in finishes.items():
+        finish(conn, results)  # raising here fails the whole transaction, as it must
     return outcomes
 
 
@@ -315,12 +331,12 @@ class _Group:
 
     def __init__(self, batch: _Batch) -> None:
         self._batch = batch
-        self._waiting: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._waiting: list[tuple[_Work, asyncio.Future[Any]]] = []
         self._runner: asyncio.Task[None] | None = None
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[Connection], T], finish: _Finish | None) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((work, future))
+        self._waiting.append(((work, finish), future))
         if self._runner is None:
             self._runner = asyncio.create_task(self._drain(), name="database-group")
         return await future

@@ -1,3 +1,3 @@
-"""The real-time half: the Socket.IO server (the seed's protocol) and the notifier."""
+"""The real-time half: the Socket.IO server (the seed's protocol) and the outbox relay."""
 
 __all__ = []

@@ -11,9 +11,10 @@ hundreds of subscribes to one course). Two caches serve them:
 
 Each course has a version that every invalidation bumps; a load stores its
 result only if the version did not move while it ran, so a change that
-commits during a load is never hidden by it. With several nodes the
-invalidations arrive over Redis; a time-to-live bounds what a lost one could
-cost (``Caches.for_cluster``).
+commits during a load is never hidden by it. With several nodes the other
+nodes' invalidations arrive with their outbox rows (``realtime.relay``, on
+every node); a time-to-live bounds how long a late one could cost
+(``Caches.for_cluster``).
 """
 
 from __future__ import annotations
@@ -82,10 +83,9 @@ class Caches:
 
     @classmethod
     def for_cluster(cls) -> Caches:
-        """Several nodes: invalidations arrive over Redis on a connection of their own,
-        unordered with the transport's relayed emits. A snapshot cached on one node could
-        then miss a change whose broadcast already went by, so snapshots are not
-        cached; memberships are, for a few seconds at most."""
+        """Several nodes: the other nodes' invalidations come with their outbox rows, which can
+        be a poll late (Redis down), while a subscriber must get the true snapshot at once. So
+        snapshots are not cached; memberships are, for a few seconds at most."""
         return cls(members_ttl=5.0, snapshots_ttl=0.0)
 
     def apply(self, event: DomainEvent) -> None:

@@ -4,7 +4,9 @@ One unit of work: a probe that answers refusals, repeats and records the
 teacher already marked without writing; otherwise one conditional
 ``UPDATE … RETURNING`` and its audit row (``service.audit``). The unit runs
 grouped with the check-ins beside it (``Database.run_write_grouped``: group
-commit, each unit in a savepoint).
+commit, each unit in a savepoint); the group's outbox rows (``service.outbox``,
+one ``record`` row per changed record) are appended in its ``finish``, after
+every unit, so the stream's lock is held only from there to the commit.
 
 The session's rules, checked in this order after the caller's right to check
 in (404/403) and the session being active (409): the client address must be
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -40,6 +43,7 @@ from attendance_live.service.audit import AuditStatements
 from attendance_live.service.codes import code_at, verify_code
 from attendance_live.service.errors import CheckInRefused, Conflict, Forbidden, NotFound
 from attendance_live.service.events import RecordChanged
+from attendance_live.service.outbox import OutboxRow, record_row
 from attendance_live.service.views import CheckInCodeView, RecordAudit, RecordView
 from attendance_live.timeutil import iso_z
 
@@ -142,6 +146,16 @@ class CheckInStatements:
         return [tuple(row) for row in conn.execute(self._statements[key], params)]
 
 
+@dataclass(slots=True)
+class _CheckedIn:
+    """A check-in unit's result: the record, the change to announce, and (after the group's
+    finish) its committed outbox row."""
+
+    record: RecordView
+    change: RecordChanged | None
+    rows: list[OutboxRow]
+
+
 class CheckIns(AccessRules):
     """The check-in and the check-in code; see the module docstring."""
 
@@ -181,8 +195,8 @@ class CheckIns(AccessRules):
         params: dict[str, object] = {"p_sid": session_id, "p_uid": actor.user_id}
         postgres = self.database.dialect == "postgresql"
 
-        def unit(conn: Connection) -> tuple[str, str, RecordAudit | None, Sequence[Any]]:
-            """(course id, name, the audit of the change or None when nothing changed, the record).
+        def unit(conn: Connection) -> _CheckedIn:
+            """The record, and the change to announce when there was one.
 
             Raises the refusals before anything is written (the unit's savepoint undoes nothing).
             """
@@ -222,9 +236,26 @@ class CheckIns(AccessRules):
             if mode == "code":
                 self._require_code(code, secret, started_at, period, now)
             name = stored_name or actor.name
+
+            def checked_in(audit: RecordAudit | None, record: Sequence[Any]) -> _CheckedIn:
+                status, at, by, note = record
+                view = RecordView(
+                    user_id=actor.user_id,
+                    name=name,
+                    status=status,
+                    marked_at=iso_z(at),
+                    marked_by=by,
+                    remarks=note,
+                    audit=audit,
+                )
+                change = None
+                if audit is not None:
+                    change = RecordChanged(course_id, session_id, actor.user_id, True, record=view)
+                return _CheckedIn(view, change, [])
+
             if record_status is not None and not (record_status == "absent" and marked_by is None):
                 # A repeat, or the teacher's mark: the record as it is.
-                return course_id, name, None, (record_status, marked_at, marked_by, remarks)
+                return checked_in(None, (record_status, marked_at, marked_by, remarks))
 
             params["p_status"] = "late" if now - started_at > timedelta(minutes=late_minutes) else "present"
             params["p_now"] = now
@@ -242,26 +273,30 @@ class CheckIns(AccessRules):
                 if state[0] != "active":
                     raise Conflict(f"Session {session_id!r} has ended; check-in is closed")
                 if state[1] is not None:
-                    return course_id, name, None, state[1:]
+                    return checked_in(None, state[1:])
                 # Approved after the session started: joins the roster now.
                 changed = q.rows(conn, "insert", params)
                 if not changed:  # another check-in of this user won the race
-                    return course_id, name, None, q.rows(conn, "state", params)[0][1:]
-            return course_id, name, self._audit_check_in(conn, params), changed[0]
+                    return checked_in(None, q.rows(conn, "state", params)[0][1:])
+            return checked_in(self._audit_check_in(conn, params), changed[0])
 
-        course_id, name, audit, (status, at, by, note) = await self.database.run_write_grouped(unit)
-        result = RecordView(
-            user_id=actor.user_id,
-            name=name,
-            status=status,
-            marked_at=iso_z(at),
-            marked_by=by,
-            remarks=note,
-            audit=audit,
+        done = await self.database.run_write_grouped(unit, finish=self._append_check_ins)
+        if done.change is not None:
+            await self._committed([done.change], done.rows)
+        return done.record.model_copy(update={"audit": None})  # the trail is the teacher's
+
+    def _append_check_ins(self, conn: Connection, results: list[_CheckedIn]) -> None:
+        """The group's outbox rows, after all its units (``Database.run_write_grouped``'s finish)."""
+        changed = [r for r in results if r.change is not None]
+        if not changed:
+            return
+        rows = self.outbox.append(
+            conn,
+            [record_row(r.change, r.record) for r in changed if r.change is not None],
+            self.clock(),
         )
-        if audit is not None:
-            await self._committed([RecordChanged(course_id, session_id, actor.user_id, True, record=result)])
-        return result.model_copy(update={"audit": None})  # the trail is the teacher's
+        for result, row in zip(changed, rows, strict=True):
+            result.rows.append(row)
 
     def _audit_check_in(self, conn: Connection, params: dict[str, Any]) -> RecordAudit:
         """Write the check-in's audit row, flagged when its address or device checked in another student."""

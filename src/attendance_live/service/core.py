@@ -1,13 +1,19 @@
 """What every part of the service shares: its dependencies and the unit of work.
 
 A unit of work is one write transaction plus the domain events it will
-publish. The events are applied to the read caches and published only after
-the transaction commits (``_write``), never for a rolled-back change.
+publish. Just before the commit the events become rows of the outbox
+(``service.outbox``), in the same transaction; after it, the events are
+applied to the read caches, the committed rows are handed to the relay
+(``row_sinks``: low latency on this node; every other node reads the same rows)
+and the events are published on the bus, never for a rolled-back change.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -17,11 +23,17 @@ from attendance_live.db.engine import Database
 from attendance_live.service.cache import Caches
 from attendance_live.service.errors import InvalidInput
 from attendance_live.service.events import DomainEvent, EventBus
+from attendance_live.service.outbox import Outbox, OutboxRow
 from attendance_live.service.users import UserDirectory
 from attendance_live.timeutil import Clock, utcnow
 from attendance_live.vocabulary import ID_RE
 
-__all__ = ["BATCH_ROWS", "ServiceCore", "Unit", "validate_id"]
+__all__ = ["BATCH_ROWS", "RowSink", "ServiceCore", "Unit", "validate_id"]
+
+log = logging.getLogger(__name__)
+
+# Told the rows of every transaction this process commits, in commit order per caller.
+RowSink = Callable[[Sequence[OutboxRow]], None]
 
 BATCH_ROWS = 500  # rows per multi-row statement (SQLite allows 32,766 parameters)
 
@@ -57,6 +69,7 @@ class ServiceCore:
         default_late_minutes: int = 10,
         caches: Caches | None = None,
         check_in_code_grace_seconds: float = 5.0,
+        kill_after_commit: str | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -67,17 +80,34 @@ class ServiceCore:
         # How long a replaced check-in code is still accepted (service.codes).
         self.check_in_code_grace_seconds = check_in_code_grace_seconds
         self.users = UserDirectory(database, clock)
+        self.outbox = Outbox(database.dialect)
+        self.row_sinks: list[RowSink] = []
+        # Tests only (KILL_AFTER_COMMIT_FOR_TESTS): die right after committing a row of this kind,
+        # before any relay saw it, as a node killed between its commit and its broadcast.
+        self.kill_after_commit = kill_after_commit
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Unit]:
         events: list[DomainEvent] = []
         async with self.database.write() as session:
             yield Unit(session, events)
-        await self._committed(events)  # reached only when the transaction committed
+            rows: list[OutboxRow] = []
+            if events:
+                await session.flush()
+                now = self.clock()
+                rows = await session.run_sync(
+                    lambda sync: self.outbox.append_events(sync.connection(), events, now)
+                )
+        await self._committed(events, rows)  # reached only when the transaction committed
 
-    async def _committed(self, events: list[DomainEvent]) -> None:
+    async def _committed(self, events: Sequence[DomainEvent], rows: Sequence[OutboxRow]) -> None:
         # Caches first, so that whoever reacts to an event reads the new state.
         for event in events:
             self.caches.apply(event)
+        if self.kill_after_commit is not None and any(r.kind == self.kill_after_commit for r in rows):
+            log.warning("KILL_AFTER_COMMIT_FOR_TESTS: killing this process after its commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+        for sink in self.row_sinks:
+            sink(rows)
         for event in events:
             await self.bus.publish(event)

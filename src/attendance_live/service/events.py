@@ -1,7 +1,8 @@
 """Domain events and the in-process bus that carries them.
 
 The service layer publishes an event only after its transaction commits; the
-real-time notifier (and anything else) subscribes. Handlers run in order of
+auto-end timer (and anything else in this process) subscribes; what reaches
+clients goes through the outbox (``service.outbox``, ``realtime.relay``). Handlers run in order of
 subscription; one failing handler is logged and does not stop the others or
 the request that caused the event.
 """
@@ -47,9 +48,8 @@ class RecordChanged:
     user_id: str
     # Whether the session's studentCount (present + late) may have moved.
     count_changed: bool
-    # The record as committed, for the notifier (which then need not read it back).
-    # Not relayed to other nodes (``realtime.cluster``): they only drop caches.
-    record: RecordView | None = field(default=None, compare=False, metadata={"relay": False})
+    # The record as committed: stored in the outbox row, so no relay reads it back.
+    record: RecordView | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

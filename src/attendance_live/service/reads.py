@@ -4,36 +4,31 @@ Two kinds of read live here. The HTTP reads go through the ORM
 (``Database.read``) and check access first. The hot reads that the real-time
 side asks for on every subscribe and broadcast (``active_sessions_snapshot``,
 ``session_summary``) run as single synchronous units (``Database.run_read``)
-with statements built once (``_Statements``), without an access check: their
+with statements built once (``service.snapshots``), without an access check: their
 callers have authorized the subscriber or the room already.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from sqlalchemy import String, bindparam, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, RecordChange, User
+from attendance_live.db.models import AttendanceRecord, AttendanceSession, RecordChange, User
 from attendance_live.service.access import Access, AccessRules
 from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, with_audit
 from attendance_live.service.errors import Forbidden, NotFound
+from attendance_live.service.snapshots import STATEMENTS, active_sessions_in, session_view_of, summary_in
 from attendance_live.service.views import (
     ActiveSessionsView,
-    ActiveSessionView,
     RecordView,
     SessionView,
     Statistics,
 )
 from attendance_live.timeutil import iso_z
-from attendance_live.vocabulary import PRESENT_STATUSES
 
-__all__ = ["Reads", "record_view", "session_view_of"]
+__all__ = ["Reads", "record_view"]
 
 
 class Reads(AccessRules):
@@ -43,7 +38,7 @@ class Reads(AccessRules):
         """The course's active sessions, for a member of the course."""
         async with self.database.read() as db:
             await self._member_access(db, actor, course_id)
-            return await db.run_sync(lambda session: _active_sessions_in(session.connection(), course_id))
+            return await db.run_sync(lambda session: active_sessions_in(session.connection(), course_id))
 
     async def active_sessions_snapshot(self, course_id: str) -> ActiveSessionsView:
         """The same without an access check (for an authorized subscriber or room).
@@ -53,7 +48,7 @@ class Reads(AccessRules):
         """
 
         async def load() -> ActiveSessionsView:
-            return await self.database.run_read(lambda conn: _active_sessions_in(conn, course_id))
+            return await self.database.run_read(lambda conn: active_sessions_in(conn, course_id))
 
         snapshot = await self.caches.snapshots.get(course_id, load)
         assert snapshot is not None
@@ -61,13 +56,13 @@ class Reads(AccessRules):
 
     async def session_summary(self, session_id: str) -> SessionView | None:
         """A session without its records, for announcements (no access check): one read."""
-        return await self.database.run_read(lambda conn: _summary_in(conn, session_id))
+        return await self.database.run_read(lambda conn: summary_in(conn, session_id))
 
     async def session_statistics(self, session_id: str) -> Statistics:
         """A session's statistics now (no access check; for its roster's followers)."""
 
         def read(conn: Connection) -> Statistics:
-            rows = conn.execute(_STATEMENTS.statistics, {"p_sid": session_id})
+            rows = conn.execute(STATEMENTS.statistics, {"p_sid": session_id})
             return Statistics.from_counts({status: int(n) for status, n in rows})
 
         return await self.database.run_read(read)
@@ -177,45 +172,6 @@ class Reads(AccessRules):
         )
 
 
-def session_view_of(
-    get: Callable[[str], Any],
-    teacher_id: str,
-    teacher_name: str,
-    statistics: Statistics,
-    records: Sequence[RecordView],
-) -> SessionView:
-    """A session body from a session row, ORM or Core (``get`` reads one of its columns)."""
-    final = None
-    if get("status") == "ended" and get("final_total") is not None:
-        final = Statistics.of(
-            get("final_present") or 0,
-            get("final_late") or 0,
-            get("final_absent") or 0,
-            get("final_excused") or 0,
-        )
-    return SessionView(
-        id=get("id"),
-        course_id=get("course_id"),
-        teacher_id=teacher_id,
-        teacher_name=teacher_name,
-        topic=get("topic"),
-        status=get("status"),
-        late_after_minutes=get("late_after_minutes"),
-        max_duration_minutes=get("max_duration_minutes"),
-        started_at=iso_z(get("started_at")) or "",
-        started_by=get("started_by"),
-        expires_at=iso_z(get("expires_at")) or "",
-        ended_at=iso_z(get("ended_at")),
-        ended_by=get("ended_by"),
-        check_in_mode=get("check_in_mode"),
-        code_period_seconds=get("code_period_seconds"),
-        allowed_networks=json.loads(networks) if (networks := get("allowed_networks")) else None,
-        statistics=statistics,
-        final_statistics=final,
-        records=list(records),
-    )
-
-
 def record_view(record: AttendanceRecord, name: str) -> RecordView:
     return RecordView(
         user_id=record.user_id,
@@ -224,79 +180,4 @@ def record_view(record: AttendanceRecord, name: str) -> RecordView:
         marked_at=iso_z(record.marked_at),
         marked_by=record.marked_by,
         remarks=record.remarks,
-    )
-
-
-class _Statements:
-    """The hot reads' statements, built once with bound parameters (``p_cid``, ``p_sid``)."""
-
-    def __init__(self) -> None:
-        cid = bindparam("p_cid", type_=String())
-        counted = func.sum(case((AttendanceRecord.status.in_(PRESENT_STATUSES), 1), else_=0))
-        self.active = (
-            select(
-                AttendanceSession.id,
-                AttendanceSession.started_at,
-                AttendanceSession.topic,
-                Course.teacher_id,
-                func.coalesce(counted, 0),
-                func.count(AttendanceRecord.user_id),
-            )
-            .join(Course, Course.id == AttendanceSession.course_id)
-            .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
-            .where(AttendanceSession.course_id == cid, AttendanceSession.status == "active")
-            .group_by(
-                AttendanceSession.id, AttendanceSession.started_at, AttendanceSession.topic, Course.teacher_id
-            )
-            .order_by(AttendanceSession.started_at, AttendanceSession.id)
-        )
-        sid = bindparam("p_sid", type_=String())
-        self.summary = (
-            select(
-                AttendanceSession.__table__,
-                Course.teacher_id.label("teacher_id_"),
-                User.name.label("teacher_name_"),
-            )
-            .join(Course, Course.id == AttendanceSession.course_id)
-            .join(User, User.id == Course.teacher_id)
-            .where(AttendanceSession.id == sid)
-        )
-        self.statistics = (
-            select(AttendanceRecord.status, func.count())
-            .where(AttendanceRecord.session_id == sid)
-            .group_by(AttendanceRecord.status)
-        )
-
-
-_STATEMENTS = _Statements()
-
-
-def _active_sessions_in(conn: Connection, course_id: str) -> ActiveSessionsView:
-    """The course's active sessions, read on ``conn``."""
-    rows = conn.execute(_STATEMENTS.active, {"p_cid": course_id}).all()
-    return ActiveSessionsView(
-        course_id=course_id,
-        sessions=[
-            ActiveSessionView(
-                session_id=sid,
-                teacher_id=teacher_id,
-                student_count=int(count),
-                started_at=iso_z(started_at) or "",
-                topic=topic,
-                total_students=int(total),
-            )
-            for sid, started_at, topic, teacher_id, count, total in rows
-        ],
-    )
-
-
-def _summary_in(conn: Connection, session_id: str) -> SessionView | None:
-    row = conn.execute(_STATEMENTS.summary, {"p_sid": session_id}).first()
-    if row is None:
-        return None
-    m = row._mapping
-    rows = conn.execute(_STATEMENTS.statistics, {"p_sid": session_id})
-    counts: dict[str, int] = {status: n for status, n in rows}
-    return session_view_of(
-        m.__getitem__, m["teacher_id_"], m["teacher_name_"], Statistics.from_counts(counts), records=[]
     )
