@@ -50,6 +50,18 @@ describe('useCourseSessionTracking', () => {
     expect(socket().sentEvents('subscribeToCourse')).toEqual([{ course_id: 'c1' }, { course_id: 'c1' }]);
   });
 
+  it('is reconnecting after a blip, and disconnected only when the server or the page ended it', () => {
+    const { socket, view } = setup();
+    act(() => socket().simulateConnect());
+    expect(view.result.current.reconnecting).toBe(false);
+    act(() => socket().simulateDisconnect('transport close'));
+    expect(view.result.current).toMatchObject({ isConnected: false, reconnecting: true });
+    act(() => socket().simulateConnect());
+    expect(view.result.current).toMatchObject({ isConnected: true, reconnecting: false });
+    act(() => socket().simulateDisconnect('io server disconnect'));
+    expect(view.result.current).toMatchObject({ isConnected: false, reconnecting: false });
+  });
+
   it('keeps the active sessions of its own course only', () => {
     const { socket, view } = setup();
     act(() => socket().simulateConnect());

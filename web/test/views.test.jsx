@@ -41,6 +41,12 @@ describe('StudentView', () => {
     expect(container.querySelector('.active-sessions')).toBeNull();
   });
 
+  it('shows a calm "Reconnecting…" while the client comes back by itself', () => {
+    const { container } = renderStudent(tracking({ isConnected: false, reconnecting: true, connectionError: 'xhr poll error' }));
+    const status = container.querySelector('.status.disconnected.reconnecting');
+    expect(status).toHaveProperty('textContent', 'Reconnecting…');
+  });
+
   it('shows each live session with the own status and checks in', async () => {
     const session = { sessionId: 's1', teacherId: 't', studentCount: 0, totalStudents: 2, startedAt: '2024-01-15T10:30:00.000Z', topic: 'Week 1' };
     http.mock.mockImplementation((url, init = {}) => {

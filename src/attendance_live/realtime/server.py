@@ -23,6 +23,14 @@ the namespace within ``CONNECT_TIMEOUT_SECONDS`` is closed (the transport's
 connect timeout), and at most ``MAX_SOCKETS_PER_USER`` sockets of one user
 are connected to this node.
 
+Connection state recovery (:mod:`realtime.recovery`, with ``EVENT_OFFSETS``
+and ``RECOVERY_WINDOW_SECONDS > 0`` and the relay attached as ``stream``): the
+CONNECT reply carries a ``pid``; a subscription is answered once the pid's
+stored state has the course; a client that comes back with ``auth: {token,
+pid, offset}`` gets its courses back and the course events it missed, right
+after the CONNECT reply and before any live one. Anything else gets a fresh
+pid and no subscriptions.
+
 Handlers run in order per connection (the transport's ``handlers_in_order``),
 so a client that subscribes and then unsubscribes ends unsubscribed. Client
 events named like Socket.IO's reserved ones (``connect``, ``disconnect``, ...)
@@ -39,7 +47,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +77,14 @@ from attendance_live.realtime.payloads import (
     unsubscribed_data,
 )
 from attendance_live.realtime.ratelimit import TokenBucket
-from attendance_live.realtime.stream import CourseStream
+from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
+from attendance_live.realtime.stream import CourseEvent, CourseStream, parse_offset
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from attendance_live.transport import (
     Adapter,
     ConnectRefused,
+    EncodedPacket,
     EngineSocket,
     InMemoryAdapter,
     PubSubAdapter,
@@ -86,11 +97,20 @@ from attendance_live.transport import (
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
 from attendance_live.vocabulary import course_room, session_room, user_room
 
-__all__ = ["ERROR_EVENT", "SOCKET_CODES", "Connection", "EventHandler", "RealtimeServer", "socket_code"]
+__all__ = [
+    "ERROR_EVENT",
+    "REPLAY_PACKETS_KEPT",
+    "SOCKET_CODES",
+    "Connection",
+    "EventHandler",
+    "RealtimeServer",
+    "socket_code",
+]
 
 log = logging.getLogger(__name__)
 
 ERROR_EVENT = "activeSessionsError"
+REPLAY_PACKETS_KEPT = 1024  # recovered events kept encoded (a storm's clients missed the same ones)
 
 # The service's errors as socket error codes. "Not found" and "not allowed"
 # must look the same on sockets, so that course ids cannot be probed.
@@ -115,9 +135,12 @@ class Connection:
 
     identity: Identity
     bucket: TokenBucket
-    courses: set[str] = field(default_factory=set)
+    #: Course id -> the stream position at which the socket joined the course's room.
+    courses: dict[str, int] = field(default_factory=dict)
     expires_at: float = math.inf  # the token's exp (epoch seconds)
     expired: bool = False  # set at exp: the socket is out of its rooms and being disconnected
+    #: Connection state recovery: the pid's state (None when recovery is off).
+    recovery: PidState | None = None
 
     def is_live(self) -> bool:
         return not self.expired and time.time() < self.expires_at
@@ -156,6 +179,15 @@ class RealtimeServer:
         self.on_resubscribed: Callable[[], Coroutine[Any, Any, None]] | None = None
         # The relay's stream of course events (``realtime.stream``), attached by the app wiring.
         self.stream: CourseStream | None = None
+        self._shared_reads: SharedReads | None = None  # the stream's reads, shared by recoveries
+        # Replayed events encoded once for a storm of recoveries (a position is one event for good).
+        self._replay_packets: OrderedDict[int, EncodedPacket] = OrderedDict()
+        # Connection state recovery (realtime.recovery): on with offsets and a window, and a stream.
+        self.recovery: RecoveryStore | None = (
+            RecoveryStore(service.database, service.clock, window_seconds=settings.recovery_window_seconds)
+            if settings.event_offsets and settings.recovery_window_seconds > 0
+            else None
+        )
         self.adapter: Adapter = (
             InMemoryAdapter()
             if redis_url is None
@@ -225,13 +257,100 @@ class RealtimeServer:
         self.user_sockets.setdefault(identity.user_id, set()).add(socket)
         socket.join(user_room(identity.user_id))
         self.metrics.connections.inc()
+        if self.recovery is not None and self.stream is not None:
+            await self._recover_or_start(socket, socket.data, auth, self.recovery, self.stream)
         log.debug("socket %s connected as %s", socket.sid, identity.user_id)
+
+    async def _recover_or_start(
+        self,
+        socket: Socket,
+        conn: Connection,
+        auth: dict[str, Any],
+        store: RecoveryStore,
+        stream: CourseStream,
+    ) -> None:
+        """Give the socket its pid: the one it came back with, recovered, or a fresh one.
+
+        Recovery (docs/protocol.md, "Connection state recovery"): claim the
+        pid's stored state, keep the courses the user may still follow, replay
+        the course events missed since ``max(offset, joined_at)`` and join the
+        rooms. What is emitted here reaches the client right after the CONNECT
+        reply, so it gets the missed events in order and before any new one.
+        """
+        pid = auth.get("pid")
+        state: PidState | None = None
+        if isinstance(pid, str):
+            try:
+                offset = parse_offset(auth.get("offset"))
+                state = await self._recover(socket, conn, store, stream, pid, offset)
+            except (OperationalError, DBAPIError, OSError) as exc:
+                log.warning("recovery refused: the database failed (%s); a fresh session", type(exc).__name__)
+            except Exception:
+                log.exception("recovery failed; a fresh session")
+            if state is None:  # nothing partial: out of whatever the attempt joined
+                for course_id in list(conn.courses):
+                    socket.leave(course_room(course_id))
+                self.metrics.subscriptions.dec(len(conn.courses))
+                conn.courses = {}
+        if state is None:
+            state = store.fresh(conn.identity.user_id)
+        state.courses = conn.courses  # one dict: what the socket follows is what the pid stores
+        conn.recovery = state
+        socket.pid = state.pid
+
+    async def _recover(
+        self,
+        socket: Socket,
+        conn: Connection,
+        store: RecoveryStore,
+        stream: CourseStream,
+        pid: str,
+        offset: int | None,
+    ) -> PidState | None:
+        claimed = await store.claim(pid, conn.identity.user_id)
+        if claimed is None:
+            log.info("recovery refused: no recoverable session for that pid; a fresh session")
+            return None
+        state = store.resumed(claimed, conn.identity.user_id)
+        # Removal from a course (remove_user_from_course) from now on drops it from conn.courses.
+        conn.courses = dict(claimed.courses)
+        self.metrics.subscriptions.inc(len(conn.courses))
+        for course_id in list(conn.courses):
+            if not await self.service.approved_member(conn.identity, course_id):
+                self._forget_course(conn, course_id)
+
+        def join(courses: Sequence[str]) -> None:
+            for course_id in courses:
+                socket.join(course_room(course_id))
+
+        if self._shared_reads is None or self._shared_reads.stream is not stream:
+            self._shared_reads = SharedReads(stream)
+        events = await replay(
+            self._shared_reads,
+            lambda: conn.courses,
+            offset,
+            join,
+            catch_up_seconds=max(2.0, 3 * self.settings.outbox_poll_seconds),
+        )
+        if events is None:
+            return None
+        # Same synchronous step as the join: the replay goes out before any live event.
+        for event in events:
+            socket.send_encoded(self._replay_packet(event))
+        state.courses = conn.courses
+        if conn.courses != claimed.courses:
+            state.sync_later()  # courses the user may no longer follow are gone from the state
+        log.info("socket recovered %d course(s) and %d missed event(s)", len(conn.courses), len(events))
+        return state
 
     def _on_disconnect(self, socket: Socket, reason: str) -> None:
         conn: Connection | None = socket.data
         if conn is None:
             return
         socket.data = None
+        if conn.recovery is not None:
+            # A server-side disconnect at the token's exp may not be recovered; any other may.
+            conn.recovery.disconnected(forget=conn.expired)
         self.deadlines.cancel(socket.sid)
         self.metrics.connections.dec()
         self.metrics.subscriptions.dec(len(conn.courses))
@@ -333,12 +452,22 @@ class RealtimeServer:
         if not socket.connected:
             return None  # gone while membership was checked
         # Join before reading, so no change committed after the read can be missed.
-        socket.join(course_room(course_id))
+        room = course_room(course_id)
+        socket.join(room)
         if course_id not in conn.courses:
-            conn.courses.add(course_id)
+            # The stream position read in the same step as the join: recovery replays from there.
+            conn.courses[course_id] = self.stream.position if self.stream is not None else 0
             self.metrics.subscriptions.inc()
+            if conn.recovery is not None:
+                try:
+                    await conn.recovery.sync()  # answered only once the pid's state has the course
+                except Exception:
+                    socket.leave(room)
+                    self._forget_course(conn, course_id)
+                    raise
         payload = active_sessions_data(await self.service.active_sessions_snapshot(course_id))
-        socket.emit("activeSessionsData", payload)
+        if course_id in conn.courses:  # not removed from the course meanwhile
+            socket.emit("activeSessionsData", payload)
         return payload
 
     async def _unsubscribe_course(
@@ -432,6 +561,16 @@ class RealtimeServer:
 
     # ---------------------------------------------------------------- helpers
 
+    def _replay_packet(self, event: CourseEvent) -> EncodedPacket:
+        """A recovered event as it was sent live, encoded once for every socket that missed it."""
+        packet = self._replay_packets.get(event.position)
+        if packet is None:
+            packet = self.namespace.encode(event.event, event.payload, str(event.position))
+            self._replay_packets[event.position] = packet
+            if len(self._replay_packets) > REPLAY_PACKETS_KEPT:
+                self._replay_packets.popitem(last=False)
+        return packet
+
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
         """Take every socket of ``user_id`` on this node out of the course's room."""
         room = course_room(course_id)
@@ -444,8 +583,10 @@ class RealtimeServer:
 
     def _forget_course(self, conn: Connection, course_id: str) -> None:
         if course_id in conn.courses:
-            conn.courses.discard(course_id)
+            del conn.courses[course_id]
             self.metrics.subscriptions.dec()
+            if conn.recovery is not None:
+                conn.recovery.sync_later()  # the pid's state no longer has the course
 
     def room_size(self, room: str) -> int:
         """Local participants of a room (this node only)."""
@@ -484,6 +625,8 @@ class RealtimeServer:
         await self.codes.close()
         self.deadlines.close()
         await self.server.close()
+        if self.recovery is not None:
+            await self.recovery.idle()  # the disconnects are stored: clients recover on any node
 
     async def stop_fanout(self) -> None:
         """Stop relaying broadcasts to other nodes (after the notifier's last one)."""

@@ -1,12 +1,17 @@
 import { formatTime } from '../format.js';
 
-/** The seed's connection indicator: `status connected` / `status disconnected`. */
-export function ConnectionStatus({ isConnected, connectionError }) {
+/**
+ * The seed's connection indicator: `status connected` / `status disconnected`. While the client
+ * is reconnecting by itself (`reconnecting`), a calm "Reconnecting…": a short blip is recovered
+ * without the user doing anything, missed events included.
+ */
+export function ConnectionStatus({ isConnected, connectionError, reconnecting = false }) {
+  const state = isConnected ? 'connected' : reconnecting ? 'disconnected reconnecting' : 'disconnected';
   return (
-    <div className={`status ${isConnected ? 'connected' : 'disconnected'}`} role="status">
+    <div className={`status ${state}`} role="status">
       <span className="dot" aria-hidden="true" />
-      {isConnected ? 'Connected' : 'Disconnected'}
-      {!isConnected && connectionError ? <span className="hint"> — {connectionError}</span> : null}
+      {isConnected ? 'Connected' : reconnecting ? 'Reconnecting…' : 'Disconnected'}
+      {!isConnected && !reconnecting && connectionError ? <span className="hint"> — {connectionError}</span> : null}
     </div>
   );
 }

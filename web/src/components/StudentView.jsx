@@ -86,13 +86,13 @@ function StudentSessionCard({ session, announced }) {
 export default function StudentView({ course, tracking }) {
   const {
     activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
-    dismissNotification, myRecords = {},
+    dismissNotification, myRecords = {}, reconnecting,
   } = tracking;
 
   return (
     <div className="student-view">
       <h2>Course Dashboard</h2>
-      <ConnectionStatus isConnected={isConnected} connectionError={connectionError} />
+      <ConnectionStatus isConnected={isConnected} connectionError={connectionError} reconnecting={reconnecting} />
       <SessionNotification notification={lastNotification} onDismiss={dismissNotification} />
       <SocketError error={lastError} />
       {hasActiveSessions ? (

@@ -25,7 +25,7 @@ function summaryOf(session) {
 export default function TeacherView({ course, tracking }) {
   const {
     socket, activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
-    dismissNotification,
+    dismissNotification, reconnecting,
   } = tracking;
   const [summary, setSummary] = useState(null);
   const [starting, setStarting] = useState(false);
@@ -53,7 +53,7 @@ export default function TeacherView({ course, tracking }) {
 
   return (
     <div className="teacher-view">
-      <ConnectionStatus isConnected={isConnected} connectionError={connectionError} />
+      <ConnectionStatus isConnected={isConnected} connectionError={connectionError} reconnecting={reconnecting} />
       <SessionNotification notification={own ? null : lastNotification} onDismiss={dismissNotification} />
       <SocketError error={lastError} />
       <StartSessionForm courseId={course.id} onStarting={setStarting} onStarted={onStarted} />

@@ -30,6 +30,9 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
   const [socket, setSocket] = useState(null);
   const [activeSessions, setActiveSessions] = useState([]);
   const [isConnected, setIsConnected] = useState(false);
+  // Disconnected, but socket.io-client is coming back by itself (a blip, a restart): the server
+  // then recovers the connection's subscriptions and missed events (connection state recovery).
+  const [reconnecting, setReconnecting] = useState(false);
   const [connectionError, setConnectionError] = useState(null);
   const [lastNotification, setLastNotification] = useState(null);
   const [lastError, setLastError] = useState(null);
@@ -43,6 +46,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
     setLastNotification(null);
     setLastError(null);
     setConnectionError(null);
+    setReconnecting(false);
     setMyRecords({});
 
     const newSocket = factoryRef.current(url ?? window.location.origin, {
@@ -55,12 +59,19 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
       // server forgets a socket's rooms when its connection drops.
       connect: () => {
         setIsConnected(true);
+        setReconnecting(false);
         setConnectionError(null);
         newSocket.emit('subscribeToCourse', { course_id: courseId });
       },
-      disconnect: () => setIsConnected(false),
+      disconnect: (reason) => {
+        setIsConnected(false);
+        // Only a disconnect asked for by the server or this page is final.
+        setReconnecting(reason !== 'io server disconnect' && reason !== 'io client disconnect');
+      },
       connect_error: (error) => {
         setIsConnected(false);
+        // A refusal (bad or expired token) stops socket.io-client's retries; a network error does not.
+        setReconnecting(newSocket.active === true);
         setConnectionError(error?.message || 'Could not connect');
       },
       courseSessionStarted: (data) => {
@@ -111,6 +122,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
       newSocket.disconnect();
       setSocket(null);
       setIsConnected(false);
+      setReconnecting(false);
     };
   }, [courseId, authToken, url]);
 
@@ -127,6 +139,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
     isConnected,
     hasActiveSessions: activeSessions.length > 0,
     // Additions beyond the seed's return value.
+    reconnecting,
     connectionError,
     lastNotification,
     lastError,
