@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import socketio
@@ -245,3 +245,31 @@ async def build_world(tokens: TokenService, http: httpx.AsyncClient) -> World:
     )
     assert response.status_code == 201, response.text
     return world
+
+
+_Entry = TypeVar("_Entry")
+
+
+async def wait_for_entry(
+    changed: asyncio.Condition,
+    seen: Sequence[_Entry],
+    predicate: Callable[[_Entry], bool],
+    *,
+    since: int,
+    timeout: float,
+    failure: Callable[[], str],
+) -> _Entry:
+    """The first of ``seen[since:]`` satisfying ``predicate``, awaited on ``changed`` (which the
+    receiving side notifies after each append); an AssertionError with ``failure()`` after ``timeout``."""
+
+    def find() -> _Entry | None:
+        return next((entry for entry in seen[since:] if predicate(entry)), None)
+
+    async with changed:
+        try:
+            await asyncio.wait_for(changed.wait_for(lambda: find() is not None), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{failure()} (nothing within {timeout} s)") from None
+    found = find()
+    assert found is not None
+    return found

@@ -23,6 +23,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.helpers import wait_for_entry
+
 __all__ = ["COURSE_EVENTS", "Received", "RecoveringClient"]
 
 COURSE_EVENTS = ("courseSessionStarted", "courseSessionEnded", "activeSessionsData")
@@ -237,19 +239,14 @@ class RecoveringClient:
     async def wait(
         self, predicate: Callable[[Received], bool], *, since: int, timeout: float = 10, what: str
     ) -> Received:
-        def find() -> Received | None:
-            return next((r for r in self.seen[since:] if predicate(r)), None)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), timeout)
-            except TimeoutError:
-                raise AssertionError(
-                    f"{self.name}: {what}: nothing within {timeout} s; saw {self.describe(since)}"
-                ) from None
-        found = find()
-        assert found is not None
-        return found
+        return await wait_for_entry(
+            self._changed,
+            self.seen,
+            predicate,
+            since=since,
+            timeout=timeout,
+            failure=lambda: f"{self.name}: {what}: saw {self.describe(since)}",
+        )
 
     async def next(
         self, name: str, *, since: int, where: Callable[[Any], bool] | None = None, timeout: float = 10

@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 import socketio
 
-from tests.helpers import SERVER_EVENTS, bearer, token
+from tests.helpers import SERVER_EVENTS, bearer, token, wait_for_entry
 
 COURSE = "demo-course"
 TEACHER = "demo-teacher"
@@ -168,20 +168,14 @@ class LiveClient:
 
     async def wait(self, predicate: Callable[[Seen], bool], *, since: int, timeout: float, what: str) -> Seen:
         """The first entry from ``since`` on that satisfies ``predicate``; fails after ``timeout``."""
-
-        def find() -> Seen | None:
-            return next((s for s in self.seen[since:] if predicate(s)), None)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), timeout)
-            except TimeoutError:
-                raise AssertionError(
-                    f"{self.name}: {what}: nothing within {timeout} s; saw {self.describe(since)}"
-                ) from None
-        found = find()
-        assert found is not None
-        return found
+        return await wait_for_entry(
+            self._changed,
+            self.seen,
+            predicate,
+            since=since,
+            timeout=timeout,
+            failure=lambda: f"{self.name}: {what}: saw {self.describe(since)}",
+        )
 
     async def next(
         self,
