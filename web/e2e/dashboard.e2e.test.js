@@ -29,6 +29,12 @@ async function openPerson(key, viewport, options = {}) {
   return page;
 }
 
+/** End the live session from its panel: the button, then the confirmation (one click ends nothing). */
+async function endTheSession(page) {
+  await page.getByRole('button', { name: 'End session' }).click();
+  await page.getByRole('button', { name: 'Yes, end the session' }).click();
+}
+
 async function shot(page, name) {
   const file = path.join(screenshotDir, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
@@ -231,7 +237,7 @@ test('the teacher overrides a status, and the student sees it; the CSV report do
 
 test('ending the session notifies the students and shows the final statistics', async () => {
   const { page: teacher } = people.teacher;
-  await teacher.getByRole('button', { name: 'End session' }).click();
+  await endTheSession(teacher);
   const summary = teacher.locator('.ended-summary');
   await summary.waitFor({ timeout: 5000 });
   // Tiles that add up: on time + late + absent + excused = total; "attended" counts late too.
@@ -283,7 +289,7 @@ test('after a server restart every page reconnects and subscribes again', async 
     await people[key].page.locator('.session-card', { hasText: 'After the restart' }).waitFor({ timeout: 5000 });
   }
   await teacher.locator('.live-session tbody tr').first().waitFor({ timeout: 5000 });
-  await teacher.getByRole('button', { name: 'End session' }).click();
+  await endTheSession(teacher);
   for (const key of ['student1', 'student2']) {
     await people[key].page.locator('.no-sessions').waitFor({ timeout: 5000 });
   }
@@ -484,7 +490,7 @@ test('a stale code is refused with what to do; the code on screen now is accepte
   // The browser itself logs the refused request (a 403); that one line is expected here.
   const during = consoleErrors.splice(mark);
   consoleErrors.push(...during.filter((line) => !/^\[student2\] console\.error: Failed to load resource: .*403/.test(line)));
-  assert.match(await refusal.textContent(), /type the one on the screen now, or scan the QR code again/);
+  assert.match(await refusal.textContent(), /type the code on the screen now, or scan the QR code again/);
   await s2.locator('.my-status [data-status="none"], .my-status [data-status="absent"]').first().waitFor();
 
   await input.fill(await projectorCode(teacher));
@@ -493,7 +499,7 @@ test('a stale code is refused with what to do; the code on screen now is accepte
   await teacher.locator('.projector-count[data-present="2"]').waitFor({ timeout: 5000 });
 
   await teacher.getByRole('link', { name: 'Leave projector view' }).click();
-  await teacher.getByRole('button', { name: 'End session' }).click();
+  await endTheSession(teacher);
   await teacher.locator('.ended-summary').waitFor({ timeout: 5000 });
   await people.student3.context.close();
   delete people.student3;
