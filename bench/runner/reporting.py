@@ -74,7 +74,7 @@ METRICS: list[tuple[str, str, str, str]] = [
     (
         "checkin",
         "completed_per_s",
-        "check-in offered rate kept up with (req/s; open loop, not capacity)",
+        "check-in rate offered and answered (req/s; open loop, not capacity)",
         "none",
     ),
     ("checkin", "server_cpu_s", "check-in server CPU (s)", "low"),
