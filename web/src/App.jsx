@@ -54,7 +54,8 @@ export default function App() {
   let page;
   if (!token) {
     // A QR link opened signed out: sign in here, and the same address (the check-in) shows next.
-    const why = route.name === 'check-in' ? 'Sign in to check in; you will come straight back to the check-in.' : null;
+    const why = route.name === 'check-in' ? 'Sign in to check in; you will come straight back to the check-in.'
+      : route.name === 'projector' ? 'Sign in to show the check-in code for this session; you will come back here.' : null;
     page = <SignIn onSignIn={signIn} message={signInMessage ?? why} />;
   }
   else if (!me) page = <p className="loading" role="status">Signing in…</p>;
