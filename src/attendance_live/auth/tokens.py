@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jwt
 
@@ -51,6 +51,7 @@ __all__ = [
     "VERIFIED_CACHE_SIZE",
     "ClaimNames",
     "Identity",
+    "OwnTokens",
     "Role",
     "TokenError",
     "TokenService",
@@ -105,6 +106,14 @@ class Verified:
 
     identity: Identity
     expires_at: float
+
+
+class OwnTokens(Protocol):
+    """The server's own session tokens (``auth.session_keys.SessionKeys``), checked beside the
+    configured key source."""
+
+    def owns(self, token: str) -> bool: ...
+    async def check(self, token: str) -> Verified: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,8 @@ class TokenService:
         # Token text → its verification, static keys only (see the module's docstring).
         self._verified: dict[str, Verified] = {}
         self._cache_size = verified_cache_size if jwks is None else 0
+        # The server's own session tokens, accepted beside this key source (set by create_app).
+        self.sessions: OwnTokens | None = None
 
     @property
     def algorithm(self) -> str:
@@ -229,8 +240,15 @@ class TokenService:
         return self._check_static(self._text(token)).identity
 
     async def check(self, token: object) -> Verified:
-        """Verify with any key source, fetching the provider's keys when needed."""
+        """Verify with any key source, fetching the provider's keys when needed.
+
+        A token naming one of the server's own session keys is verified by those
+        keys only (and must carry the server's ``iss``); anything else by the
+        configured source only.
+        """
         text = self._text(token)
+        if self.sessions is not None and self.sessions.owns(text):
+            return await self.sessions.check(text)
         if self.jwks is None:
             return self._check_static(text)
         try:
