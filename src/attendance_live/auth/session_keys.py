@@ -19,7 +19,10 @@ mints its own short-lived access tokens:
   served at ``GET /.well-known/jwks.json``.
 
 A token whose ``kid`` is unknown here (a key rotated in on another node)
-reloads the table, at most once every ``reload_interval`` seconds.
+reloads the table, at most once every ``reload_interval`` seconds (5). A new
+key is published at once but signs only once it is ``activation_delay``
+seconds old (10): by then every node that may be shown a token of it reloads
+on seeing its kid, so no node refuses a fresh token after a rotation.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ __all__ = [
 SESSION_ALGORITHM: Final = "EdDSA"
 KID_PREFIX: Final = "als-"  # attendance-live session key
 RELOAD_INTERVAL: Final = 5.0
+ACTIVATION_DELAY: Final = 10.0
 
 
 class SessionUser(Protocol):
@@ -178,13 +182,15 @@ class SessionKeys:
         max_ttl_seconds: int,
         leeway: float = 0,
         reload_interval: float = RELOAD_INTERVAL,
+        activation_delay: float = ACTIVATION_DELAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.database = database
         self.issuer = issuer
         self.max_ttl_seconds = max_ttl_seconds
         self._leeway = leeway
-        self._reload_interval = reload_interval
+        self.reload_interval = reload_interval
+        self.activation_delay = activation_delay
         self._clock = clock
         self._keys: dict[str, _Key] = {}
         self._signing: _Key | None = None
@@ -216,8 +222,11 @@ class SessionKeys:
                     known if known is not None and known.retires_at == row.retires_at else self._parse(row)
                 )
             self._keys = keys
-            active = [key for key in keys.values() if key.retires_at is None]
-            self._signing = max(active, key=lambda k: (k.created_at, k.kid), default=None)
+            # The newest key old enough that every node knows it (a rotated-out key signs on until
+            # its successor is); on a first start, the only key there is.
+            ripe_before = self._clock() - self.activation_delay
+            ripe = [key for key in keys.values() if key.created_at.timestamp() <= ripe_before]
+            self._signing = max(ripe or keys.values(), key=lambda k: (k.created_at, k.kid), default=None)
             self._loaded_at = self._clock()
 
     def _parse(self, row: SigningKey) -> _Key:
@@ -235,7 +244,7 @@ class SessionKeys:
         return _Key(row.kid, private, json.loads(row.public_jwk), row.created_at, row.retires_at, verifier)
 
     def _stale(self) -> bool:
-        return self._loaded_at is None or self._clock() - self._loaded_at >= self._reload_interval
+        return self._loaded_at is None or self._clock() - self._loaded_at >= self.reload_interval
 
     # ---------------------------------------------------------- verification
 
@@ -301,6 +310,8 @@ class SessionKeys:
             "iat": now,
             "exp": now + int(seconds),
         }
+        if key.retires_at is not None:  # a retiring key's tokens never outlive it
+            claims["exp"] = min(claims["exp"], int(key.retires_at.timestamp()))
         if user.name:
             claims["name"] = user.name
         if user.email:
