@@ -202,6 +202,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         realtime.asgi_app(http),
         max_body_bytes=settings.max_body_bytes,
         frame_ancestors=settings.frame_ancestors,
+        # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
+        connect_origins=[settings.oidc_origin] if settings.oidc_origin else [],
     )
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics)
 

@@ -391,6 +391,14 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
     @property
+    def oidc_origin(self) -> str | None:
+        """The OpenID Provider's origin (scheme://host:port), which the dashboard fetches from."""
+        if self.oidc_issuer is None:
+            return None
+        parsed = urlsplit(self.oidc_issuer)
+        return f"{parsed.scheme}://{parsed.netloc}"
+
+    @property
     def oidc_name(self) -> str:
         """What the sign-in button calls the provider (``OIDC_DISPLAY_NAME``, else its host)."""
         if self.oidc_display_name:
