@@ -23,6 +23,8 @@ let provider;
 let server;
 const cleanups = [];
 const consoleErrors = [];
+// Origins of the providers in play (and of one that is down): their pages and resources are not ours.
+const providerOrigins = [];
 
 function oidcEnv(issuer, clientId = CLIENT_ID) {
   return {
@@ -40,8 +42,10 @@ async function open(key, viewport) {
   const page = await context.newPage();
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
-    // The provider's own pages (its fonts from the internet, its favicon, its error page) are not ours.
-    if (!page.url().startsWith(server.baseUrl) || !(message.location().url || page.url()).startsWith(server.baseUrl)) return;
+    // The provider's own pages (its fonts from the internet, its favicon, its error page) and requests
+    // to a provider that is down are not the dashboard's errors.
+    const where = message.location().url || page.url();
+    if (providerOrigins.some((origin) => where.startsWith(origin) || page.url().startsWith(origin))) return;
     consoleErrors.push(`[${key}] console.error: ${message.text()} (${message.location().url})`);
   });
   page.on('pageerror', (error) => consoleErrors.push(`[${key}] uncaught: ${error.message}`));
@@ -53,8 +57,8 @@ async function shot(page, name) {
 }
 
 /** At the provider's own login page: any password works for its accounts. */
-async function logInAtProvider(page, login) {
-  await page.waitForURL((url) => url.href.startsWith(provider.issuer));
+async function logInAtProvider(page, login, at = provider) {
+  await page.waitForURL((url) => url.href.startsWith(at.issuer));
   await page.locator('input[name="login"]').fill(login);
   await page.locator('input[name="password"]').fill('correct horse battery staple');
   await page.locator('button[type="submit"]').click();
@@ -85,6 +89,7 @@ before(async () => {
   mkdirSync(screenshotDir, { recursive: true });
   const port = await freePort();
   provider = await startProvider({ dashboard: `http://127.0.0.1:${port}` });
+  providerOrigins.push(provider.issuer);
   server = await startServer({ port, demo: false, env: oidcEnv(provider.issuer) });
   browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
 });
@@ -269,6 +274,7 @@ test('a wrong client id: the provider says so in plain words, and nobody is sign
 
 test('a provider that is down at start-up: a clear message on the sign-in page, and /readyz says so', async () => {
   const deadPort = await freePort(); // nothing listens there
+  providerOrigins.push(`http://127.0.0.1:${deadPort}`);
   const port = await freePort();
   const down = await startServer({ port, demo: false, env: oidcEnv(`http://127.0.0.1:${deadPort}`) });
   cleanups.push(() => down.stop());
@@ -290,6 +296,28 @@ test('a provider that is down at start-up: a clear message on the sign-in page, 
   // The browser logs the refused connection to the provider itself; those lines are expected here.
   const during = consoleErrors.splice(mark);
   consoleErrors.push(...during.filter((line) => !/ERR_CONNECTION_REFUSED|Failed to fetch|MetadataService/.test(line)));
+});
+
+test('when renewal fails, the person sees "Your sign-in has expired" with a button, not a broken page', async () => {
+  const port = await freePort();
+  // 15 s tokens: renewed about every second while the provider answers.
+  const brief = await startProvider({ dashboard: `http://127.0.0.1:${port}`, accessTokenSeconds: 15 });
+  providerOrigins.push(brief.issuer);
+  let briefRunning = true;
+  cleanups.push(() => (briefRunning ? brief.stop() : undefined));
+  const expiring = await startServer({ port, demo: false, env: oidcEnv(brief.issuer) });
+  cleanups.push(() => expiring.stop());
+  const { page } = await open('expiring', { width: 800, height: 800 });
+  await page.goto(`${expiring.baseUrl}/`);
+  await page.getByRole('button', SIGN_IN_BUTTON).click();
+  await logInAtProvider(page, 'student-sam', brief);
+  await page.getByRole('heading', { name: 'Your courses' }).waitFor();
+  await brief.stop(); // from now on every renewal fails
+  briefRunning = false;
+  await page.getByRole('heading', { name: 'Your sign-in has expired' }).waitFor({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Sign in again' }).waitFor();
+  assert.equal(await page.getByText('Signed in as').count(), 0, 'no signed-in header over an expired sign-in');
+  await shot(page, 'signin-expired-desktop');
 });
 
 test('no page logged an unexpected console error', () => {

@@ -137,9 +137,10 @@ export function SignInExpired({ onSignInAgain, detail }) {
       <PageHeading id="expired-title" title="Your sign-in has expired" />
       <div className="card">
         <p>
-          For your safety the dashboard stopped using your sign-in when it ran out
-          {detail ? <> ({detail})</> : null}. Sign in again to carry on where you were.
+          Your sign-in ran out and could not be renewed, so the dashboard stopped using it. Sign in again
+          to carry on where you were.
         </p>
+        {detail && <p className="hint">Why the renewal failed: {detail}</p>}
         <button type="button" onClick={onSignInAgain}>
           Sign in again
         </button>
