@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from attendance_live.app import Application, create_app
+from attendance_live.auth.tokens import Identity
 from attendance_live.config import ConfigError, Settings, load_settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
@@ -99,6 +101,18 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Application, httpx.A
         transport = httpx.ASGITransport(app=application.asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield application, client
+
+
+async def test_the_servers_own_session_tokens_work_beside_the_providers(
+    app: Application, http: httpx.AsyncClient
+) -> None:
+    user = Identity(user_id="lti-learner", name="Lin Learner", email=None, role="student")
+    token = await app.context.sessions.mint_session_token(user, "student", 300)
+    me = await http.get("/api/me", headers=bearer(token))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == "lti-learner"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iss"] == claims["aud"] == "https://attendance.uni.example"
 
 
 async def test_a_provider_down_at_start_makes_the_node_unready_and_says_which(

@@ -48,7 +48,9 @@ from attendance_live.db.models import SigningKey
 from attendance_live.vocabulary import Role
 
 __all__ = [
+    "ACTIVATION_DELAY",
     "KID_PREFIX",
+    "RELOAD_INTERVAL",
     "SESSION_ALGORITHM",
     "KeyInfo",
     "SessionKeys",

@@ -15,6 +15,10 @@
   (``realm_access.roles``), and a list of roles means the highest of
   ``admin > teacher > student`` in it. Missing or unknown means student.
 
+The server's own session tokens (``auth.session_keys``) are accepted beside
+the configured source: a token whose ``kid`` names one of the server's keys is
+verified by those keys only, with ``iss`` = ``PUBLIC_URL`` required.
+
 Errors carry one of the three messages clients see in ``connect_error``.
 
 With a static key (a secret or ``JWT_PUBLIC_KEY``) a verified token is kept,
