@@ -64,7 +64,6 @@ export default function App() {
 
   // The token is checked by asking the server who it belongs to, once per sign-in.
   const hasToken = Boolean(token);
-  // eslint-disable-next-line react-hooks/exhaustive-deps
   const loadMe = useCallback((path) => apiRequest(path, { token: tokenRef.current }), [signIns]);
   const { data: me, error: meError } = useFetched(hasToken ? '/api/me' : null, { load: loadMe });
   useEffect(() => {

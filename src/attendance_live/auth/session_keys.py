@@ -28,6 +28,7 @@ on seeing its kid, so no node refuses a fresh token after a rotation.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -49,6 +50,7 @@ from attendance_live.vocabulary import Role
 
 __all__ = [
     "ACTIVATION_DELAY",
+    "HEADER_PREFIX",
     "KID_PREFIX",
     "RELOAD_INTERVAL",
     "SESSION_ALGORITHM",
@@ -63,6 +65,19 @@ __all__ = [
 SESSION_ALGORITHM: Final = "EdDSA"
 KID_PREFIX: Final = "als-"  # attendance-live session key
 RELOAD_INTERVAL: Final = 5.0
+
+
+def _header_prefix() -> str:
+    """How every session token begins: PyJWT writes the header with sorted keys and no spaces,
+    so ``{"alg":"EdDSA","kid":"als-`` is always its start; its base64url, cut at a whole
+    3-byte group, is a fixed prefix of the token's text."""
+    start = b'{"alg":"EdDSA","kid":"' + KID_PREFIX.encode()
+    whole = start[: len(start) // 3 * 3]
+    return base64.urlsafe_b64encode(whole).decode().rstrip("=")
+
+
+#: A session token's text starts with this (see ``SessionKeys.owns``).
+HEADER_PREFIX: Final = _header_prefix()
 ACTIVATION_DELAY: Final = 10.0
 
 
@@ -251,7 +266,13 @@ class SessionKeys:
     # ---------------------------------------------------------- verification
 
     def owns(self, token: str) -> bool:
-        """Whether ``token`` names one of the server's keys (its ``kid`` has our prefix)."""
+        """Whether ``token`` names one of the server's keys (its ``kid`` has our prefix).
+
+        Asked of every token the server sees, so a plain prefix test comes first: parsing the
+        header costs about 40 µs, thirty times a cached verification.
+        """
+        if not token.startswith(HEADER_PREFIX):
+            return False
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError:

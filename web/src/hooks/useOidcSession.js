@@ -106,6 +106,8 @@ export default function useOidcSession(signIn) {
   useEffect(() => {
     if (!manager) return undefined;
     let live = true;
+    // Idempotent; after an unmount and mount (React's StrictMode in development) it runs again.
+    manager.startSilentRenew();
     const update = (change) => live && setState((current) => ({ ...current, ...(typeof change === 'function' ? change(current) : change) }));
     const onLoaded = (user) =>
       update((current) => ({
@@ -156,7 +158,6 @@ export default function useOidcSession(signIn) {
       manager.stopSilentRenew();
     };
     // `signIn` only feeds messages; the manager is what the effect is about.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [manager]);
 
   const checkProvider = useCallback(async () => {
@@ -167,7 +168,6 @@ export default function useOidcSession(signIn) {
     } catch (error) {
       setProviderProblem(plainWords(error, signIn));
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [manager]);
 
   const startSignIn = useCallback(
@@ -180,7 +180,6 @@ export default function useOidcSession(signIn) {
         setState((current) => ({ ...current, error: plainWords(error, signIn) }));
       }
     },
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [manager],
   );
 
