@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from attendance_live.app import Application, create_app
-from attendance_live.auth.session_keys import KID_PREFIX, rotate_keys
+from attendance_live.auth.session_keys import HEADER_PREFIX, KID_PREFIX, rotate_keys
 from attendance_live.auth.tokens import Identity
 from attendance_live.cli import main
 from attendance_live.config import Settings
@@ -180,9 +180,11 @@ async def test_a_session_token_is_never_accepted_from_another_issuer(
     assert (
         await http.get("/api/me", headers=bearer(stranger.sign(claims, kid=KID_PREFIX + "x")))
     ).status_code == 401
-    # The configured secret signs HS256 tokens, not session tokens: our kid on one is refused.
-    hs = jwt.encode(claims, app.context.settings.secret(), algorithm="HS256", headers={"kid": kid})
-    assert (await http.get("/api/me", headers=bearer(hs))).status_code == 401
+    # Our key itself, but a header that does not start the way ours do (keys in another order):
+    # it goes to the configured source, which pins HS256, and is refused there.
+    odd = jwt.encode(claims, private.private, algorithm="EdDSA", headers={"kid": kid}, sort_headers=False)
+    assert not odd.startswith(HEADER_PREFIX)
+    assert (await http.get("/api/me", headers=bearer(odd))).status_code == 401
 
 
 async def test_expired_session_tokens_and_overlong_lifetimes_are_refused(
