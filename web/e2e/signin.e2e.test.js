@@ -272,6 +272,33 @@ test('a wrong client id: the provider says so in plain words, and nobody is sign
   await shot(page, 'signin-wrong-client-desktop');
 });
 
+test('a token the server refuses (a wrong audience) is shown on the sign-in page, with no trip to the provider', async () => {
+  const port = await freePort();
+  const other = await startProvider({ dashboard: `http://127.0.0.1:${port}` });
+  providerOrigins.push(other.issuer);
+  cleanups.push(() => other.stop());
+  const strict = await startServer({
+    port,
+    demo: false,
+    env: { ...oidcEnv(other.issuer), JWT_AUDIENCE: 'https://some-other-api.test' },
+  });
+  cleanups.push(() => strict.stop());
+  const { page } = await open('refused', { width: 800, height: 800 });
+  const mark = consoleErrors.length;
+  await page.goto(`${strict.baseUrl}/`);
+  await page.getByRole('button', SIGN_IN_BUTTON).click();
+  await logInAtProvider(page, 'student-sam', other);
+  const alert = page.getByRole('alert');
+  await alert.waitFor({ timeout: 10_000 });
+  assert.match(await alert.textContent(), /^That token was refused: Invalid token/);
+  assert.equal(new URL(page.url()).origin, strict.baseUrl, 'still on the dashboard, not at the provider');
+  await page.getByRole('button', SIGN_IN_BUTTON).waitFor();
+  // The browser logs the refused request itself: exactly one, /api/me's 401.
+  const during = consoleErrors.splice(mark);
+  assert.equal(during.filter((line) => /401 \(Unauthorized\).*\/api\/me/.test(line)).length, 1, during.join('\n'));
+  consoleErrors.push(...during.filter((line) => !/401 \(Unauthorized\).*\/api\/me/.test(line)));
+});
+
 test('a provider that is down at start-up: a clear message on the sign-in page, and /readyz says so', async () => {
   const deadPort = await freePort(); // nothing listens there
   providerOrigins.push(`http://127.0.0.1:${deadPort}`);

@@ -33,20 +33,22 @@ export default function App() {
   const getToken = useCallback(() => tokenRef.current, []);
   // Changes when someone signs in (not on a renewal): who the caller is is asked again then.
   const [signIns, setSignIns] = useState(0);
-  const oidcSignedIn = oidc.status === 'signed-in';
-  useEffect(() => {
-    if (oidcSignedIn) setSignIns((n) => n + 1);
-  }, [oidcSignedIn]);
+  const signedInAs = oidc.token ? `oidc:${oidc.subject}` : `local:${signIns}`;
 
   const oidcRef = useRef(oidc);
   oidcRef.current = oidc;
+  // `message`: why (a refused token, an expiry); then the provider's session is left alone, so the
+  // page can say it. Without one, the person asked: the provider's session ends too, when it has
+  // an end_session_endpoint.
   const signOut = useCallback((message = null) => {
     clearToken();
     setLocalToken(null);
     setSignInMessage(message);
     const current = oidcRef.current;
-    // Ends the provider's session too when it has an end_session_endpoint.
-    if (current.status === 'signed-in' || current.status === 'expired') current.signOut();
+    if (current.status === 'signed-in' || current.status === 'expired') {
+      if (message) current.forget();
+      else current.signOut();
+    }
   }, []);
 
   const signIn = useCallback((newToken) => {
@@ -64,7 +66,7 @@ export default function App() {
 
   // The token is checked by asking the server who it belongs to, once per sign-in.
   const hasToken = Boolean(token);
-  const loadMe = useCallback((path) => apiRequest(path, { token: tokenRef.current }), [signIns]);
+  const loadMe = useCallback((path) => apiRequest(path, { token: tokenRef.current }), [signedInAs]);
   const { data: me, error: meError } = useFetched(hasToken ? '/api/me' : null, { load: loadMe });
   useEffect(() => {
     if (meError) signOut(meError.status === 401 ? `That token was refused: ${meError.detail}` : meError.detail);

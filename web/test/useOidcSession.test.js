@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import * as oidc from 'oidc-client-ts';
 import { CALLBACK_PATH, createUserManager, plainWords } from '../src/hooks/useOidcSession.js';
 
 const SIGN_IN = { issuer: 'https://idp.example/realms/uni', client_id: 'dash', scopes: 'openid profile', display_name: 'Uni login' };
 
 describe('createUserManager', () => {
   it('is a public client with the code flow, our callback, and tokens in sessionStorage', () => {
-    const { settings } = createUserManager(SIGN_IN, 'https://attendance.example');
+    const { settings } = createUserManager(oidc, SIGN_IN, 'https://attendance.example');
     expect(settings.authority).toBe(SIGN_IN.issuer);
     expect(settings.client_id).toBe('dash');
     expect(settings.client_secret).toBeUndefined();
@@ -18,7 +19,7 @@ describe('createUserManager', () => {
   });
 
   it('asks for the API audience both ways when one is configured', () => {
-    const { settings } = createUserManager({ ...SIGN_IN, audience: 'https://api.example' }, 'https://a.example');
+    const { settings } = createUserManager(oidc, { ...SIGN_IN, audience: 'https://api.example' }, 'https://a.example');
     expect(settings.resource).toBe('https://api.example');
     expect(settings.extraQueryParams).toEqual({ audience: 'https://api.example' });
   });

@@ -8,16 +8,22 @@
 // signed in until the token's end; closing the tab forgets them), never in a
 // cookie. The page the person was on travels through the sign-in as the
 // request's `state` and is opened again on return (`/signed-in`).
-import { useCallback, useEffect, useMemo, useState } from 'react';
-import { UserManager, WebStorageStateStore } from 'oidc-client-ts';
+//
+// The library is loaded only when the server names a provider (a chunk of its own):
+// a demo or token-only dashboard does not download it.
+import { useCallback, useEffect, useState } from 'react';
 import { navigate } from '../router.js';
 
 export const CALLBACK_PATH = '/signed-in';
 // Renew this long before the access token ends (refresh token, or silent renew).
 export const RENEW_AHEAD_SECONDS = 30;
 
-/** A UserManager for the server's `GET /api/config` `sign_in` block. */
-export function createUserManager(signIn, origin = window.location.origin) {
+/**
+ * A UserManager for the server's `GET /api/config` `sign_in` block.
+ * @param {typeof import('oidc-client-ts')} oidc the library
+ */
+export function createUserManager(oidc, signIn, origin = window.location.origin) {
+  const { UserManager, WebStorageStateStore } = oidc;
   const store = new WebStorageStateStore({ store: window.sessionStorage });
   return new UserManager({
     authority: signIn.issuer,
@@ -89,19 +95,44 @@ function completeSignIn(manager) {
  *   display_name?: string|null}} signIn the `sign_in` block of `GET /api/config` (null: off)
  * @returns {{status: 'off'|'loading'|'signed-out'|'signed-in'|'expired', token: string|null,
  *   error: string|null, providerProblem: string|null, signIn: (returnTo?: string) => Promise<void>,
- *   signOut: () => Promise<void>, checkProvider: () => Promise<void>, renewals: number}}
+ *   signOut: () => Promise<void>, forget: () => Promise<void>, checkProvider: () => Promise<void>,
+ *   renewals: number}}
  */
 export default function useOidcSession(signIn) {
   const issuer = signIn?.issuer ?? null;
   const clientId = signIn?.client_id ?? null;
   const scopes = signIn?.scopes ?? null;
   const audience = signIn?.audience ?? null;
-  const manager = useMemo(
-    () => (issuer && clientId ? createUserManager({ issuer, client_id: clientId, scopes, audience }) : null),
-    [issuer, clientId, scopes, audience],
-  );
-  const [state, setState] = useState({ status: manager ? 'loading' : 'off', user: null, error: null, renewals: 0 });
+  const [manager, setManager] = useState(null);
+  const [state, setState] = useState({ status: issuer ? 'loading' : 'off', user: null, error: null, renewals: 0 });
   const [providerProblem, setProviderProblem] = useState(null);
+
+  useEffect(() => {
+    setManager(null);
+    if (!issuer || !clientId) {
+      setState((current) => ({ ...current, status: 'off', user: null }));
+      return undefined;
+    }
+    let live = true;
+    setState((current) => ({ ...current, status: 'loading' }));
+    import('oidc-client-ts').then(
+      (oidc) => {
+        if (live) setManager(createUserManager(oidc, { issuer, client_id: clientId, scopes, audience }));
+      },
+      () => {
+        if (live) {
+          setState((current) => ({
+            ...current,
+            status: 'signed-out',
+            error: 'The sign-in part of this page could not be loaded. Reload the page to try again.',
+          }));
+        }
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [issuer, clientId, scopes, audience]);
 
   useEffect(() => {
     if (!manager) return undefined;
@@ -195,14 +226,24 @@ export default function useOidcSession(signIn) {
     setState((current) => ({ ...current, status: 'signed-out', user: null }));
   }, [manager]);
 
+  // Forget the tokens here only (the server refused them): no trip to the provider, so the
+  // page can say why.
+  const forget = useCallback(async () => {
+    if (!manager) return;
+    await manager.removeUser();
+    setState((current) => ({ ...current, status: 'signed-out', user: null }));
+  }, [manager]);
+
   return {
     status: state.status,
     token: state.status === 'signed-in' ? state.user?.access_token ?? null : null,
+    subject: state.user?.profile?.sub ?? null,
     error: state.error,
     providerProblem,
     renewals: state.renewals,
     signIn: startSignIn,
     signOut,
+    forget,
     checkProvider,
   };
 }
