@@ -249,3 +249,30 @@ async def test_a_new_key_is_published_at_once_and_signs_after_its_activation_del
     assert {ripe_kid, new_kid} <= published  # other verifiers may learn it before it is used
     token = await sessions.mint_session_token(TEACHER, "teacher", 60)
     assert jwt.get_unverified_header(token)["kid"] == ripe_kid
+
+
+async def test_session_tokens_expire_and_refresh_on_the_socket_as_any_token_does(
+    app: Application, live_url: str
+) -> None:
+    sessions = app.context.sessions
+    lapses = Recorder("session-token")
+    keeps = Recorder("mixed")
+    try:
+        await lapses.connect(live_url, await sessions.mint_session_token(TEACHER, "teacher", 2))
+        # A socket opened with the configured source's token takes a session token as its refresh,
+        # and the other way round: one user, whichever source vouches for them.
+        await keeps.connect(live_url, app.context.tokens.mint(TEACHER.user_id, role="teacher", ttl_seconds=2))
+        fresh = await sessions.mint_session_token(TEACHER, "teacher", 600)
+        assert "expires_at" in await keeps.call("refreshToken", {"token": fresh})
+        someone_else = Identity(user_id="other", name="Other", email=None, role="student")
+        refused = await keeps.call(
+            "refreshToken", {"token": await sessions.mint_session_token(someone_else, "student", 600)}
+        )
+        assert refused["code"] == "forbidden"
+
+        expired = await lapses.next("tokenExpired", timeout=10)
+        assert expired["expired_at"].endswith("Z")
+        assert keeps.count("tokenExpired") == 0  # its deadline moved with the session token
+    finally:
+        await lapses.close()
+        await keeps.close()
