@@ -15,6 +15,10 @@
   (``realm_access.roles``), and a list of roles means the highest of
   ``admin > teacher > student`` in it. Missing or unknown means student.
 
+The server's own session tokens (``auth.session_keys``) are accepted beside
+the configured source: a token whose ``kid`` names one of the server's keys is
+verified by those keys only, with ``iss`` = ``PUBLIC_URL`` required.
+
 Errors carry one of the three messages clients see in ``connect_error``.
 
 With a static key (a secret or ``JWT_PUBLIC_KEY``) a verified token is kept,
@@ -32,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jwt
 
@@ -51,6 +55,7 @@ __all__ = [
     "VERIFIED_CACHE_SIZE",
     "ClaimNames",
     "Identity",
+    "OwnTokens",
     "Role",
     "TokenError",
     "TokenService",
@@ -105,6 +110,14 @@ class Verified:
 
     identity: Identity
     expires_at: float
+
+
+class OwnTokens(Protocol):
+    """The server's own session tokens (``auth.session_keys.SessionKeys``), checked beside the
+    configured key source."""
+
+    def owns(self, token: str) -> bool: ...
+    async def check(self, token: str) -> Verified: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +214,8 @@ class TokenService:
         # Token text → its verification, static keys only (see the module's docstring).
         self._verified: dict[str, Verified] = {}
         self._cache_size = verified_cache_size if jwks is None else 0
+        # The server's own session tokens, accepted beside this key source (set by create_app).
+        self.sessions: OwnTokens | None = None
 
     @property
     def algorithm(self) -> str:
@@ -231,8 +246,15 @@ class TokenService:
         return self._check_static(self._text(token)).identity
 
     async def check(self, token: object) -> Verified:
-        """Verify with any key source, fetching the provider's keys when needed."""
+        """Verify with any key source, fetching the provider's keys when needed.
+
+        A token naming one of the server's own session keys is verified by those
+        keys only (and must carry the server's ``iss``); anything else by the
+        configured source only.
+        """
         text = self._text(token)
+        if self.sessions is not None and self.sessions.owns(text):
+            return await self.sessions.check(text)
         if self.jwks is None:
             return self._check_static(text)
         try:

@@ -61,6 +61,7 @@ __all__ = [
     "OutboxEvent",
     "RecordChange",
     "RecoverySession",
+    "SigningKey",
     "UTCDateTime",
     "User",
 ]
@@ -275,3 +276,22 @@ class RecoverySession(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)
+
+
+class SigningKey(Base):
+    """A key the server signs its own session tokens with (``auth.session_keys``).
+
+    Kept here so that every node signs and verifies with the same keys. The
+    newest key without ``retires_at`` signs; a rotated-out key gets
+    ``retires_at`` (its last token's latest possible expiry) and verifies until
+    then. ``public_jwk`` is what ``/.well-known/jwks.json`` serves.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_pem: Mapped[str] = mapped_column(Text)  # PKCS#8; never leaves the server
+    public_jwk: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
