@@ -72,4 +72,4 @@ def seconds_text(seconds: float) -> str:
     whole = max(1, math.ceil(seconds))
     if whole >= 120:
         return f"{math.ceil(whole / 60)} minutes"
-    return f"{whole} seconds"
+    return "1 second" if whole == 1 else f"{whole} seconds"
