@@ -161,7 +161,8 @@ async def test_join_refusals(world: World, http: httpx.AsyncClient, clock: FakeC
     revoked = await http.post("/api/join", json={"code": code}, headers=student)
     assert revoked.status_code == 403
     assert "revoked" in revoked.json()["detail"]
-    assert (await http.get(url, headers=world.teacher.headers)).status_code == 404
+    assert (await http.get(url, headers=world.teacher.headers)).json() is None
+    assert (await http.delete(url, headers=world.teacher.headers)).status_code == 404
     assert "outsider" not in await roster(world)
 
     # a past expiry, another course's manager, a student

@@ -92,8 +92,8 @@ async def create_join_code(
 
 
 @router.get("/{course_id}/join-code", responses=ERRORS)
-async def get_join_code(course_id: CourseId, caller: Caller, service: Service) -> JoinCodeView:
-    """The join code in force (404 when there is none)."""
+async def get_join_code(course_id: CourseId, caller: Caller, service: Service) -> JoinCodeView | None:
+    """The join code in force (null when there is none)."""
     return await service.get_join_code(caller, course_id)
 
 

@@ -91,7 +91,7 @@ class JoinCodes(AccessRules):
             )
         return _code_view(course_id, code, approval, expires_at)
 
-    async def get_join_code(self, actor: Identity, course_id: str) -> JoinCodeView:
+    async def get_join_code(self, actor: Identity, course_id: str) -> JoinCodeView | None:
         async with self.database.read() as db:
             await self._manager_access(db, actor, course_id)
             row = (
@@ -100,7 +100,7 @@ class JoinCodes(AccessRules):
                 )
             ).scalar_one_or_none()
         if row is None:
-            raise NotFound(f"Course {course_id!r} has no join code; create one")
+            return None
         return _code_view(course_id, row.code, row.approval, row.expires_at)
 
     async def revoke_join_code(self, actor: Identity, course_id: str) -> None:
