@@ -210,6 +210,7 @@ class _Checked:
     name: str | None
     status: RowStatus
     moves: bool = True  # the status changes (an outbox row; sockets join or leave)
+    names: bool = True  # the user's row is written (new, or its name or email changes)
 
 
 class _Statements:
@@ -427,6 +428,7 @@ class Roster(AccessRules):
                 names_move = item.name is not None and item.name != previous[1]
             if status_moves:
                 changed += 1
+                item.names = names_move
                 plan.append(item)
             elif names_move and item.status != "removed":
                 changed += 1
@@ -451,21 +453,20 @@ class Roster(AccessRules):
         statements = self._roster_statements
         enrolled = [i for i in plan if i.user_id is not None]
         invited = [i for i in plan if i.invite is not None]
-        if enrolled:
-            await conn.execute(
-                statements.users,
-                [
-                    {
-                        "r_id": i.user_id,
-                        "r_name": i.name or i.user_id,
-                        "r_email": i.email,
-                        "r_role": "student",
-                        "r_created_at": now,
-                        "r_updated_at": now,
-                    }
-                    for i in enrolled
-                ],
-            )
+        named = [
+            {
+                "r_id": i.user_id,
+                "r_name": i.name or i.user_id,
+                "r_email": i.email,
+                "r_role": "student",
+                "r_created_at": now,
+                "r_updated_at": now,
+            }
+            for i in enrolled
+            if i.names
+        ]
+        if named:
+            await conn.execute(statements.users, named)
         gone = [i.user_id for i in enrolled if i.moves and i.status == "removed"]
         for chunk in _chunks(gone):
             await conn.execute(
