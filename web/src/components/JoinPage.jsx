@@ -13,7 +13,7 @@ import StudentView from './StudentView.jsx';
  * (`enrollmentChanged`), so the course's live view appears here and its next session shows
  * without a reload or a reconnection.
  */
-export default function JoinPage({ code }) {
+export default function JoinPage({ code, ioFactory }) {
   const { token } = useSession();
   const { request } = useApi();
   const [typed, setTyped] = useState(code);
@@ -45,7 +45,8 @@ export default function JoinPage({ code }) {
   }, [code, join]);
 
   const courseId = joined?.course_id ?? null;
-  const tracking = useCourseSessionTracking(courseId, token);
+  // `ioFactory`: tests give a fake socket; the app, socket.io-client's.
+  const tracking = useCourseSessionTracking(courseId, token, { ioFactory });
   const { socket } = tracking;
 
   // The student's own enrollment, live: approved moves this socket into the course's room.
