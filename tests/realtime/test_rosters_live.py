@@ -118,3 +118,23 @@ async def test_a_refused_import_moves_nobody(
     await arriving.barrier(world.course_id)  # a round trip (refused: still pending) after the events
     assert arriving.count("enrollmentChanged") == 0
     assert arriving.count("courseSessionStarted") == 0
+
+
+async def test_students_cannot_follow_an_archived_course(
+    live_url: str, world: World, http: httpx.AsyncClient, recorders: Make
+) -> None:
+    student, teacher = recorders("s1"), recorders("teacher")
+    await student.connect(live_url, world.users["s1"].token)
+    await teacher.connect(live_url, world.users["teacher"].token)
+    archived = await http.post(f"/api/courses/{world.course_id}/archive", headers=world.teacher.headers)
+    assert archived.status_code == 200
+    await student.emit("subscribeToCourse", {"course_id": world.course_id})
+    refused = await student.next("activeSessionsError")
+    assert (refused["code"], refused["course_id"]) == ("forbidden", world.course_id)
+    # its managers still follow it (its history, its reports)
+    await teacher.emit("subscribeToCourse", {"course_id": world.course_id})
+    snapshot = await teacher.next("activeSessionsData")
+    assert snapshot == {"course_id": world.course_id, "activeSessions": []}
+    await http.post(f"/api/courses/{world.course_id}/unarchive", headers=world.teacher.headers)
+    await student.emit("subscribeToCourse", {"course_id": world.course_id})
+    assert (await student.next("activeSessionsData"))["course_id"] == world.course_id

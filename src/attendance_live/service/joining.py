@@ -78,6 +78,9 @@ class JoinCodes(AccessRules):
             access = await self._manager_access(unit.db, actor, course_id)
             if access.course.archived_at is not None:
                 raise Forbidden(f"Course {course_id!r} is archived; unarchive it before inviting students")
+            if self.database.dialect == "postgresql":
+                # Two managers creating codes at once: one after the other, so one code stays in force.
+                await unit.db.execute(select(Course.id).where(Course.id == course_id).with_for_update())
             await self._revoke(unit.db, course_id, now)
             unit.db.add(
                 JoinCode(
@@ -96,7 +99,10 @@ class JoinCodes(AccessRules):
             await self._manager_access(db, actor, course_id)
             row = (
                 await db.execute(
-                    select(JoinCode).where(JoinCode.course_id == course_id, JoinCode.revoked_at.is_(None))
+                    select(JoinCode)
+                    .where(JoinCode.course_id == course_id, JoinCode.revoked_at.is_(None))
+                    .order_by(JoinCode.created_at.desc())
+                    .limit(1)
                 )
             ).scalar_one_or_none()
         if row is None:
