@@ -103,7 +103,7 @@ test('a teacher creates a course and lands on its roster', async () => {
   const match = /\/courses\/([^/]+)\/roster$/.exec(new URL(teacher.url()).pathname);
   assert.ok(match, `the roster page's address names the course: ${teacher.url()}`);
   courseId = decodeURIComponent(match[1]);
-  await teacher.getByTestId('roster-counts').getByText('0 enrolled').waitFor();
+  await teacher.getByTestId('roster-counts').getByText('0 on the roster').waitFor();
   await teacher.evaluate(() => {
     window.__notReloaded = true;
   });
@@ -126,13 +126,13 @@ test('the import preview lists the 3 bad rows with their lines; the fixed file i
   assert.equal(await preview.getByRole('button', { name: /^Import/ }).count(), 0, 'no import while rows are bad');
   await shot(teacher, 'roster-import-preview-errors-1280px');
   // nothing was written
-  await teacher.getByTestId('roster-counts').getByText('0 enrolled').waitFor();
+  await teacher.getByTestId('roster-counts').getByText('0 on the roster').waitFor();
 
   await file.setInputFiles({ name: 'roster-fixed.csv', mimeType: 'text/csv', buffer: Buffer.from(rosterCsv({ bad: false })) });
   await preview.getByText('300 to add', { exact: false }).waitFor();
   await preview.getByRole('button', { name: 'Import 300 changes' }).click();
   await teacher.getByTestId('import-done').getByText('Imported: 300 added').waitFor();
-  await teacher.getByTestId('roster-counts').getByText('300 enrolled · 300 approved').waitFor();
+  await teacher.getByTestId('roster-counts').getByText('300 on the roster · 300 approved').waitFor();
   // search narrows the table
   await teacher.getByLabel('Search').fill('student299@');
   await teacher.locator('.roster-table tbody tr').first().waitFor();
@@ -171,12 +171,14 @@ test('a student opens the link, signs in, and shows up pending on the teacher pa
   await request.waitFor();
   assert.match(await request.textContent(), new RegExp(STUDENT.name));
   await teacher.getByTestId('roster-news').getByText(`${STUDENT.name} asked to join`).waitFor();
+  await teacher.getByTestId('roster-counts').getByText('301 on the roster · 300 approved · 1 pending').waitFor();
+  await teacher.screenshot({ path: path.join(screenshotDir, 'roster-join-request-1280px.png') });
   assert.equal(await teacher.evaluate(() => window.__notReloaded), true, 'the teacher page did not reload');
 });
 
 test('approved, the student sees the course and its next session start without reloading', async () => {
   await teacher.locator(`.requests li[data-user-id="${STUDENT.id}"]`).getByRole('button', { name: 'Approve' }).click();
-  await teacher.getByTestId('roster-counts').getByText('301 enrolled · 301 approved').waitFor();
+  await teacher.getByTestId('roster-counts').getByText('301 on the roster · 301 approved').waitFor();
   await student.locator('[data-join-status="approved"]').waitFor();
   await student.getByRole('heading', { name: 'Course Dashboard' }).waitFor();
   await student.locator('.no-sessions').waitFor();

@@ -90,6 +90,15 @@ export default function RosterPage({ courseId }) {
   const apply = useCallback(
     async (userIds, status) => {
       if (userIds.length === 0) return;
+      if (
+        status === 'removed' &&
+        !window.confirm(
+          `Remove ${userIds.length === 1 ? 'this student' : `${userIds.length} students`} from the roster? ` +
+            'Their past attendance records stay in the reports.',
+        )
+      ) {
+        return;
+      }
       setBusy(true);
       setFailure(null);
       try {
@@ -220,7 +229,7 @@ export default function RosterPage({ courseId }) {
       <section className="card" aria-labelledby="enrolled-title">
         <h2 id="enrolled-title">Students</h2>
         <p className="counts" data-testid="roster-counts">
-          {counts.all} enrolled · {counts.approved} approved · {counts.pending} pending · {counts.rejected} rejected
+          {counts.all} on the roster · {counts.approved} approved · {counts.pending} pending · {counts.rejected} rejected
         </p>
         <div className="roster-filters">
           <div className="field">
