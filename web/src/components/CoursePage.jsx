@@ -35,6 +35,7 @@ export default function CoursePage({ courseId }) {
       <p className="hint">
         Teacher: {course.teacher_name || course.teacher_id}
         {manages ? ' · you manage this course' : ''}
+        {course.archived_at ? ' · archived: no new session, hidden from its students' : ''}
       </p>
       {manages && (
         <p className="roster-link">
