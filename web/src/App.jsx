@@ -57,6 +57,7 @@ export default function App() {
   if (!token) {
     // A QR link opened signed out: sign in here, and the same address (the check-in) shows next.
     const why = route.name === 'check-in' ? 'Sign in to check in; you will come straight back to the check-in.'
+      : route.name === 'projector' ? 'Sign in to show the check-in code for this session; you will come back here.'
       : route.name === 'join' ? 'Sign in to join the course; you will come straight back here.' : null;
     page = <SignIn onSignIn={signIn} message={signInMessage ?? why} />;
   }
