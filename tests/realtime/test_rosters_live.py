@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
+from attendance_live.app import Application
 from tests.helpers import Recorder, World
+from tests.recovering import RecoveringClient
 
 Make = Callable[[str], Recorder]
 
@@ -138,3 +140,32 @@ async def test_students_cannot_follow_an_archived_course(
     await http.post(f"/api/courses/{world.course_id}/unarchive", headers=world.teacher.headers)
     await student.emit("subscribeToCourse", {"course_id": world.course_id})
     assert (await student.next("activeSessionsData"))["course_id"] == world.course_id
+
+
+async def test_a_course_joined_by_approval_is_recovered_after_a_blip(
+    live_url: str, world: World, http: httpx.AsyncClient, app: Application
+) -> None:
+    client = RecoveringClient("pending", world.users["pending"].token)
+    try:
+        reply = await client.connect(live_url)
+        assert reply.name == "connect"
+        mark = client.mark()
+        approved = await http.put(
+            f"/api/courses/{world.course_id}/enrollments/pending",
+            json={"status": "approved"},
+            headers=world.teacher.headers,
+        )
+        assert approved.status_code == 200
+        await client.next("enrollmentChanged", since=mark)
+        assert app.realtime.recovery is not None
+        await app.realtime.recovery.idle()  # the pid's state has the course
+        await client.drop()
+        session = await world.start(topic="While away")  # committed while the client is away
+        mark = client.mark()
+        back = await client.connect(live_url)
+        assert back.name == "connect"
+        assert client.recovered, "the same pid: the course joined by the approval came back with it"
+        started = await client.next("courseSessionStarted", since=mark)
+        assert started.data["session_id"] == session["id"]
+    finally:
+        await client.close()
