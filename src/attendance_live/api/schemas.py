@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from attendance_live.networks import MAX_NETWORKS
+from attendance_live.service.roster import MAX_BULK_ITEMS
 from attendance_live.vocabulary import (
     ID_MAX_CHARS,
     ID_PATTERN,
@@ -88,7 +89,7 @@ class BulkEnrollment(_Body):
 
 
 class EnrollmentBatch(_Body):
-    enrollments: list[BulkEnrollment] = Field(min_length=1, max_length=5000)
+    enrollments: list[BulkEnrollment] = Field(min_length=1, max_length=MAX_BULK_ITEMS)
 
 
 class SessionStart(_Body):

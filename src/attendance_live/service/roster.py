@@ -30,7 +30,8 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar, cast
 
 from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_IMPORT_ROWS: Final = 10_000
 MAX_BULK_ITEMS: Final = 5_000
@@ -446,7 +448,7 @@ class Roster(AccessRules):
         )
         return result, plan
 
-    async def _apply(self, db: AsyncSession, course_id: str, plan: list[_Checked], now: Any) -> None:
+    async def _apply(self, db: AsyncSession, course_id: str, plan: list[_Checked], now: datetime) -> None:
         """Write the plan: each kind of row with one statement executed for many rows (built
         once: compiling a multi-row ``VALUES`` per chunk cost more than the writes)."""
         conn = await db.connection()
@@ -670,6 +672,6 @@ def _check_row(row: RosterRow, teacher_id: str) -> tuple[str | None, _Checked | 
     return None, _Checked(row.line, row.user_id, row.email, invite, row.name, cast(RowStatus, status))
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), BATCH_ROWS):
         yield items[start : start + BATCH_ROWS]
