@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, docs, health, reports, server_config, sessions, wellknown
+from attendance_live.api import courses, docs, health, join, reports, server_config, sessions, wellknown
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.hardening import Hardening
@@ -191,6 +191,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     install_error_handlers(http)
     http.include_router(health.router)
     http.include_router(courses.router)
+    http.include_router(join.router)
     http.include_router(sessions.router)
     http.include_router(reports.router)
     http.include_router(server_config.router)

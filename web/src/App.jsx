@@ -11,6 +11,8 @@ import CourseList from './components/CourseList.jsx';
 import CoursePage from './components/CoursePage.jsx';
 import CheckInPage from './components/CheckInPage.jsx';
 import ProjectorView from './components/ProjectorView.jsx';
+import RosterPage from './components/RosterPage.jsx';
+import JoinPage from './components/JoinPage.jsx';
 
 const EXPIRED = 'Your sign-in has expired. Sign in again to continue.';
 
@@ -102,7 +104,8 @@ export default function App() {
   } else if (!token) {
     // A QR link opened signed out: sign in here, and the same address (the check-in) shows next.
     const why = route.name === 'check-in' ? 'Sign in to check in; you will come straight back to the check-in.'
-      : route.name === 'projector' ? 'Sign in to show the check-in code for this session; you will come back here.' : null;
+      : route.name === 'projector' ? 'Sign in to show the check-in code for this session; you will come back here.'
+      : route.name === 'join' ? 'Sign in to join the course; you will come straight back here.' : null;
     page = (
       <SignIn
         signIn={signInConfig}
@@ -114,6 +117,8 @@ export default function App() {
   } else if (!me) page = <p className="loading" role="status">Signing in…</p>;
   else if (route.name === 'courses') page = <CourseList />;
   else if (route.name === 'course') page = <CoursePage key={route.courseId} courseId={route.courseId} />;
+  else if (route.name === 'roster') page = <RosterPage key={route.courseId} courseId={route.courseId} />;
+  else if (route.name === 'join') page = <JoinPage key={route.code} code={route.code} />;
   else if (route.name === 'check-in') page = <CheckInPage key={route.sessionId} sessionId={route.sessionId} />;
   else if (route.name === 'projector') page = <ProjectorView key={route.sessionId} sessionId={route.sessionId} />;
   else {
