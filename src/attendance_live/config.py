@@ -17,11 +17,12 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from attendance_live.networks import IPNetwork, parse_networks
+from attendance_live.term_config import TERM_FIXES, TermSettings
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -104,6 +105,7 @@ _FIXES: dict[str, str] = {
         "use a number of seconds from 600 to 31536000, well above RECOVERY_WINDOW_SECONDS"
     ),
     "OUTBOX_POLL_SECONDS": "use a number of seconds from 0.05 to 60",
+    **TERM_FIXES,  # the term's settings (issue 21): term_config.py
 }
 
 
@@ -133,7 +135,7 @@ def normalise_database_url(raw: str) -> str:
     raise ValueError(f"uses an unsupported database {url.drivername!r}")
 
 
-class Settings(BaseSettings):
+class Settings(TermSettings):
     """Every setting, read from the environment (names are the upper-case field names)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)

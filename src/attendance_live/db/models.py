@@ -275,3 +275,7 @@ class RecoverySession(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)
+
+
+# The term's tables (issue 21) live in their own module, on this Base.
+from attendance_live.db import term_models as term_models  # noqa: E402

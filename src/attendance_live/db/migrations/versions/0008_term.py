@@ -1,0 +1,90 @@
+"""The term (issue 21): webhook endpoints and deliveries, and the outbox readers' cursors.
+
+New tables only: nothing existing changes, so the upgrade is instant on SQLite and PostgreSQL.
+
+Revision ID: 0008
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("secret", sa.String(length=200), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=True),
+        sa.Column("event_types", sa.Text(), nullable=False),
+        sa.Column("description", sa.String(length=200), nullable=True),
+        sa.Column("created_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["course_id"],
+            ["courses.id"],
+            name=op.f("fk_webhook_endpoints_course_id_courses"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    op.create_index(op.f("ix_webhook_endpoints_course_id"), "webhook_endpoints", ["course_id"], unique=False)
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("endpoint_id", sa.String(length=32), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=False),
+        sa.Column("event_type", sa.String(length=64), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+        sa.Column("lease_until", sa.DateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name=op.f("ck_webhook_deliveries_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_webhook_deliveries_message_id")),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_line", "webhook_deliveries", ["endpoint_id", "course_id", "status", "id"]
+    )
+    op.create_index("ix_webhook_deliveries_status_next", "webhook_deliveries", ["status", "next_attempt_at"])
+    op.create_table(
+        "term_cursors",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("position", _POSITION, nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_term_cursors")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("term_cursors")
+    op.drop_index("ix_webhook_deliveries_status_next", table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_line", table_name="webhook_deliveries")
+    op.drop_table("webhook_deliveries")
+    op.drop_index(op.f("ix_webhook_endpoints_course_id"), table_name="webhook_endpoints")
+    op.drop_table("webhook_endpoints")

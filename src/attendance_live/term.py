@@ -1,0 +1,57 @@
+"""The term around the session (issue 21), assembled once by ``app.create_app``.
+
+``Term`` holds the term's services and their background loops (the webhook sender, and later the
+timetable scheduler), is told every committed outbox row of this node (so deliveries go out at
+once; other nodes' rows are found by the loops' polls), and is started and stopped with the app.
+Its routers are mounted by ``create_app``; the routes reach it as ``request.app.state.term``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from attendance_live.api import webhooks as webhooks_api
+from attendance_live.config import Settings
+from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.loops import Loop
+from attendance_live.service.outbox import OutboxRow
+from attendance_live.service.webhooks import Webhooks
+
+__all__ = ["Term"]
+
+
+class Term:
+    """The term's services, loops and routers."""
+
+    def __init__(self, settings: Settings, service: AttendanceService) -> None:
+        self.settings = settings
+        self.service = service
+        self.webhooks = Webhooks(
+            service.database,
+            service.clock,
+            allowed_networks=settings.webhook_allowed_networks,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
+        poll = settings.webhook_poll_seconds
+        self.webhook_loop = Loop("webhooks", lambda: self.webhooks.run_pass(poll), retry_seconds=poll)
+        service.row_sinks.append(self._committed)
+
+    @property
+    def routers(self) -> list[APIRouter]:
+        return [webhooks_api.router]
+
+    def _committed(self, rows: Sequence[OutboxRow]) -> None:
+        if rows:
+            self.webhook_loop.wake()
+
+    def wake_webhooks(self) -> None:
+        self.webhook_loop.wake()
+
+    async def start(self) -> None:
+        self.webhook_loop.start()
+
+    async def stop(self) -> None:
+        await self.webhook_loop.stop()
+        await self.webhooks.close()
