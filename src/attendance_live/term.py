@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
+from attendance_live.api import term as term_api
 from attendance_live.api import webhooks as webhooks_api
 from attendance_live.config import Settings
 from attendance_live.service.attendance import AttendanceService
+from attendance_live.service.calendar import CalendarFeeds, FeedTokens
 from attendance_live.service.loops import Loop
 from attendance_live.service.outbox import OutboxRow
 from attendance_live.service.webhooks import Webhooks
@@ -36,11 +38,12 @@ class Term:
         )
         poll = settings.webhook_poll_seconds
         self.webhook_loop = Loop("webhooks", lambda: self.webhooks.run_pass(poll), retry_seconds=poll)
+        self.calendars = CalendarFeeds(service, FeedTokens(service.database, service.clock))
         service.row_sinks.append(self._committed)
 
     @property
     def routers(self) -> list[APIRouter]:
-        return [webhooks_api.router]
+        return [webhooks_api.router, term_api.router]
 
     def _committed(self, rows: Sequence[OutboxRow]) -> None:
         if rows:

@@ -4,6 +4,7 @@
   every course);
 * ``webhook_deliveries``: one message to one endpoint, from its creation to ``delivered`` or
   ``failed``, with its attempts and last error (what the administrator lists and resends);
+* ``calendar_tokens``: the secret of each user's calendar feed URL (its SHA-256 only);
 * ``term_cursors``: how far a reader of the outbox (the webhook enqueuer) has got; moved by a
   conditional update in the transaction that acts on the rows, so each row is handled once.
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from attendance_live.db.models import ID_LENGTH, Base, UTCDateTime
 
-__all__ = ["DELIVERY_STATUSES", "TermCursor", "WebhookDelivery", "WebhookEndpoint"]
+__all__ = ["DELIVERY_STATUSES", "CalendarToken", "TermCursor", "WebhookDelivery", "WebhookEndpoint"]
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
@@ -80,3 +81,13 @@ class TermCursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
+class CalendarToken(Base):
+    """A user's calendar feed token, kept as its SHA-256 (the URL is shown once, at its creation)."""
+
+    __tablename__ = "calendar_tokens"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

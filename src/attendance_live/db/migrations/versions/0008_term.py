@@ -1,4 +1,4 @@
-"""The term (issue 21): webhook endpoints and deliveries, and the outbox readers' cursors.
+"""The term (issue 21): webhook endpoints and deliveries, the outbox readers' cursors, calendar tokens.
 
 New tables only: nothing existing changes, so the upgrade is instant on SQLite and PostgreSQL.
 
@@ -79,9 +79,21 @@ def upgrade() -> None:
         sa.Column("position", _POSITION, nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_term_cursors")),
     )
+    op.create_table(
+        "calendar_tokens",
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_calendar_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_calendar_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_calendar_tokens_token_hash")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("calendar_tokens")
     op.drop_table("term_cursors")
     op.drop_index("ix_webhook_deliveries_status_next", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_line", table_name="webhook_deliveries")
