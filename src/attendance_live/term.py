@@ -1,7 +1,7 @@
 """The term around the session (issue 21), assembled once by ``app.create_app``.
 
-``Term`` holds the term's services and their background loops (the webhook sender, and later the
-timetable scheduler), is told every committed outbox row of this node (so deliveries go out at
+``Term`` holds the term's services and their background loops (the webhook sender, the timetable
+scheduler), is told every committed outbox row of this node (so deliveries go out at
 once; other nodes' rows are found by the loops' polls), and is started and stopped with the app.
 Its routers are mounted by ``create_app``; the routes reach it as ``request.app.state.term``.
 """
@@ -19,6 +19,7 @@ from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.calendar import CalendarFeeds, FeedTokens
 from attendance_live.service.loops import Loop
 from attendance_live.service.outbox import OutboxRow
+from attendance_live.service.timetable import Timetable
 from attendance_live.service.webhooks import Webhooks
 
 __all__ = ["Term"]
@@ -39,6 +40,10 @@ class Term:
         poll = settings.webhook_poll_seconds
         self.webhook_loop = Loop("webhooks", lambda: self.webhooks.run_pass(poll), retry_seconds=poll)
         self.calendars = CalendarFeeds(service, FeedTokens(service.database, service.clock))
+        self.timetable = Timetable(service)
+        self.calendars.planned = self.timetable.calendar_entries
+        tick = settings.timetable_poll_seconds
+        self.timetable_loop = Loop("timetable", lambda: self.timetable.run_pass(tick), retry_seconds=tick)
         service.row_sinks.append(self._committed)
 
     @property
@@ -52,9 +57,14 @@ class Term:
     def wake_webhooks(self) -> None:
         self.webhook_loop.wake()
 
+    def wake_timetable(self) -> None:
+        self.timetable_loop.wake()
+
     async def start(self) -> None:
         self.webhook_loop.start()
+        self.timetable_loop.start()
 
     async def stop(self) -> None:
+        await self.timetable_loop.stop()
         await self.webhook_loop.stop()
         await self.webhooks.close()

@@ -4,6 +4,8 @@
   every course);
 * ``webhook_deliveries``: one message to one endpoint, from its creation to ``delivered`` or
   ``failed``, with its attempts and last error (what the administrator lists and resends);
+* ``timetable_slots`` (a course's recurring slots) and ``planned_sessions`` (each occurrence of a
+  slot, and one-off plans): what the scheduler starts; a planned session's id becomes its session's;
 * ``calendar_tokens``: the secret of each user's calendar feed URL (its SHA-256 only);
 * ``term_cursors``: how far a reader of the outbox (the webhook enqueuer) has got; moved by a
   conditional update in the transaction that acts on the rows, so each row is handled once.
@@ -14,16 +16,27 @@ check see them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from attendance_live.db.models import ID_LENGTH, Base, UTCDateTime
 
-__all__ = ["DELIVERY_STATUSES", "CalendarToken", "TermCursor", "WebhookDelivery", "WebhookEndpoint"]
+__all__ = [
+    "DELIVERY_STATUSES",
+    "PLANNED_STATUSES",
+    "CalendarToken",
+    "PlannedSession",
+    "TermCursor",
+    "TimetableSlot",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
+# planned → starting (a node holds its lease) → started; or skipped (a teacher), or missed (not held).
+PLANNED_STATUSES = ("planned", "starting", "started", "skipped", "missed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -91,3 +104,59 @@ class CalendarToken(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TimetableSlot(Base):
+    """A recurring slot: a weekday and a wall-clock start in a time zone, between two dates."""
+
+    __tablename__ = "timetable_slots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    start_time: Mapped[str] = mapped_column(String(5))  # HH:MM, wall clock in ``timezone``
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    first_date: Mapped[date] = mapped_column(Date)
+    last_date: Mapped[date] = mapped_column(Date)
+    exception_dates: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of YYYY-MM-DD
+    topic: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The started session's check-in settings (JSON: SessionStart's optional fields).
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("first_date <= last_date", name="dates_ordered"),
+    )
+
+
+class PlannedSession(Base):
+    """One planned session (an occurrence of a slot, or a one-off); its id is its session's id."""
+
+    __tablename__ = "planned_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    slot_id: Mapped[str | None] = mapped_column(
+        ForeignKey("timetable_slots.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    topic: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    # The node starting it holds it until then; another node may take over after.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(_in("status", PLANNED_STATUSES), name="status"),
+        CheckConstraint("starts_at < ends_at", name="times_ordered"),
+        Index("ix_planned_sessions_status_starts", "status", "starts_at"),
+        Index("ix_planned_sessions_course_starts", "course_id", "starts_at"),
+    )

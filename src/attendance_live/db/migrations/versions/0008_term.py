@@ -1,4 +1,5 @@
-"""The term (issue 21): webhook endpoints and deliveries, the outbox readers' cursors, calendar tokens.
+"""The term (issue 21): webhook endpoints and deliveries, the outbox readers' cursors, calendar
+tokens, timetable slots and planned sessions.
 
 New tables only: nothing existing changes, so the upgrade is instant on SQLite and PostgreSQL.
 
@@ -91,8 +92,78 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_calendar_tokens_token_hash")),
     )
 
+    op.create_table(
+        "timetable_slots",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=False),
+        sa.Column("weekday", sa.Integer(), nullable=False),
+        sa.Column("start_time", sa.String(length=5), nullable=False),
+        sa.Column("duration_minutes", sa.Integer(), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("first_date", sa.Date(), nullable=False),
+        sa.Column("last_date", sa.Date(), nullable=False),
+        sa.Column("exception_dates", sa.Text(), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=True),
+        sa.Column("location", sa.String(length=200), nullable=True),
+        sa.Column("settings", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint("weekday BETWEEN 0 AND 6", name=op.f("ck_timetable_slots_weekday_range")),
+        sa.CheckConstraint("duration_minutes > 0", name=op.f("ck_timetable_slots_duration_positive")),
+        sa.CheckConstraint("first_date <= last_date", name=op.f("ck_timetable_slots_dates_ordered")),
+        sa.ForeignKeyConstraint(
+            ["course_id"],
+            ["courses.id"],
+            name=op.f("fk_timetable_slots_course_id_courses"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_timetable_slots")),
+    )
+    op.create_index(op.f("ix_timetable_slots_course_id"), "timetable_slots", ["course_id"], unique=False)
+    op.create_table(
+        "planned_sessions",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=False),
+        sa.Column("slot_id", sa.String(length=32), nullable=True),
+        sa.Column("starts_at", sa.DateTime(), nullable=False),
+        sa.Column("ends_at", sa.DateTime(), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=True),
+        sa.Column("location", sa.String(length=200), nullable=True),
+        sa.Column("settings", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("lease_until", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('planned', 'starting', 'started', 'skipped', 'missed')",
+            name=op.f("ck_planned_sessions_status"),
+        ),
+        sa.CheckConstraint("starts_at < ends_at", name=op.f("ck_planned_sessions_times_ordered")),
+        sa.ForeignKeyConstraint(
+            ["course_id"],
+            ["courses.id"],
+            name=op.f("fk_planned_sessions_course_id_courses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["slot_id"],
+            ["timetable_slots.id"],
+            name=op.f("fk_planned_sessions_slot_id_timetable_slots"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_planned_sessions")),
+    )
+    op.create_index(op.f("ix_planned_sessions_slot_id"), "planned_sessions", ["slot_id"], unique=False)
+    op.create_index("ix_planned_sessions_status_starts", "planned_sessions", ["status", "starts_at"])
+    op.create_index("ix_planned_sessions_course_starts", "planned_sessions", ["course_id", "starts_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_planned_sessions_course_starts", table_name="planned_sessions")
+    op.drop_index("ix_planned_sessions_status_starts", table_name="planned_sessions")
+    op.drop_index(op.f("ix_planned_sessions_slot_id"), table_name="planned_sessions")
+    op.drop_table("planned_sessions")
+    op.drop_index(op.f("ix_timetable_slots_course_id"), table_name="timetable_slots")
+    op.drop_table("timetable_slots")
     op.drop_table("calendar_tokens")
     op.drop_table("term_cursors")
     op.drop_index("ix_webhook_deliveries_status_next", table_name="webhook_deliveries")
