@@ -28,6 +28,7 @@ SERVER_EVENTS = (
     "checkInCode",
     "tokenExpired",
     "tokenRefreshed",
+    "absenceAlert",
 )
 
 

@@ -1,8 +1,9 @@
 """The term around the session (issue 21), assembled once by ``app.create_app``.
 
 ``Term`` holds the term's services and their background loops (the webhook sender, the timetable
-scheduler), is told every committed outbox row of this node (so deliveries go out at
-once; other nodes' rows are found by the loops' polls), and is started and stopped with the app.
+scheduler, the absence alerts' processor), is told every committed outbox row of this node (so
+deliveries and alerts follow at once; other nodes' rows are found by the loops' polls), and is
+started and stopped with the app.
 Its routers are mounted by ``create_app``; the routes reach it as ``request.app.state.term``.
 """
 
@@ -15,10 +16,11 @@ from fastapi import APIRouter
 from attendance_live.api import term as term_api
 from attendance_live.api import webhooks as webhooks_api
 from attendance_live.config import Settings
+from attendance_live.service.alerts import Alerts, Mailer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.calendar import CalendarFeeds, FeedTokens
 from attendance_live.service.loops import Loop
-from attendance_live.service.outbox import OutboxRow
+from attendance_live.service.outbox import RECORD, OutboxRow
 from attendance_live.service.timetable import Timetable
 from attendance_live.service.webhooks import Webhooks
 
@@ -44,6 +46,11 @@ class Term:
         self.calendars.planned = self.timetable.calendar_entries
         tick = settings.timetable_poll_seconds
         self.timetable_loop = Loop("timetable", lambda: self.timetable.run_pass(tick), retry_seconds=tick)
+        self.alerts = Alerts(
+            service, Mailer(settings.smtp_url, settings.smtp_from), dashboard_url=settings.dashboard_url
+        )
+        # Alerts are looked at on the same beat as deliveries: both read the outbox after a cursor.
+        self.alerts_loop = Loop("absence-alerts", self._alerts_pass, retry_seconds=poll)
         service.row_sinks.append(self._committed)
 
     @property
@@ -53,6 +60,12 @@ class Term:
     def _committed(self, rows: Sequence[OutboxRow]) -> None:
         if rows:
             self.webhook_loop.wake()
+            if any(r.kind in ("courseSessionEnded", RECORD) for r in rows):
+                self.alerts_loop.wake()
+
+    async def _alerts_pass(self) -> float:
+        await self.alerts.process()
+        return self.settings.webhook_poll_seconds
 
     def wake_webhooks(self) -> None:
         self.webhook_loop.wake()
@@ -63,8 +76,11 @@ class Term:
     async def start(self) -> None:
         self.webhook_loop.start()
         self.timetable_loop.start()
+        self.alerts_loop.start()
 
     async def stop(self) -> None:
         await self.timetable_loop.stop()
+        await self.alerts_loop.stop()
+        await self.alerts.close()
         await self.webhook_loop.stop()
         await self.webhooks.close()

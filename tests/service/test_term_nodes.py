@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from attendance_live.app import Application, create_app
 from attendance_live.config import Settings
 from attendance_live.db.models import AttendanceSession, OutboxEvent
-from attendance_live.db.term_models import PlannedSession, WebhookDelivery
+from attendance_live.db.term_models import AbsenceAlert, PlannedSession, WebhookDelivery
 from tests.helpers import FakeClock, World
 from tests.webhook_receiver import Receiver
 
@@ -101,3 +101,28 @@ async def test_two_nodes_make_each_delivery_once(
     async with app.context.database.read() as db:
         count = (await db.execute(select(func.count()).select_from(WebhookDelivery))).scalar_one()
     assert count == 10
+
+
+async def test_two_nodes_fire_each_absence_alert_once(
+    app: Application, second: Application, http: httpx.AsyncClient, world: World, clock: FakeClock
+) -> None:
+    response = await http.put(
+        "/api/courses/cs101/absence-rules",
+        json={"rules": [{"kind": "absences", "count": 1}, {"kind": "streak", "count": 2}]},
+        headers=world.teacher.headers,
+    )
+    assert response.status_code == 200, response.text
+    for _ in range(3):
+        clock.advance(days=1)
+        session = await world.start()
+        assert (await world.end(session["id"])).status_code == 200
+        await asyncio.gather(app.term.alerts.process(), second.term.alerts.process())
+    async with app.context.database.read() as db:
+        fired = Counter((r.user_id, r.rule_id) for r in (await db.execute(select(AbsenceAlert))).scalars())
+        outbox = (
+            await db.execute(select(func.count()).where(OutboxEvent.kind == "absenceAlert"))
+        ).scalar_one()
+    # s1, s2, s3: absent every time; each crosses each rule once.
+    assert len(fired) == 6
+    assert set(fired.values()) == {1}
+    assert outbox == 6

@@ -1,9 +1,9 @@
-"""The term's routes: calendar feeds, timetables and planned sessions."""
+"""The term's routes: calendar feeds, timetables and planned sessions, absence rules and alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,7 @@ from attendance_live.api.deps import Caller, Context, CourseId, authenticate
 from attendance_live.api.errors import ERRORS
 from attendance_live.auth.tokens import Identity
 from attendance_live.networks import MAX_NETWORKS
+from attendance_live.service.alerts import MAX_RULES, Alerts, AlertView, RuleSpec, RuleView
 from attendance_live.service.calendar import CalendarFeeds
 from attendance_live.service.timetable import PlannedView, SessionSettings, SlotView, Timetable, Weekday
 from attendance_live.service.views import SessionView
@@ -20,13 +21,16 @@ from attendance_live.vocabulary import CheckInMode
 
 __all__ = [
     "CALENDAR_TYPE",
+    "AlertsDep",
     "FeedToken",
     "FeedTokenState",
     "Feeds",
     "PlannedCreate",
     "PlannedId",
+    "RulesPut",
     "SlotCreate",
     "TimetableDep",
+    "get_alerts",
     "get_feeds",
     "get_timetable",
     "router",
@@ -267,3 +271,48 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+# ---------------------------------------------------------------- absence follow-up
+
+
+class RulesPut(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rules: list[RuleSpec] = Field(max_length=MAX_RULES)
+
+
+async def get_alerts(request: Request) -> Alerts:
+    alerts: Alerts = request.app.state.term.alerts
+    return alerts
+
+
+AlertsDep = Annotated[Alerts, Depends(get_alerts)]
+
+
+@router.put("/api/courses/{course_id}/absence-rules", responses=ERRORS)
+async def set_rules(course_id: CourseId, body: RulesPut, caller: Caller, alerts: AlertsDep) -> list[RuleView]:
+    """Replace the course's absence thresholds (an empty list turns follow-up off)."""
+    return await alerts.set_rules(caller, course_id, body.rules)
+
+
+@router.get("/api/courses/{course_id}/absence-rules", responses=ERRORS)
+async def list_rules(course_id: CourseId, caller: Caller, alerts: AlertsDep) -> list[RuleView]:
+    return await alerts.list_rules(caller, course_id)
+
+
+@router.get("/api/courses/{course_id}/alerts", responses=ERRORS)
+async def list_alerts(
+    course_id: CourseId,
+    caller: Caller,
+    alerts: AlertsDep,
+    state: Annotated[Literal["open", "all"], Query()] = "open",
+) -> list[AlertView]:
+    """The course's absence alerts, newest first (a student: only its own)."""
+    return await alerts.list_alerts(caller, course_id, open_only=state == "open")
+
+
+@router.post("/api/alerts/{alert_id}/acknowledge", responses=ERRORS)
+async def acknowledge(alert_id: PlannedId, caller: Caller, alerts: AlertsDep) -> AlertView:
+    """Mark an alert as seen (course teacher, admin); it leaves the open list."""
+    return await alerts.acknowledge(caller, alert_id)

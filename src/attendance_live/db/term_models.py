@@ -6,6 +6,8 @@
   ``failed``, with its attempts and last error (what the administrator lists and resends);
 * ``timetable_slots`` (a course's recurring slots) and ``planned_sessions`` (each occurrence of a
   slot, and one-off plans): what the scheduler starts; a planned session's id becomes its session's;
+* ``absence_rules`` (a course's thresholds), ``absence_states`` (whether a student is past one, so
+  it fires once per crossing) and ``absence_alerts`` (what managers see and acknowledge);
 * ``calendar_tokens``: the secret of each user's calendar feed URL (its SHA-256 only);
 * ``term_cursors``: how far a reader of the outbox (the webhook enqueuer) has got; moved by a
   conditional update in the transaction that acts on the rows, so each row is handled once.
@@ -18,14 +20,29 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from attendance_live.db.models import ID_LENGTH, Base, UTCDateTime
 
 __all__ = [
+    "ABSENCE_RULE_KINDS",
     "DELIVERY_STATUSES",
     "PLANNED_STATUSES",
+    "AbsenceAlert",
+    "AbsenceRule",
+    "AbsenceState",
     "CalendarToken",
     "PlannedSession",
     "TermCursor",
@@ -37,6 +54,9 @@ __all__ = [
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 # planned → starting (a node holds its lease) → started; or skipped (a teacher), or missed (not held).
 PLANNED_STATUSES = ("planned", "starting", "started", "skipped", "missed")
+# absences: at least N absences; rate: attendance rate below X after at least N sessions;
+# streak: N absences in a row.
+ABSENCE_RULE_KINDS = ("absences", "rate", "streak")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -160,3 +180,52 @@ class PlannedSession(Base):
         Index("ix_planned_sessions_status_starts", "status", "starts_at"),
         Index("ix_planned_sessions_course_starts", "course_id", "starts_at"),
     )
+
+
+class AbsenceRule(Base):
+    """A course's absence threshold (``kind`` says which of ``count``, ``below`` apply)."""
+
+    __tablename__ = "absence_rules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # absences: the number of absences; rate: the fewest sessions before it applies; streak: the run.
+    count: Mapped[int] = mapped_column(Integer)
+    # rate: the attendance rate (0 to 1) below which it fires.
+    below: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", ABSENCE_RULE_KINDS), name="kind"),
+        CheckConstraint("count >= 1", name="count_positive"),
+    )
+
+
+class AbsenceState(Base):
+    """Whether a student is past a rule now: an alert fires when this turns true, not while it stays."""
+
+    __tablename__ = "absence_states"
+
+    rule_id: Mapped[str] = mapped_column(ForeignKey("absence_rules.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    crossed: Mapped[bool] = mapped_column(Boolean)
+
+
+class AbsenceAlert(Base):
+    """One crossing of a rule by a student (open until a manager acknowledges it)."""
+
+    __tablename__ = "absence_alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    rule_id: Mapped[str | None] = mapped_column(
+        ForeignKey("absence_rules.id", ondelete="SET NULL"), nullable=True
+    )
+    payload: Mapped[str] = mapped_column(Text)  # JSON: the alert as sent (socket, webhook, list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+
+    __table_args__ = (Index("ix_absence_alerts_course_created", "course_id", "created_at"),)

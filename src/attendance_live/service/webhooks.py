@@ -47,12 +47,12 @@ from attendance_live.db.engine import Database
 from attendance_live.db.models import Course, OutboxEvent
 from attendance_live.db.term_models import TermCursor, WebhookDelivery, WebhookEndpoint
 from attendance_live.networks import IPNetwork, in_networks, parse_address
+from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
 from attendance_live.service.outbox import ENROLLMENT, RECORD
 from attendance_live.timeutil import Clock, iso_z, utcnow
 
 __all__ = [
-    "ABSENCE_ALERT_KIND",
     "CURSOR",
     "ENQUEUE_BATCH",
     "ERROR_CHARS",
@@ -81,8 +81,6 @@ EVENT_TYPES: Final[tuple[EventType, ...]] = (
     "enrollment.changed",
     "absence.alert",
 )
-# The outbox kind of an absence alert (service.alerts writes it).
-ABSENCE_ALERT_KIND: Final = "absenceAlert"
 CURSOR: Final = "webhooks"
 # The waits after each failed attempt (the Standard Webhooks recommendation): 27 h 35 min in all.
 RETRY_SCHEDULE: Final[tuple[timedelta, ...]] = (

@@ -1,5 +1,5 @@
 """The term (issue 21): webhook endpoints and deliveries, the outbox readers' cursors, calendar
-tokens, timetable slots and planned sessions.
+tokens, timetable slots and planned sessions, absence rules, states and alerts.
 
 New tables only: nothing existing changes, so the upgrade is instant on SQLite and PostgreSQL.
 
@@ -155,9 +155,68 @@ def upgrade() -> None:
     op.create_index(op.f("ix_planned_sessions_slot_id"), "planned_sessions", ["slot_id"], unique=False)
     op.create_index("ix_planned_sessions_status_starts", "planned_sessions", ["status", "starts_at"])
     op.create_index("ix_planned_sessions_course_starts", "planned_sessions", ["course_id", "starts_at"])
+    op.create_table(
+        "absence_rules",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("below", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint("kind IN ('absences', 'rate', 'streak')", name=op.f("ck_absence_rules_kind")),
+        sa.CheckConstraint("count >= 1", name=op.f("ck_absence_rules_count_positive")),
+        sa.ForeignKeyConstraint(
+            ["course_id"], ["courses.id"], name=op.f("fk_absence_rules_course_id_courses"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_absence_rules")),
+    )
+    op.create_index(op.f("ix_absence_rules_course_id"), "absence_rules", ["course_id"], unique=False)
+    op.create_table(
+        "absence_states",
+        sa.Column("rule_id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("crossed", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rule_id"],
+            ["absence_rules.id"],
+            name=op.f("fk_absence_states_rule_id_absence_rules"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("rule_id", "user_id", name=op.f("pk_absence_states")),
+    )
+    op.create_table(
+        "absence_alerts",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("course_id", sa.String(length=128), nullable=False),
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("rule_id", sa.String(length=32), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=128), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["course_id"],
+            ["courses.id"],
+            name=op.f("fk_absence_alerts_course_id_courses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["rule_id"],
+            ["absence_rules.id"],
+            name=op.f("fk_absence_alerts_rule_id_absence_rules"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_absence_alerts")),
+    )
+    op.create_index("ix_absence_alerts_course_created", "absence_alerts", ["course_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_absence_alerts_course_created", table_name="absence_alerts")
+    op.drop_table("absence_alerts")
+    op.drop_table("absence_states")
+    op.drop_index(op.f("ix_absence_rules_course_id"), table_name="absence_rules")
+    op.drop_table("absence_rules")
     op.drop_index("ix_planned_sessions_course_starts", table_name="planned_sessions")
     op.drop_index("ix_planned_sessions_status_starts", table_name="planned_sessions")
     op.drop_index(op.f("ix_planned_sessions_slot_id"), table_name="planned_sessions")
