@@ -25,10 +25,13 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 204 to verified requests; ``down`` makes it answer 503 (and record nothing)."""
+    """Answers 204 to verified requests; ``down`` makes it answer 503 (and record nothing); ``hold``
+    makes it keep each request unanswered until the event is set (then 503, recording nothing)."""
 
     secret: str | None = None
     down: bool = False
+    hold: asyncio.Event | None = None
+    held: int = 0
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -53,6 +56,13 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        if self.hold is not None:
+            hold = self.hold
+            async with self._changed:
+                self.held += 1
+                self._changed.notify_all()
+            await hold.wait()
+            return web.Response(status=503, text="held")
         async with self._changed:
             if self.down:
                 self.refused += 1
@@ -72,6 +82,9 @@ class Receiver:
         """Wait until ``count`` requests were accepted; all of them."""
         await self._wait(lambda: len(self.received) >= count, timeout, f"{count} accepted")
         return list(self.received)
+
+    async def wait_held(self, count: int, timeout: float = 10.0) -> None:
+        await self._wait(lambda: self.held >= count, timeout, f"{count} held")
 
     async def wait_refused(self, count: int, timeout: float = 10.0) -> None:
         await self._wait(lambda: self.refused >= count, timeout, f"{count} refused")

@@ -20,7 +20,7 @@ from attendance_live.service.alerts import Alerts, Mailer
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.calendar import CalendarFeeds, FeedTokens
 from attendance_live.service.loops import Loop
-from attendance_live.service.outbox import RECORD, OutboxRow
+from attendance_live.service.outbox import OutboxRow
 from attendance_live.service.timetable import Timetable
 from attendance_live.service.webhooks import Webhooks
 
@@ -60,7 +60,8 @@ class Term:
     def _committed(self, rows: Sequence[OutboxRow]) -> None:
         if rows:
             self.webhook_loop.wake()
-            if any(r.kind in ("courseSessionEnded", RECORD) for r in rows):
+            # Only an end counts at once (records of running sessions do not; the poll sees the rest).
+            if any(r.kind == "courseSessionEnded" for r in rows):
                 self.alerts_loop.wake()
 
     async def _alerts_pass(self) -> float:

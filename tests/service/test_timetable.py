@@ -97,6 +97,15 @@ async def test_a_weekly_slot_starts_and_ends_its_sessions_at_the_right_instants_
     slot = await add_slot(http, world)
     assert slot["planned"] == 4
     assert slot["weekday"] == "monday"
+    holiday = await add_slot(http, world, weekday="tuesday", exception_dates=["2026-03-24", "2026-03-31"])
+    assert (
+        holiday["planned"] == 1
+    )  # 17 March only: the other two Tuesdays are exceptions, 7 April is past the end
+    assert holiday["exception_dates"] == ["2026-03-24", "2026-03-31"]
+    response = await http.delete(
+        f"/api/courses/cs101/timetable/slots/{holiday['id']}", headers=world.teacher.headers
+    )
+    assert response.status_code == 204
     plans = await planned(http, world)
     starts = [p["starts_at"] for p in plans]
     assert starts == [

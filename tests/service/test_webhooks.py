@@ -3,6 +3,7 @@ retries while the receiver is down, resend, and no loss across a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -251,3 +252,27 @@ async def test_no_event_is_lost_across_a_restart(
     async with restarted.context.database.read() as db:
         rows = (await db.execute(select(WebhookDelivery.status))).scalars().all()
     assert rows == ["delivered", "delivered"]
+
+
+async def test_a_receiver_that_does_not_answer_times_out_without_holding_up_any_request(
+    app: Application, http: httpx.AsyncClient, world: World, receiver: Receiver, clock: FakeClock
+) -> None:
+    await register(http, world, receiver, event_types=["session.started", "session.ended"])
+    receiver.hold = asyncio.Event()
+    session = await world.start()
+    await receiver.wait_held(1)  # the start's delivery is in flight, unanswered...
+    assert (
+        await world.end(session["id"])
+    ).status_code == 200  # ...and the teacher's next request is not held up
+    await app.term.webhook_loop.settled()  # the attempt gave up after WEBHOOK_TIMEOUT_SECONDS
+    (head, *_) = sorted(await deliveries(http, world), key=lambda d: d["id"])
+    assert head["status"] == "pending"
+    assert head["attempts"] == 1
+    assert head["last_error"] == "no answer within 2 s"
+    assert head["last_status_code"] is None
+    receiver.hold.set()
+    receiver.hold = None
+    clock.advance(seconds=RETRY_SCHEDULE[0].total_seconds())
+    app.term.wake_webhooks()
+    got = await receiver.wait_count(2)
+    assert [r.body["type"] for r in got] == ["session.started", "session.ended"]

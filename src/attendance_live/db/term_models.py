@@ -31,10 +31,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    func,
+    select,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from attendance_live.db.models import ID_LENGTH, Base, UTCDateTime
+from attendance_live.db.models import ID_LENGTH, Base, OutboxEvent, UTCDateTime
 
 __all__ = [
     "ABSENCE_RULE_KINDS",
@@ -114,6 +117,16 @@ class TermCursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+    @staticmethod
+    def behind(conn: Connection, name: str) -> bool:
+        """Whether the outbox has rows after cursor ``name`` (False when there is no such cursor):
+        a read, so an idle reader never takes the write lock."""
+        position = conn.execute(select(TermCursor.position).where(TermCursor.name == name)).scalar()
+        if position is None:
+            return False
+        last = conn.execute(select(func.max(OutboxEvent.id))).scalar()
+        return last is not None and int(last) > int(position)
 
 
 class CalendarToken(Base):

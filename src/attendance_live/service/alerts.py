@@ -325,9 +325,9 @@ class Alerts:
     async def process(self) -> int:
         """Look at what ended or changed since the cursor; the number of alerts fired."""
         fired = 0
-        while True:
+        while await self.database.run_read(lambda conn: TermCursor.behind(conn, CURSOR)):
             try:
-                rows, alerts, read = await self.database.run_write(self._process_batch)
+                rows, alerts = await self.database.run_write(self._process_batch)
             except _Raced:
                 return fired
             for sink in self.service.row_sinks:
@@ -335,17 +335,16 @@ class Alerts:
             for alert in alerts:
                 self._mail(alert)
             fired += len(alerts)
-            if read < PROCESS_BATCH:
-                return fired
+        return fired
 
     async def close(self) -> None:
         if self._mails:
             await asyncio.gather(*self._mails, return_exceptions=True)
 
-    def _process_batch(self, conn: Connection) -> tuple[list[OutboxRow], list[AlertView], int]:
+    def _process_batch(self, conn: Connection) -> tuple[list[OutboxRow], list[AlertView]]:
         cursor = conn.execute(select(TermCursor.position).where(TermCursor.name == CURSOR)).scalar()
         if cursor is None:
-            return [], [], 0  # no rule was ever set
+            return [], []  # no rule was ever set
         outbox = OutboxEvent.__table__
         # Every kind, in position order: positions are gap-free, so the cursor never passes a row
         # that is not yet visible; the kinds that matter are picked here.
@@ -356,7 +355,7 @@ class Alerts:
             .limit(PROCESS_BATCH)
         ).all()
         if not rows:
-            return [], [], 0
+            return [], []
         # course -> student -> the session after which they are looked at
         targets: dict[str, dict[str, str]] = {}
         for _position, course_id, kind, raw in rows:
@@ -392,7 +391,7 @@ class Alerts:
         )
         if moved.rowcount != 1:
             raise _Raced()  # another node looked at these rows first: roll back ours
-        return committed, alerts, len(rows)
+        return committed, alerts
 
     def _evaluate(self, conn: Connection, course_id: str, users: dict[str, str], now: Any) -> list[AlertView]:
         rules = [

@@ -368,14 +368,13 @@ class Webhooks:
     async def enqueue(self) -> int:
         """Turn the outbox rows after the cursor into deliveries; the number of rows read."""
         total = 0
-        while True:
+        while await self.database.run_read(lambda conn: TermCursor.behind(conn, CURSOR)):
             try:
                 read = await self.database.run_write(self._enqueue_batch)
             except _Raced:
                 return total  # another node has these rows; the next pass goes on from its cursor
             total += read
-            if read < ENQUEUE_BATCH:
-                return total
+        return total
 
     def _enqueue_batch(self, conn: Connection) -> int:
         cursor = conn.execute(select(TermCursor.position).where(TermCursor.name == CURSOR)).scalar()
@@ -445,6 +444,8 @@ class Webhooks:
 
     async def send_due(self) -> int:
         """Claim and send the deliveries that are due, one per line; the number attempted."""
+        if not await self.database.run_read(lambda conn: bool(conn.execute(self._due(self.clock())).first())):
+            return 0  # nothing due: no write transaction
         claimed = await self.database.run_write(self._claim)
         if claimed:
             await asyncio.gather(*(self._send(c) for c in claimed))
@@ -482,23 +483,26 @@ class Webhooks:
             .scalar_subquery()
         )
 
-    def _claim(self, conn: Connection) -> list[_Claimed]:
-        now = self.clock()
+    def _due(self, now: datetime) -> Any:
+        """The first undelivered delivery of each line, if it may be attempted now."""
         d = WebhookDelivery.__table__
-        heads = self._heads()
-        candidates = conn.execute(
+        return (
             select(
                 d.c.id, WebhookEndpoint.url, WebhookEndpoint.secret, d.c.message_id, d.c.payload, d.c.attempts
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == d.c.endpoint_id)
             .where(
-                d.c.id.in_(heads),
+                d.c.id.in_(self._heads()),
                 d.c.next_attempt_at <= now,
                 or_(d.c.lease_until.is_(None), d.c.lease_until < now),
             )
             .order_by(d.c.id)
             .limit(SEND_BATCH)
-        ).all()
+        )
+
+    def _claim(self, conn: Connection) -> list[_Claimed]:
+        now = self.clock()
+        candidates = conn.execute(self._due(now)).all()
         lease = now + timedelta(seconds=self.timeout_seconds * 2 + 30)
         claimed: list[_Claimed] = []
         for delivery_id, url, secret, message_id, payload, attempts in candidates:
