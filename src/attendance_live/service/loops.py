@@ -21,7 +21,8 @@ STOP_GRACE_SECONDS = 5.0
 
 
 class Loop:
-    """Runs ``run_pass`` (which returns the seconds to sleep) until stopped; ``wake`` cuts a sleep short."""
+    """Runs ``run_pass`` (which returns the seconds to sleep; 0 or less: go again at once) until
+    stopped; ``wake`` cuts a sleep short."""
 
     def __init__(self, name: str, run_pass: Callable[[], Awaitable[float]], *, retry_seconds: float) -> None:
         self.name = name
@@ -77,5 +78,8 @@ class Loop:
             async with self._progress:
                 self._finished = self._begun
                 self._progress.notify_all()
+            if delay <= 0:
+                await asyncio.sleep(0)  # more to do: let the others run, then go on
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(MIN_SLEEP_SECONDS, delay))

@@ -448,7 +448,9 @@ class Webhooks:
             return 0  # nothing due: no write transaction
         claimed = await self.database.run_write(self._claim)
         if claimed:
-            await asyncio.gather(*(self._send(c) for c in claimed))
+            outcomes = await asyncio.gather(*(self._send(c) for c in claimed))
+            # Every answer of the pass in one transaction (one write, not one per delivery).
+            await self.database.run_write(lambda conn: self._record_all(conn, outcomes))
         return len(claimed)
 
     async def next_due(self) -> datetime | None:
@@ -467,7 +469,8 @@ class Webhooks:
     async def run_pass(self, poll_seconds: float) -> float:
         """Enqueue, send what is due; how long to sleep before the next pass."""
         await self.enqueue()
-        await self.send_due()
+        if await self.send_due():
+            return 0  # the lines' next deliveries may be due now
         upcoming = await self.next_due()
         if upcoming is None:
             return poll_seconds
@@ -527,7 +530,7 @@ class Webhooks:
             )
         return self._http
 
-    async def _send(self, claimed: _Claimed) -> None:
+    async def _send(self, claimed: _Claimed) -> tuple[_Claimed, int | None, str | None]:
         status_code: int | None = None
         error: str | None = None
         try:
@@ -558,7 +561,13 @@ class Webhooks:
         except Exception as exc:  # recorded on the delivery, never lost
             log.exception("webhook delivery %d failed unexpectedly", claimed.id)
             error = f"{type(exc).__name__}: {exc}"
-        await self.database.run_write(lambda conn: self._record(conn, claimed, status_code, error))
+        return claimed, status_code, error
+
+    def _record_all(
+        self, conn: Connection, outcomes: Sequence[tuple[_Claimed, int | None, str | None]]
+    ) -> None:
+        for claimed, status_code, error in outcomes:
+            self._record(conn, claimed, status_code, error)
 
     def _record(
         self, conn: Connection, claimed: _Claimed, status_code: int | None, error: str | None
