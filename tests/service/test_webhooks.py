@@ -18,7 +18,7 @@ from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.term_models import WebhookDelivery
-from attendance_live.service.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE
+from attendance_live.service.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE, GuardedResolver
 from tests.helpers import FakeClock, World, bearer
 from tests.webhook_receiver import Receiver
 
@@ -276,3 +276,18 @@ async def test_a_receiver_that_does_not_answer_times_out_without_holding_up_any_
     app.term.wake_webhooks()
     got = await receiver.wait_count(2)
     assert [r.body["type"] for r in got] == ["session.started", "session.ended"]
+
+
+async def test_the_http_clients_resolver_drops_addresses_a_webhook_may_not_reach() -> None:
+    refusing = GuardedResolver(())
+    try:
+        with pytest.raises(OSError, match="loopback, private or reserved addresses only"):
+            await refusing.resolve("localhost", 80)
+    finally:
+        await refusing.close()
+    allowing = GuardedResolver(LOOPBACK)
+    try:
+        found = await allowing.resolve("localhost", 80)
+    finally:
+        await allowing.close()
+    assert [r["host"] for r in found] == ["127.0.0.1"]

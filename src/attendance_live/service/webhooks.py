@@ -18,7 +18,8 @@ How an event reaches an endpoint, and why none is lost:
 
 Endpoints must resolve to public addresses (SSRF): loopback, private, link-local and other
 non-global addresses are refused unless ``WEBHOOK_ALLOWED_NETWORKS`` lists them; the check runs when
-an endpoint is registered and again before every attempt (a name may be re-pointed).
+an endpoint is registered, again before every attempt, and in the HTTP client's resolver
+(``GuardedResolver``), so the connection goes only to an address that passed it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from pydantic import BaseModel
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -46,7 +49,7 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import Course, OutboxEvent
 from attendance_live.db.term_models import TermCursor, WebhookDelivery, WebhookEndpoint
-from attendance_live.networks import IPNetwork, in_networks, parse_address
+from attendance_live.networks import IPAddress, IPNetwork, in_networks, parse_address
 from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
 from attendance_live.service.outbox import ENROLLMENT, RECORD
@@ -64,6 +67,7 @@ __all__ = [
     "EndpointCreated",
     "EndpointView",
     "EventType",
+    "GuardedResolver",
     "Webhooks",
     "check_target",
     "webhook_event",
@@ -179,11 +183,43 @@ async def check_target(url: str, allowed: Sequence[IPNetwork]) -> None:
         if not addresses:
             raise InvalidInput(f"url host {host!r} does not resolve to an IP address; check the name")
     for address in addresses:
-        if not address.is_global and not in_networks(address, allowed):
+        if not _permitted(address, allowed):
             raise InvalidInput(
                 f"url host {host!r} resolves to {address}, a loopback, private or reserved address; "
                 "webhooks go to public addresses only, unless WEBHOOK_ALLOWED_NETWORKS lists that network"
             )
+
+
+def _permitted(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
+    return address.is_global or in_networks(address, allowed)
+
+
+class GuardedResolver(AbstractResolver):
+    """The HTTP client's resolver: the system's answers, less the addresses a webhook may not reach.
+
+    The connection is made to an address this resolver returned, so a name that is re-pointed at a
+    private address between the check and the request (DNS rebinding) is refused as well.
+    """
+
+    def __init__(self, allowed: Sequence[IPNetwork]) -> None:
+        self.allowed = tuple(allowed)
+        self._inner = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        kept = [
+            r
+            for r in results
+            if (address := parse_address(r["host"])) is not None and _permitted(address, self.allowed)
+        ]
+        if not kept:
+            raise OSError(f"{host} resolves to loopback, private or reserved addresses only")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def _new_secret() -> str:
@@ -525,6 +561,7 @@ class Webhooks:
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.allowed_networks)),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
                 headers={"User-Agent": "attendance-live-webhooks"},
             )
