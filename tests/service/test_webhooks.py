@@ -291,3 +291,19 @@ async def test_the_http_clients_resolver_drops_addresses_a_webhook_may_not_reach
     finally:
         await allowing.close()
     assert [r["host"] for r in found] == ["127.0.0.1"]
+
+
+async def test_enrollment_changes_go_to_their_endpoints(
+    app: Application, http: httpx.AsyncClient, world: World, receiver: Receiver
+) -> None:
+    await register(http, world, receiver, event_types=["enrollment.changed"])
+    response = await http.put(
+        "/api/courses/cs101/enrollments/s2", json={"status": "rejected"}, headers=world.teacher.headers
+    )
+    assert response.status_code == 200, response.text
+    await world.start()  # not subscribed: no delivery
+    got = await receiver.wait_count(1)
+    assert got[0].body["type"] == "enrollment.changed"
+    assert got[0].body["data"] == {"course_id": "cs101", "user_id": "s2", "status": "rejected"}
+    await app.term.webhook_loop.settled()
+    assert len(receiver.received) == 1
