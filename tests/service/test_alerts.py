@@ -92,6 +92,7 @@ async def test_an_absence_count_fires_once_when_crossed(
     fired = await alerts(http, world)
     assert [(a["user_id"], a["absences"], a["session_id"]) for a in fired] == [("s1", 3, third)]
     assert fired[0]["message"] == "Alice has been absent from 3 sessions of CS101 (the threshold is 3)."
+    assert fired[0]["student_message"] == "You have been absent from 3 of its sessions so far."
     assert fired[0]["rule"]["kind"] == "absences"
     await hold_session(app, world, present=("s2", "s3"))  # a fourth absence: still past it, no new alert
     assert len(await alerts(http, world)) == 1

@@ -16,6 +16,7 @@ let server;
 let browser;
 let demo;
 let page;
+let studentPage;
 const consoleErrors = [];
 
 async function api(method, urlPath, body) {
@@ -49,6 +50,9 @@ before(async () => {
     if (message.type() === 'error') consoleErrors.push(`console.error: ${message.text()}`);
   });
   page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
+  const studentContext = await browser.newContext({ viewport: { width: 375, height: 812 }, timezoneId: 'UTC' });
+  studentPage = await studentContext.newPage();
+  studentPage.on('pageerror', (error) => consoleErrors.push(`[student] uncaught: ${error.message}`));
 });
 
 after(async () => {
@@ -65,6 +69,12 @@ test('a teacher plans a weekly slot, sees the calendar, the session starts by it
   await page.getByRole('heading', { name: 'Your courses' }).waitFor();
   await page.goto(`${server.baseUrl}/courses/${COURSE_ID}`);
   await page.getByRole('heading', { name: 'Term calendar' }).waitFor();
+  const alice = demo.students.find((s) => s.enrollment === 'approved');
+  await studentPage.goto(`${server.baseUrl}/`);
+  await studentPage.getByRole('button', { name: `Sign in as ${alice.name}` }).click();
+  await studentPage.getByRole('heading', { name: 'Your courses' }).waitFor();
+  await studentPage.goto(`${server.baseUrl}/courses/${COURSE_ID}`);
+  await studentPage.getByRole('heading', { name: 'Term calendar' }).waitFor();
 
   // Alerts after 3 absences, set in the dashboard.
   const rules = page.locator('form.absence-rules');
@@ -81,12 +91,12 @@ test('a teacher plans a weekly slot, sees the calendar, the session starts by it
   const last = new Date(start.getTime() + 21 * 86_400_000).toISOString().slice(0, 10);
   const slot = page.locator('form.term-slot-form');
   await slot.getByLabel('Weekday').selectOption(WEEKDAYS[start.getUTCDay()]);
-  await slot.getByLabel('Starts at').fill(hhmm);
-  await slot.getByLabel('Duration (minutes)').fill('5');
-  await slot.getByLabel('From').fill(first);
-  await slot.getByLabel('Until').fill(last);
+  await slot.getByLabel('Start time').fill(hhmm);
+  await slot.getByLabel('Length (minutes)').fill('5');
+  await slot.getByLabel('First day').fill(first);
+  await slot.getByLabel('Last day').fill(last);
   await slot.getByLabel('Time zone').fill('UTC');
-  await slot.getByLabel('Topic (optional)').fill('Weekly lab');
+  await slot.getByLabel('Topic of its sessions (optional)').fill('Weekly lab');
   await slot.getByRole('button', { name: 'Plan slot' }).click();
   await page.getByText('Planned 4 sessions.').waitFor();
 
@@ -126,6 +136,11 @@ test('a teacher plans a weekly slot, sees the calendar, the session starts by it
   assert.ok(messages.length >= 1);
   assert.ok(messages.every((m) => /has been absent from 3 sessions of /.test(m)), messages.join('\n'));
   await shot('term-absence-alerts');
+  // The student is told too, on its own page, live.
+  const notice = studentPage.locator('.absence-alert.notice');
+  await notice.waitFor();
+  assert.equal(await notice.locator('strong').textContent(), 'You have been absent from 3 of its sessions so far.');
+  await studentPage.screenshot({ path: path.join(screenshotDir, 'term-student-notice.png'), fullPage: true });
 
   // Acknowledged, it leaves the list.
   const before = messages.length;

@@ -107,6 +107,8 @@ class AlertView(BaseModel):
     streak: int
     session_id: str | None
     message: str
+    # The same, addressed to the student (its dashboard's notice).
+    student_message: str = ""
     created_at: str
     acknowledged_at: str | None = None
     acknowledged_by: str | None = None
@@ -474,6 +476,7 @@ class Alerts:
                     message=_message(rule, metrics, name, course.code),
                     created_at=iso_z(now) or "",
                 )
+                alert.student_message = _second_person(alert)
                 conn.execute(
                     insert(AbsenceAlert).values(
                         id=alert.id,

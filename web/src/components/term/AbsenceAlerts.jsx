@@ -87,9 +87,10 @@ function RulesForm({ courseId }) {
 
 /**
  * The course's open absence alerts (live: the `absenceAlert` socket event reloads them), each
- * acknowledgeable, and the thresholds that raise them.
+ * acknowledgeable, and the thresholds that raise them. A student (`manages` false) sees its own
+ * alerts only, as notices.
  */
-export default function AbsenceAlerts({ courseId, socket }) {
+export default function AbsenceAlerts({ courseId, socket, manages = true }) {
   const { request } = useApi();
   const [arrivals, setArrivals] = useState(0);
   const { data, error: failure, reload } = useFetched(`/api/courses/${encodeURIComponent(courseId)}/alerts`, {
@@ -118,6 +119,22 @@ export default function AbsenceAlerts({ courseId, socket }) {
 
   const alerts = Array.isArray(data) ? data : null;
   const loadError = failure && failure.status !== 401 ? failure.detail : null;
+  if (!manages) {
+    if (!alerts || alerts.length === 0) return null;
+    return (
+      <section className="absence-alerts" aria-labelledby="notices-title">
+        <h2 id="notices-title">Attendance notices</h2>
+        <ul className="past-list alert-list">
+          {alerts.map((alert) => (
+            <li key={alert.id} className="absence-alert notice">
+              <strong>{alert.student_message || alert.message}</strong>
+              <div className="hint">If something is keeping you away, please talk to your teacher.</div>
+            </li>
+          ))}
+        </ul>
+      </section>
+    );
+  }
   return (
     <section className="absence-alerts" aria-labelledby="alerts-title">
       <h2 id="alerts-title">Absence alerts{alerts ? ` (${alerts.length})` : ''}</h2>

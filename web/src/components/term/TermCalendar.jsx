@@ -90,19 +90,19 @@ function SlotForm({ courseId, onPlanned }) {
           </select>
         </div>
         <div className="field">
-          <label htmlFor="slot-start">Starts at</label>
+          <label htmlFor="slot-start">Start time</label>
           <input id="slot-start" name="start_time" type="time" required value={startTime} onChange={(e) => setStartTime(e.target.value)} />
         </div>
         <div className="field">
-          <label htmlFor="slot-duration">Duration (minutes)</label>
+          <label htmlFor="slot-duration">Length (minutes)</label>
           <input id="slot-duration" name="duration_minutes" type="number" min={1} max={1440} required value={duration} onChange={(e) => setDuration(e.target.value)} />
         </div>
         <div className="field">
-          <label htmlFor="slot-first">From</label>
+          <label htmlFor="slot-first">First day</label>
           <input id="slot-first" name="first_date" type="date" required value={firstDate} onChange={(e) => setFirstDate(e.target.value)} />
         </div>
         <div className="field">
-          <label htmlFor="slot-last">Until</label>
+          <label htmlFor="slot-last">Last day</label>
           <input id="slot-last" name="last_date" type="date" required value={lastDate} onChange={(e) => setLastDate(e.target.value)} />
         </div>
         <div className="field">
@@ -110,7 +110,7 @@ function SlotForm({ courseId, onPlanned }) {
           <input id="slot-zone" name="timezone" required value={timezone} onChange={(e) => setTimezone(e.target.value)} />
         </div>
         <div className="field">
-          <label htmlFor="slot-topic">Topic (optional)</label>
+          <label htmlFor="slot-topic">Topic of its sessions (optional)</label>
           <input id="slot-topic" name="topic" maxLength={200} value={topic} onChange={(e) => setTopic(e.target.value)} />
         </div>
         <div className="field">
