@@ -10,11 +10,17 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 from attendance_live.app import Application
 from attendance_live.auth.tokens import Identity
 from attendance_live.config import Settings
+from attendance_live.db.models import AttendanceRecord
 from attendance_live.service.alerts import measure
+from attendance_live.service.events import RecordChanged
+from attendance_live.service.outbox import record_row
+from attendance_live.service.views import RecordView
 from tests.helpers import FakeClock, Recorder, World
 from tests.mail_server import MailServer
 from tests.webhook_receiver import Receiver
@@ -234,3 +240,59 @@ async def test_rules_are_validated_and_for_managers(http: httpx.AsyncClient, wor
     assert bad.status_code == 422
     student = await http.put(url, json={"rules": []}, headers=world.users["s1"].headers)
     assert student.status_code == 403
+
+
+async def test_a_record_changed_after_its_session_ended_is_looked_at(
+    app: Application, http: httpx.AsyncClient, world: World
+) -> None:
+    # The API keeps ended sessions' records final today; a correction written by another path (an
+    # import, a later API) is a record row in the outbox like any other, and is looked at the same way.
+    await set_rules(http, world, {"kind": "absences", "count": 2})
+    await hold_session(app, world, present=("s1", "s2", "s3"))
+    corrected = await hold_session(app, world, present=("s2", "s3"))
+    assert await alerts(http, world) == []
+    database = app.context.database
+    service = app.context.service
+
+    def correct(conn: Connection) -> None:
+        conn.execute(
+            update(AttendanceRecord)
+            .where(AttendanceRecord.session_id == corrected, AttendanceRecord.user_id == "s2")
+            .values(status="absent")
+        )
+        record = RecordView(
+            user_id="s2", name="Bilal", status="absent", marked_at=None, marked_by="teacher", remarks=None
+        )
+        service.outbox.append(
+            conn, [record_row(RecordChanged("cs101", corrected, "s2", True), record)], service.clock()
+        )
+
+    await database.run_write(correct)
+    await app.term.alerts_loop.settled()
+    assert await alerts(http, world) == []  # one absence so far
+    third = await hold_session(app, world, present=("s1", "s3"))
+    fired = await alerts(http, world)
+    assert [(a["user_id"], a["absences"], a["session_id"]) for a in fired] == [("s2", 2, third)]
+    # And a correction that takes an absence away re-arms the rule: the next crossing is told again.
+
+    def excuse(conn: Connection) -> None:
+        conn.execute(
+            update(AttendanceRecord)
+            .where(AttendanceRecord.session_id == third, AttendanceRecord.user_id == "s2")
+            .values(status="excused")
+        )
+        record = RecordView(
+            user_id="s2", name="Bilal", status="excused", marked_at=None, marked_by="teacher", remarks=None
+        )
+        service.outbox.append(
+            conn, [record_row(RecordChanged("cs101", third, "s2", True), record)], service.clock()
+        )
+
+    await database.run_write(excuse)
+    await app.term.alerts_loop.settled()
+    assert len(await alerts(http, world)) == 1
+    fourth = await hold_session(app, world, present=("s1", "s3"))
+    assert [(a["user_id"], a["session_id"]) for a in await alerts(http, world)] == [
+        ("s2", fourth),
+        ("s2", third),
+    ]
