@@ -44,7 +44,8 @@ sys.path.insert(0, HERE)
 
 import aiohttp  # noqa: E402
 from loadgen import Conn, Worker, _dumps, _loads, mint_tokens, raise_nofile, ws_frame  # noqa: E402
-from run import HOST, ROOT, Server, free_port, log, pct, wait_healthy  # noqa: E402
+from runner.reporting import pct  # noqa: E402
+from runner.servers import HOST, ROOT, Server, free_port, log, wait_healthy  # noqa: E402
 
 COURSE = "bench-recovery"
 PREFIX = "bench-r"

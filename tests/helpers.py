@@ -28,6 +28,8 @@ SERVER_EVENTS = (
     "checkInCode",
     "tokenExpired",
     "tokenRefreshed",
+    "enrollmentChanged",
+    "enrollmentRequested",
     "absenceAlert",
 )
 

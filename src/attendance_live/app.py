@@ -33,12 +33,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, docs, health, reports, server_config, sessions
+from attendance_live.api import courses, docs, health, join, reports, server_config, sessions, wellknown
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.hardening import Hardening
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
+from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
@@ -98,6 +99,14 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         kill_after_commit=settings.kill_after_commit_for_tests,
     )
     tokens = build_token_service(settings)
+    # The server's own session tokens are accepted beside the configured key source.
+    session_keys = SessionKeys(
+        database,
+        settings.issuer_url,
+        max_ttl_seconds=settings.session_token_max_seconds,
+        leeway=settings.jwt_leeway_seconds,
+    )
+    tokens.sessions = session_keys
 
     realtime = RealtimeServer(
         settings, tokens, service, metrics, redis_url=settings.redis_url, redis_channel=REDIS_CHANNEL
@@ -124,12 +133,14 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         service,
         tokens,
         CourseReports(database),
+        session_keys,
         demo=demo,
         redis_state=relay.redis_state if clustered else None,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await session_keys.start()  # the first start generates the signing key
         await realtime.start()
         tokens.start()
         await relay.start()
@@ -186,9 +197,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     install_error_handlers(http)
     http.include_router(health.router)
     http.include_router(courses.router)
+    http.include_router(join.router)
     http.include_router(sessions.router)
     http.include_router(reports.router)
     http.include_router(server_config.router)
+    http.include_router(wellknown.router)
     http.include_router(docs.router)
     for router in term.routers:
         http.include_router(router)
@@ -198,6 +211,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         realtime.asgi_app(http),
         max_body_bytes=settings.max_body_bytes,
         frame_ancestors=settings.frame_ancestors,
+        # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
+        connect_origins=[settings.oidc_origin] if settings.oidc_origin else [],
     )
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics, term)
 

@@ -1,4 +1,4 @@
-"""``attendance-live serve | migrate | demo | token | watch``.
+"""``attendance-live serve | migrate | demo | token | watch | keys``.
 
 Bad configuration ends the command with one line naming the variable and the
 fix, and exit status 2. A server that cannot start (its port is taken, the
@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=["student", "teacher", "admin"], default="student")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
 
+    keys = commands.add_parser("keys", help="the server's own session-token signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_commands.add_parser(
+        "rotate",
+        help="add a new signing key; the old one verifies until its tokens expire "
+        "(SESSION_TOKEN_MAX_SECONDS)",
+    )
+    keys_commands.add_parser("list", help="list the keys (kid, created, retires; no key material)")
+
     watch = commands.add_parser("watch", help="print a course's live events as they arrive")
     watch.add_argument("course_id", metavar="COURSE_ID")
     watch.add_argument("--token", help="JWT to connect with (default: ATTENDANCE_LIVE_TOKEN)")
@@ -96,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _demo,
             "token": _token,
             "watch": _watch,
+            "keys": _keys,
         }[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -369,3 +379,28 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
             max_events=args.max_events,
         )
     )
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.auth.session_keys import list_keys, rotate_keys
+    from attendance_live.db.engine import Database
+
+    async def run() -> str:
+        await _prepare(settings, seed=False)
+        database = Database(settings.database_url)
+        try:
+            lines: list[str] = []
+            if args.keys_command == "rotate":
+                kid = await rotate_keys(database, max_ttl_seconds=settings.session_token_max_seconds)
+                lines.append(f"new signing key {kid}; every node signs with it within a few seconds")
+            for key in await list_keys(database):
+                state = "signing" if key.signing else f"verifies until {key.retires_at:%Y-%m-%d %H:%M:%S}Z"
+                lines.append(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M:%S}Z  {state}")
+            if len(lines) == (1 if args.keys_command == "rotate" else 0):
+                lines.append("no keys yet: `attendance-live serve` generates the first at its first start")
+            return "\n".join(lines)
+        finally:
+            await database.dispose()
+
+    print(_with_database(settings, run()))
+    return 0

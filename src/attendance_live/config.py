@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "check_key_source",
+    "check_sign_in",
     "ensure_secret",
     "load_settings",
     "normalise_database_url",
@@ -105,6 +106,23 @@ _FIXES: dict[str, str] = {
         "use a number of seconds from 600 to 31536000, well above RECOVERY_WINDOW_SECONDS"
     ),
     "OUTBOX_POLL_SECONDS": "use a number of seconds from 0.05 to 60",
+    "OIDC_ISSUER": (
+        "set it to the provider's issuer URL, the one whose /.well-known/openid-configuration answers, "
+        "e.g. https://login.example.edu/realms/REALM (http:// only for a loopback host), "
+        "or unset it to turn sign-in with a provider off"
+    ),
+    "OIDC_CLIENT_ID": (
+        "set it to the client id of the public client (no secret, PKCE) registered at the provider "
+        'for this dashboard (docs/operations.md, "Sign-in")'
+    ),
+    "OIDC_SCOPES": "use space-separated scopes that include openid, e.g. 'openid profile email'",
+    "OIDC_AUDIENCE": "set it to the API audience the provider puts in access tokens for this server",
+    "OIDC_DISPLAY_NAME": "use a short name such as 'University login' (at most 80 characters)",
+    "PUBLIC_URL": (
+        "set it to the address people use to reach this server, e.g. https://attendance.example.edu "
+        "(no path, query or fragment)"
+    ),
+    "SESSION_TOKEN_MAX_SECONDS": "use a whole number of seconds from 60 to 604800",
     **TERM_FIXES,  # the term's settings (issue 21): term_config.py
 }
 
@@ -208,6 +226,20 @@ class Settings(TermSettings):
     # The token `attendance-live watch` connects with when --token is not given.
     attendance_live_token: SecretStr | None = None
 
+    # --- sign-in (issue 18) ---
+    # The dashboard signs in at this OpenID Provider (Authorization Code + PKCE, public client).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = Field(default=None, max_length=400)
+    oidc_scopes: str = Field(default="openid profile email", min_length=6, max_length=1000)
+    oidc_audience: str | None = Field(default=None, max_length=400)
+    oidc_display_name: str | None = Field(default=None, max_length=80)
+    # The address people reach this server at; the `iss` of the server's own session tokens.
+    public_url: str | None = None
+    # Longest life of a session token the server mints; a rotated-out key stays valid this long.
+    session_token_max_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
+    # Developer option: the sign-in page also offers the paste-a-token box (always on with --demo).
+    sign_in_token_form: bool = False
+
     @field_validator("access_token_secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -244,7 +276,35 @@ class Settings(TermSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("jwks_url", "jwt_issuer", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _oidc_defaults(cls, data: object) -> object:
+        """With OIDC_ISSUER, tokens are the provider's: RS256 and its issuer unless set otherwise."""
+        if not isinstance(data, dict):
+            return data
+        present = {key.lower(): value for key, value in data.items() if value not in (None, "")}
+        issuer = present.get("oidc_issuer")
+        if not isinstance(issuer, str) or not issuer.strip():
+            return data
+        filled = dict(data)
+        if "jwt_algorithm" not in present:
+            filled["jwt_algorithm"] = "RS256"
+        if "jwt_issuer" not in present:
+            filled["jwt_issuer"] = issuer.strip()
+        if "jwt_audience" not in present and isinstance(present.get("oidc_audience"), str):
+            filled["jwt_audience"] = present["oidc_audience"]
+        return filled
+
+    @field_validator(
+        "jwks_url",
+        "jwt_issuer",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_audience",
+        "oidc_display_name",
+        "public_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -262,6 +322,39 @@ class Settings(TermSettings):
                 f"uses http:// for {parsed.hostname!r}: keys fetched in clear could be replaced in transit"
             )
         return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError(f"is not an http(s) issuer URL ({value[:80]!r})")
+        if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"uses http:// for {parsed.hostname!r}: sign-in needs https")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _oidc_scopes(cls, value: str) -> str:
+        scopes = value.split()
+        if "openid" not in scopes:
+            raise ValueError(f"does not include openid ({value[:80]!r})")
+        return " ".join(scopes)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise ValueError(f"is not an http(s) URL ({value[:80]!r})")
+        if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+            raise ValueError(f"has a path, query or fragment ({value[:80]!r})")
+        return f"{parsed.scheme}://{parsed.netloc}"
 
     @field_validator("frame_ancestors")
     @classmethod
@@ -290,6 +383,31 @@ class Settings(TermSettings):
         return self.jwt_algorithm.startswith("HS")
 
     @property
+    def issuer_url(self) -> str:
+        """``PUBLIC_URL``, or the address this server listens on (``iss`` of its session tokens)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def oidc_origin(self) -> str | None:
+        """The OpenID Provider's origin (scheme://host:port), which the dashboard fetches from."""
+        if self.oidc_issuer is None:
+            return None
+        parsed = urlsplit(self.oidc_issuer)
+        return f"{parsed.scheme}://{parsed.netloc}"
+
+    @property
+    def oidc_name(self) -> str:
+        """What the sign-in button calls the provider (``OIDC_DISPLAY_NAME``, else its host)."""
+        if self.oidc_display_name:
+            return self.oidc_display_name
+        return urlsplit(self.oidc_issuer or "").hostname or "your identity provider"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -313,7 +431,22 @@ def load_settings(**overrides: object) -> Settings:
             message = f"{message} (got {str(value)[:80]!r})"
         raise ConfigError(variable, message[:1].lower() + message[1:]) from None
     check_key_source(settings)
+    check_sign_in(settings)
     return settings
+
+
+def check_sign_in(settings: Settings) -> None:
+    """OIDC_ISSUER needs a client id, and tokens the server can verify with the provider's keys."""
+    if settings.oidc_issuer is None:
+        return
+    if not settings.oidc_client_id:
+        raise ConfigError("OIDC_CLIENT_ID", "is not set, and OIDC_ISSUER is")
+    if settings.is_symmetric:
+        raise ConfigError(
+            "JWT_ALGORITHM",
+            f"is {settings.jwt_algorithm} but OIDC_ISSUER is set: the provider's tokens are signed with "
+            "its own key; unset JWT_ALGORITHM (RS256 is then used) or name the provider's algorithm",
+        )
 
 
 def check_key_source(settings: Settings) -> None:
@@ -328,9 +461,10 @@ def check_key_source(settings: Settings) -> None:
                     f"set JWT_ALGORITHM to RS256, ES256 or EdDSA, or unset {variable}",
                 )
         return
-    if settings.jwt_public_key is None and settings.jwks_url is None:
+    if settings.jwt_public_key is None and settings.jwks_url is None and settings.oidc_issuer is None:
         raise ConfigError(
-            "JWKS_URL", f"is not set, nor JWT_PUBLIC_KEY, and JWT_ALGORITHM {algorithm} needs one of them"
+            "JWKS_URL",
+            f"is not set, nor JWT_PUBLIC_KEY or OIDC_ISSUER: JWT_ALGORITHM {algorithm} needs one of them",
         )
     if settings.jwt_public_key is not None and settings.jwks_url is not None:
         raise ConfigError("JWT_PUBLIC_KEY", "is set together with JWKS_URL: keep one of them")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.db.engine import Database
@@ -23,6 +24,8 @@ class AppContext:
     service: AttendanceService
     tokens: TokenService
     reports: CourseReports
+    # The server's own session tokens: mint_session_token(user, role, ttl), /.well-known/jwks.json.
+    sessions: SessionKeys
     demo: bool = False
     # Reports "ok" or "down: ..." for /readyz; None when Redis is not configured.
     redis_state: Callable[[], Awaitable[str]] | None = None

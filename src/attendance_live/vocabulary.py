@@ -21,6 +21,7 @@ __all__ = [
     "ID_MAX_CHARS",
     "ID_PATTERN",
     "ID_RE",
+    "JOIN_APPROVALS",
     "PRESENT_STATUSES",
     "RECORD_STATUSES",
     "ROLES",
@@ -30,11 +31,13 @@ __all__ = [
     "CheckInMode",
     "CheckInRefusal",
     "EnrollmentStatus",
+    "JoinApproval",
     "RecordStatus",
     "Role",
     "SessionStatus",
     "course_of_room",
     "course_room",
+    "managers_room",
     "session_room",
     "user_room",
 ]
@@ -48,6 +51,8 @@ CheckInMode = Literal["open", "code"]
 ChangeMethod = Literal["check_in", "teacher_mark", "auto"]
 # Why a check-in was refused (403 ``reason``).
 CheckInRefusal = Literal["code_required", "code_invalid", "network_not_allowed"]
+# How a join code admits students: a pending request a manager decides on, or approved at once.
+JoinApproval = Literal["manual", "auto"]
 # A token's role, and a caller's relation to a course as the API reports it (``my_role``).
 Role = Literal["student", "teacher", "admin"]
 
@@ -58,6 +63,7 @@ ROLES: Final[tuple[Role, ...]] = get_args(Role)
 CHECK_IN_MODES: Final[tuple[CheckInMode, ...]] = get_args(CheckInMode)
 CHANGE_METHODS: Final[tuple[ChangeMethod, ...]] = get_args(ChangeMethod)
 CHECK_IN_REFUSALS: Final[tuple[CheckInRefusal, ...]] = get_args(CheckInRefusal)
+JOIN_APPROVALS: Final[tuple[JoinApproval, ...]] = get_args(JoinApproval)
 # The statuses a session's studentCount and its statistics' ``present`` count.
 PRESENT_STATUSES: Final[tuple[RecordStatus, ...]] = ("present", "late")
 
@@ -82,6 +88,11 @@ def course_of_room(room: object) -> str | None:
     if isinstance(room, str) and room.startswith(_COURSE_ROOM):
         return room[len(_COURSE_ROOM) :]
     return None
+
+
+def managers_room(course_id: str) -> str:
+    """The course's subscribers who manage it (its teacher, admins): join requests."""
+    return f"managers:{course_id}"
 
 
 def session_room(session_id: str) -> str:

@@ -148,6 +148,47 @@ async def me(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Respon
 
 ANYONE = {**BAD_TOKENS, **{c: 200 for c in CALLERS if c not in BAD_TOKENS}}
 
+
+async def patch_course(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.patch("/api/courses/cs101", json={"title": "Computing"}, headers=hd)
+
+
+async def unarchive(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.post("/api/courses/cs101/unarchive", headers=hd)
+
+
+async def create_join_code(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.post("/api/courses/cs101/join-code", json={"approval": "manual"}, headers=hd)
+
+
+async def get_join_code(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/join-code", headers=hd)
+
+
+async def remove_enrollment(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    # re-added each time by the teacher, so that every manager removes an existing one
+    await h.put(
+        "/api/courses/cs101/enrollments/leaver", json={"status": "approved"}, headers=w.teacher.headers
+    )
+    return await h.delete("/api/courses/cs101/enrollments/leaver", headers=hd)
+
+
+async def import_csv(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.post(
+        "/api/courses/cs101/enrollments/import?dry_run=true",
+        content=b"user_id\nnewbie\n",
+        headers={**hd, "Content-Type": "text/csv"},
+    )
+
+
+async def export_csv(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/enrollments.csv", headers=hd)
+
+
+async def invitations(h: httpx.AsyncClient, w: World, hd: dict[str, str]) -> httpx.Response:
+    return await h.get("/api/courses/cs101/invitations", headers=hd)
+
+
 MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
     "POST /api/courses": (
         create_course,
@@ -181,7 +222,19 @@ MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
     "GET /api/courses/{id}/report": (course_report, MEMBERS),
     "GET /api/courses/{id}/report.csv": (course_report_csv, MEMBERS),
     "GET /api/courses/{id}/report.xapi.json": (course_xapi, MANAGERS_ONLY),
-    "GET /api/config": (server_config, ANYONE),
+    # The sign-in page reads it before anyone has a token (a bad token is not even looked at).
+    "GET /api/config": (server_config, dict.fromkeys(CALLERS, 200)),
+    "PATCH /api/courses/{id}": (patch_course, MANAGERS_ONLY),
+    "POST /api/courses/{id}/unarchive": (unarchive, MANAGERS_ONLY),
+    "POST /api/courses/{id}/join-code": (create_join_code, {**MANAGERS_ONLY, "teacher": 201, "admin": 201}),
+    "GET /api/courses/{id}/join-code": (get_join_code, MANAGERS_ONLY),
+    "DELETE /api/courses/{id}/enrollments/{user}": (
+        remove_enrollment,
+        {**MANAGERS_ONLY, "teacher": 204, "admin": 204},
+    ),
+    "POST /api/courses/{id}/enrollments/import": (import_csv, MANAGERS_ONLY),
+    "GET /api/courses/{id}/enrollments.csv": (export_csv, MANAGERS_ONLY),
+    "GET /api/courses/{id}/invitations": (invitations, MANAGERS_ONLY),
 }
 
 

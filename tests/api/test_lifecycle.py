@@ -233,7 +233,15 @@ async def test_bulk_enrollment_import(world: World, http: httpx.AsyncClient) -> 
     }
     response = await http.put(url, json=body, headers=world.teacher.headers)
     assert response.status_code == 200, response.text
-    assert response.json() == {"created": 2, "updated": 1}
+    assert response.json() == {
+        "added": 2,
+        "changed": 1,
+        "unchanged": 0,
+        "errors": [],
+        "dry_run": False,
+        "created": 2,  # the older names, kept for existing scripts
+        "updated": 1,
+    }
     roster = {e["user_id"]: e for e in (await http.get(url, headers=world.teacher.headers)).json()}
     assert (roster["n1"]["name"], roster["n1"]["email"], roster["n1"]["status"]) == (
         "Nina",

@@ -66,6 +66,7 @@ class Provider:
 
     keys: list[SigningKey] = field(default_factory=list)
     url: str = ""
+    issuer: str = ""  # its base URL, which also serves a discovery document
     requests: int = 0
     is_down: bool = False
 
@@ -82,14 +83,19 @@ def serve_jwks(*keys: SigningKey) -> Iterator[Provider]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/certs":
+            if self.path not in ("/certs", "/.well-known/openid-configuration"):
                 self.send_error(404)
                 return
             provider.requests += 1
             if provider.is_down:
                 self.send_error(503, "provider down")
                 return
-            body = json.dumps({"keys": [k.jwk() for k in provider.keys]}).encode()
+            document: dict[str, Any] = (
+                {"keys": [k.jwk() for k in provider.keys]}
+                if self.path == "/certs"
+                else {"issuer": provider.issuer, "jwks_uri": provider.url}
+            )
+            body = json.dumps(document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -102,7 +108,8 @@ def serve_jwks(*keys: SigningKey) -> Iterator[Provider]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
     thread.start()
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}/certs"
+    provider.issuer = f"http://127.0.0.1:{server.server_address[1]}"
+    provider.url = f"{provider.issuer}/certs"
     try:
         yield provider
     finally:

@@ -70,17 +70,27 @@ class TestVerifiedTokensKept:
     postponed, and nothing but a success is kept."""
 
     def test_a_kept_token_still_expires_at_its_exp(self) -> None:
-        service = TokenService(SECRET)
-        exp = time.time() + 1.0  # a number, not an integer: allowed, and the second it ends in
+        now = [1_900_000_000.0]
+        service = TokenService(SECRET, clock=lambda: now[0])
+        exp = now[0] + 1.5  # a number, not an integer: allowed
         token = jwt.encode({"sub": "kept", "exp": exp}, SECRET, algorithm="HS256")
         first = service.verify(token)
         assert first.user_id == "kept"
+        now[0] = exp - 0.001  # kept up to its last moment
         assert service.verify(token) == first
-        while time.time() <= exp:  # the event awaited is the clock passing exp
-            time.sleep(0.02)
+        now[0] = exp  # expired at exp, as PyJWT has it
         with pytest.raises(TokenError) as caught:
             service.verify(token)
         assert caught.value.message == "Token expired"
+
+    def test_the_clock_decides_expiry_for_a_token_never_seen(self) -> None:
+        now = [1_900_000_000.0]
+        service = TokenService(SECRET, clock=lambda: now[0], leeway=2)
+        token = jwt.encode({"sub": "late", "exp": int(now[0]) - 1}, SECRET, algorithm="HS256")
+        assert service.verify(token).user_id == "late"  # within the leeway
+        fresh = TokenService(SECRET, clock=lambda: now[0] + 1, leeway=2)
+        with pytest.raises(TokenError, match="Token expired"):
+            fresh.verify(token)
 
     async def test_each_token_keeps_its_own_identity_past_the_bound(self) -> None:
         service = TokenService(SECRET, verified_cache_size=2)

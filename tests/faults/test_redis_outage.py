@@ -1,4 +1,4 @@
-"""Redis stopped for ten seconds: every subscriber is still served (the outbox); /readyz says so."""
+"""Redis stopped for at least ten seconds: every subscriber is still served (the outbox); /readyz says so."""
 
 from __future__ import annotations
 
@@ -92,11 +92,13 @@ async def test_redis_outage_keeps_nodes_serving_and_fan_out_resumes_by_itself(
                 timeout=5,
                 what="a check-in through b reaching a subscriber on a through the outbox while Redis is down",
             )
-            assert time.monotonic() - stopped_at < OUTAGE_SECONDS, (
-                "the checks during the outage took too long"
-            )
+            # Order, not time: all of that arrived while Redis was still down (it is started again
+            # only below), and both nodes still say so.
+            assert await both_say_redis_down(), "/readyz stopped saying redis is down during the outage"
 
-            await asyncio.sleep(OUTAGE_SECONDS - (time.monotonic() - stopped_at))  # the outage itself
+            # The outage lasts at least OUTAGE_SECONDS (the pub/sub retries run out of their first
+            # attempts); however long the checks above took, nothing is asserted about it.
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
             redis_running.start()
 
             async def both_ready() -> bool:

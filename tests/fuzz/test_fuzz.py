@@ -7,10 +7,12 @@
   code, the connection stays up, and a refused request leaves the socket's
   rooms and identity as they were.
 * Raw Engine.IO / Socket.IO text and binary frames after a real handshake:
-  the server never crashes; a connection ends only in the documented cases
-  (the client closed it: an Engine.IO CLOSE, a Socket.IO DISCONNECT, a frame it
-  cannot parse at the Engine.IO level; or a message over the size limit), and
-  otherwise still answers a well-formed request afterwards.
+  the server never crashes, and what happens to the connection is what an
+  oracle written from the protocol specifications says, both ways: a frame the
+  specifications accept leaves the connection answering, one they refuse
+  closes it. The oracle is independent of the server's decoders: it parses
+  with python-socketio's packet codec (strict JSON) and applies the
+  Socket.IO v5 payload rules itself; hand-written vectors pin it down.
 
 Example counts are small on purpose (CI has two cores): the file runs in well
 under a minute. Each property shares one server across its examples, so state
@@ -20,10 +22,9 @@ comparisons are made before and after each example, not against a fresh world.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -31,10 +32,9 @@ import socketio
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from socketio.packet import Packet as SocketIOPacket
 
 from attendance_live.app import Application
-from attendance_live.transport.eio_packets import PacketError, PacketType, decode_frame
-from attendance_live.transport.sio_packets import SocketPacketError, decode_packet
 from tests.helpers import World
 
 FUZZ = settings(
@@ -205,44 +205,169 @@ raw_text = (
 frames = raw_text | st.binary(max_size=40)
 
 
-def _may_stop_answering(frame: str | bytes) -> bool:
-    """The documented cases (docs/protocol.md, "Malformed packets") in which a connection stops
-    answering: the client closed it (an Engine.IO CLOSE, a Socket.IO DISCONNECT), announced a
-    binary packet (types 5 and 6), after which its next messages are taken as the attachments, or
-    sent a packet that does not decode (the connection is closed, as Node and the official suite
-    require). The transport's own decoders say which frames decode."""
-    if isinstance(frame, bytes):
-        return True  # a binary message no binary packet announced
-    if frame[:1] == "1" or frame.startswith(("41", "45", "46")):
-        return True
+Verdict = Literal["answers", "closes", "leaves"]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
+class _StrictJSON:
+    """JSON as RFC 8259 has it (the standard library also takes NaN and Infinity)."""
+
+    @staticmethod
+    def loads(text: str) -> Any:
+        return json.loads(text, parse_constant=_refuse_constant)
+
+    dumps = staticmethod(json.dumps)
+
+
+# python-socketio's codec with strict JSON (its ``json`` attribute is the codec's JSON module).
+_OraclePacket: Any = type("_OraclePacket", (SocketIOPacket,), {"json": _StrictJSON})
+
+
+MAX_ACK_DIGITS = 16  # docs/protocol.md, "Limits"
+
+
+def _socketio_verdict(text: str) -> Verdict:
+    """A Socket.IO v5 packet (the text after Engine.IO's ``4``), by the specification."""
+    if text[:1] not in tuple("0123456"):
+        return "closes"  # an unknown packet type (or none)
+    kind = int(text[0])
+    if kind in (5, 6):
+        # A binary packet: valid or not, the probe that follows is no attachment.
+        return "closes"
     try:
-        packet = decode_frame(frame)
-        if packet.type is PacketType.MESSAGE:
-            decode_packet(str(packet.data))
-    except (PacketError, SocketPacketError):
-        return True
-    return False
+        packet = _OraclePacket(encoded_packet=text)
+    except Exception:  # python-socketio refuses it: broken JSON, an id too long, ...
+        return "closes"
+    if packet.attachment_count:
+        return "closes"  # an attachment count ("1-") on a packet that is not binary
+    rest = text[1:]
+    if rest.startswith("/"):  # the namespace, up to its comma
+        rest = rest[rest.find(",") + 1 :] if "," in rest else ""
+    ack_id = rest[: next((i for i, c in enumerate(rest) if not c.isdigit()), len(rest))]
+    if not ack_id.isascii() or len(ack_id) > MAX_ACK_DIGITS:
+        return "closes"  # ack ids are ASCII digits, at most 16 of them
+    data, namespace = packet.data, packet.namespace or "/"
+    if kind == 0:
+        return "answers" if data is None or isinstance(data, dict) else "closes"
+    if kind == 1:
+        if data is not None:
+            return "closes"
+        return "leaves" if namespace == "/" else "answers"
+    if kind == 2:
+        ok = isinstance(data, list) and bool(data) and isinstance(data[0], str)
+        return "answers" if ok else "closes"
+    if kind == 3:
+        return "answers" if isinstance(data, list) and packet.id is not None else "closes"
+    return "closes"  # 4: clients do not send CONNECT_ERROR
 
 
-@FUZZ
-@given(frame=frames)
-async def test_raw_packets(live_url: str, world: World, app: Application, frame: str | bytes) -> None:
+def spec_verdict(frame: str | bytes) -> Verdict:
+    """What the specifications (and docs/protocol.md, "Malformed packets") say the connection
+    does after ``frame``: still answers, closes, or leaves the default namespace (DISCONNECT)."""
+    if isinstance(frame, bytes):
+        return "closes"  # a binary message no binary packet announced
+    kind = frame[:1]
+    if kind not in tuple("0123456"):
+        return "closes"  # an unknown Engine.IO packet type (or none)
+    if kind == "1":
+        return "closes"  # the client's CLOSE
+    if kind == "4":
+        return _socketio_verdict(frame[1:])
+    return "answers"  # OPEN, PING, PONG, UPGRADE, NOOP mean nothing on an open websocket
+
+
+PROBE = '42999["checkActiveSessions",{"course_id":"cs101"}]'
+
+
+async def _observe(ws: Any, world: World, verdict: Verdict) -> str:
+    """What the connection did after the frame, as a verdict. A ``leaves`` connection is asked
+    to join the namespace again (its reply proves it is open); the others get the probe."""
+    if verdict == "leaves":
+        await ws.send("40" + json.dumps({"token": world.users["s1"].token}))
+        wanted = '40{"sid"'
+    else:
+        await ws.send(PROBE)
+        wanted = "43999"
+    try:
+        # A bound, not a measurement: the reply or the close comes in milliseconds.
+        async with asyncio.timeout(10):
+            async for message in ws:
+                if str(message).startswith(wanted):
+                    return "leaves" if verdict == "leaves" else "answers"
+    except websockets.ConnectionClosed:
+        return "closes"
+    except TimeoutError:
+        return "stalled (neither answered nor closed)"
+    return "closes"
+
+
+async def _check_frame(live_url: str, world: World, frame: str | bytes) -> None:
+    expected = spec_verdict(frame)
     url = live_url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     async with websockets.connect(url) as ws:
         assert str(await ws.recv()).startswith("0{")
         await ws.send("40" + json.dumps({"token": world.users["s1"].token}))
         assert str(await ws.recv()).startswith('40{"sid"')
         await ws.send(frame)
-        await ws.send('42999["checkActiveSessions",{"course_id":"cs101"}]')
-        answered = False
-        with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
-            async with asyncio.timeout(1):  # answers come in milliseconds; this bounds a stall
-                async for message in ws:
-                    if str(message).startswith("43999"):
-                        answered = True
-                        break
-        if not answered:
-            assert _may_stop_answering(frame), f"the connection stopped answering after {frame!r}"
+        seen = await _observe(ws, world, expected)
+    assert seen == expected, f"after {frame!r} the connection {seen}; the specification says it {expected}"
     # Whatever happened, the server still takes new connections and answers them.
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{live_url}/healthz")).status_code == 200
+
+
+# Hand-written: what the specifications say, so the oracle itself is checked.
+VECTORS: list[tuple[str | bytes, Verdict]] = [
+    ('42["anything"]', "answers"),
+    ('42["checkActiveSessions",{"course_id":"cs101"}]', "answers"),
+    ('427["unknownEvent",1,2]', "answers"),
+    ('42/elsewhere,["x"]', "answers"),  # a namespace this connection is not in: ignored
+    ("43999[]", "answers"),  # an ack nobody waits for: ignored
+    ("40", "answers"),  # already connected: ignored
+    ("40/nope,{}", "answers"),  # an unknown namespace: CONNECT_ERROR, the connection stays
+    ("41/elsewhere,", "answers"),
+    ("2", "answers"),
+    ("3", "answers"),
+    ("6", "answers"),
+    ("41", "leaves"),
+    ("1", "closes"),
+    ("", "closes"),
+    ("7", "closes"),
+    ("4", "closes"),
+    ("47[]", "closes"),
+    ('44{"message":"x"}', "closes"),
+    ("42{}", "closes"),
+    ("42[]", "closes"),
+    ("42[1]", "closes"),
+    ('42"event"', "closes"),
+    ('42["a",NaN]', "closes"),
+    ('42["a"', "closes"),
+    ("43[1]", "closes"),  # an ACK without its id
+    ("41{}", "closes"),
+    ("40[1]", "closes"),
+    ('451-["a",{"_placeholder":true,"num":0}]', "closes"),  # the probe is not the attachment
+    ('45["a"]', "closes"),
+    ("42" + "1" * 17 + '["a"]', "closes"),
+    ('42²["a"]', "closes"),
+    ("4٣[1]", "closes"),
+    (b"\x00\x01", "closes"),
+]
+
+
+@pytest.mark.parametrize(("frame", "verdict"), VECTORS)
+def test_the_oracle_follows_the_specification(frame: str | bytes, verdict: Verdict) -> None:
+    assert spec_verdict(frame) == verdict
+
+
+@pytest.mark.parametrize("frame", [frame for frame, _ in VECTORS])
+async def test_raw_packet_vectors(live_url: str, world: World, frame: str | bytes) -> None:
+    await _check_frame(live_url, world, frame)
+
+
+@FUZZ
+@given(frame=frames)
+async def test_raw_packets(live_url: str, world: World, app: Application, frame: str | bytes) -> None:
+    await _check_frame(live_url, world, frame)

@@ -50,6 +50,10 @@ TEST_SETTINGS = {
     "log_min_messages": "warning",
     "log_connections": "off",
     "log_disconnections": "off",
+    # Dynamic shared memory in the data directory rather than /dev/shm: on a shared machine
+    # something else (a container runtime setting up its mounts) can empty /dev/shm under a
+    # running server, which then fails every query with "could not open shared memory segment".
+    "dynamic_shared_memory_type": "mmap",
 }
 
 

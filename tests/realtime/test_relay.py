@@ -27,6 +27,7 @@ class Rooms:
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []  # (room, (event, *args))
         self.removed: list[tuple[str, str]] = []
+        self.added: list[tuple[str, str, int]] = []
         self.adapter = self
         self.namespace = self
 
@@ -43,6 +44,9 @@ class Rooms:
 
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
         self.removed.append((user_id, course_id))
+
+    def add_user_to_course(self, user_id: str, course_id: str, position: int) -> None:
+        self.added.append((user_id, course_id, position))
 
     def events(self, room: str = "course:cs101") -> list[tuple[Any, ...]]:
         return [packet for to, packet in self.sent if to == room]
@@ -94,6 +98,7 @@ async def test_a_gap_is_filled_from_the_database_before_the_row_after_it(
     app: Application, relay: Relay, rooms: Rooms, world: World
 ) -> None:
     service = app.context.service
+    rooms.sent.clear()  # the world's enrollments (enrollmentChanged to each student)
     heard: list[OutboxRow] = []
     # This relay is not told of these commits (a node that died before publishing them) ...
     service.row_sinks.remove(relay.committed)
@@ -138,6 +143,8 @@ async def test_records_reach_the_student_and_the_roster_and_move_the_count(
 ) -> None:
     session = await world.start()
     sid = session["id"]
+    # the world's enrollments told each student (enrollmentChanged); not what this test follows
+    rooms.sent[:] = [sent for sent in rooms.sent if not sent[0].startswith("user:")]
     assert (await world.check_in("s1", sid)).status_code == 200
     await relay.idle()
     (mine,) = rooms.events("user:s1")
@@ -162,16 +169,38 @@ async def test_records_reach_the_student_and_the_roster_and_move_the_count(
     assert count[2] == str(relay.position)
 
 
-async def test_a_removal_from_the_course_takes_the_user_out_of_its_room(relay: Relay, rooms: Rooms) -> None:
+async def test_an_enrollment_change_moves_the_user_into_or_out_of_the_room(
+    relay: Relay, rooms: Rooms
+) -> None:
     p = relay.position
     relay.offer(
         [
             row(p + 1, "enrollment", user_id="s1", status="approved"),
             row(p + 2, "enrollment", user_id="s2", status="rejected"),
+            row(p + 3, "enrollment", user_id="s3", status="pending", requested=True, name="Sam", email=None),
         ]
     )
-    assert rooms.removed == [("s2", "cs101")]
-    assert rooms.sent == []
+    assert rooms.added == [("s1", "cs101", p + 1)]  # followed from its own row on
+    assert rooms.removed == [("s2", "cs101"), ("s3", "cs101")]
+    assert rooms.sent == [
+        ("user:s1", ("enrollmentChanged", {"course_id": "cs101", "status": "approved"})),
+        ("user:s2", ("enrollmentChanged", {"course_id": "cs101", "status": "rejected"})),
+        ("user:s3", ("enrollmentChanged", {"course_id": "cs101", "status": "pending"})),
+        (
+            "managers:cs101",
+            (
+                "enrollmentRequested",
+                {
+                    "course_id": "cs101",
+                    "user_id": "s3",
+                    "name": "Sam",
+                    "email": None,
+                    "status": "pending",
+                    "requested_at": None,
+                },
+            ),
+        ),
+    ]
 
 
 def test_the_redis_message_carries_the_rows() -> None:

@@ -30,6 +30,33 @@ def ok(code: str, now_ms: int, *, secret: str = SECRET) -> bool:
     return verify_code(secret, START, PERIOD, GRACE, at(now_ms), code)
 
 
+# Known answers for the documented derivation, computed outside this code base (openssl dgst
+# -sha256 -mac HMAC over the step as 8 big-endian bytes; the digest's first 8 bytes as a
+# big-endian number, written in base 19 over ALPHABET, least significant digit first). A change
+# of hash, byte order, alphabet or digit order fails here.
+KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+@pytest.mark.parametrize(
+    ("secret", "step", "code"),
+    [
+        (KEY, 0, "9346M4"),
+        (KEY, 1, "97NM39"),
+        (KEY, 4242, "EWCMNY"),
+        (SECRET, 7, "N73T76"),
+    ],
+)
+def test_known_answers(secret: str, step: int, code: str) -> None:
+    assert code_for_step(secret, step) == code
+
+
+def test_the_code_in_force_is_the_known_answer_of_its_step() -> None:
+    now = code_at(SECRET, START, PERIOD, at(7 * PERIOD * 1000 + 1))
+    assert (now.step, now.code) == (7, "N73T76")
+    assert now.expires_at == at(8 * PERIOD * 1000)
+    assert ALPHABET == "34679ACEFHKMNPRTWXY"
+
+
 def test_codes_are_six_characters_without_look_alikes() -> None:
     codes = {code_for_step(SECRET, step) for step in range(2000)}
     assert len(codes) > 1990  # distinct per step (a collision now and then is allowed)

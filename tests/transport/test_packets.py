@@ -92,6 +92,10 @@ def test_socket_packets_decode(text: str, expected: SocketPacket) -> None:
         ('4{"message":"x"}', "clients do not send CONNECT_ERROR"),
         ('5["a",{}]', "attachment count"),
         ("2" + "1" * 17 + '["a"]', "ack id too long"),
+        # Unicode digits are not ASCII digits (str.isdigit takes them; int() does not take '²').
+        ('2²["a"]', "invalid JSON"),
+        ("٣[1]", "unknown Socket.IO packet type"),
+        ('5²-["a",{}]', "attachment count"),
     ],
 )
 def test_malformed_socket_packets_are_refused(text: str, problem: str) -> None:

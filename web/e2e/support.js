@@ -78,8 +78,16 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * Start `attendance-live serve --demo` on a free port with its own SQLite file
  * and secret; resolve once /healthz answers 200. Passing a previous run's
  * `{dir, port, secret}` restarts the same server (same database, same tokens).
+ * `demo: false` leaves out --demo; `env` adds settings (e.g. OIDC_ISSUER).
  */
-export async function startServer({ timeoutMs = 60_000, dir: reuseDir, port: reusePort, secret: reuseSecret } = {}) {
+export async function startServer({
+  timeoutMs = 60_000,
+  dir: reuseDir,
+  port: reusePort,
+  secret: reuseSecret,
+  demo = true,
+  env: extraEnv = {},
+} = {}) {
   const binary = serverBinary();
   const dir = reuseDir ?? mkdtempSync(path.join(os.tmpdir(), 'attendance-live-e2e-'));
   const port = reusePort ?? (await freePort());
@@ -90,9 +98,11 @@ export async function startServer({ timeoutMs = 60_000, dir: reuseDir, port: reu
     DATABASE_URL: `sqlite+aiosqlite:///${path.join(dir, 't.db')}`,
     ACCESS_TOKEN_SECRET: secret,
     LOG_LEVEL: process.env.LOG_LEVEL || 'INFO',
+    ...extraEnv,
   };
   delete env.REDIS_URL;
-  const child = spawn(binary, ['serve', '--host', '127.0.0.1', '--port', String(port), '--demo'], {
+  const args = ['serve', '--host', '127.0.0.1', '--port', String(port), ...(demo ? ['--demo'] : [])];
+  const child = spawn(binary, args, {
     cwd: dir,
     env,
     detached: true, // its own process group, so that stop() ends all of it

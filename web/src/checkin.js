@@ -52,7 +52,7 @@ export function submitCheckIn(request, sessionId, code) {
 
 const ADVICE = {
   code_required: 'Type the code shown on the screen in the room, or scan its QR code.',
-  code_invalid: 'The code changes every few seconds: type the one on the screen now, or scan the QR code again.',
+  code_invalid: 'That code is wrong or has expired: type the code on the screen now, or scan the QR code again.',
   network_not_allowed: "Connect to the classroom's Wi-Fi (the campus network), then try again.",
 };
 

@@ -12,6 +12,16 @@ export function formatDateTime(iso) {
   return Number.isNaN(date.getTime()) ? '—' : date.toLocaleString();
 }
 
+const pluralRules = new Intl.PluralRules('en');
+
+/**
+ * A count with its noun, by the language's plural rules (Intl.PluralRules):
+ * `countOf(1, 'session')` is "1 session", `countOf(0, 'session')` "0 sessions".
+ */
+export function countOf(count, one, other = `${one}s`) {
+  return `${count} ${pluralRules.select(count) === 'one' ? one : other}`;
+}
+
 export function formatRate(rate) {
   if (typeof rate !== 'number' || Number.isNaN(rate)) return '—';
   return `${Math.round(rate * 100)}%`;

@@ -26,16 +26,20 @@ export function usePathname() {
 
 const ROUTES = [
   [/^\/courses\/([^/]+)\/?$/, 'course', 'courseId'],
+  [/^\/courses\/([^/]+)\/roster\/?$/, 'roster', 'courseId'],
+  [/^\/join\/([^/]+)\/?$/, 'join', 'code'],
   [/^\/check-in\/([^/]+)\/?$/, 'check-in', 'sessionId'],
   [/^\/sessions\/([^/]+)\/projector\/?$/, 'projector', 'sessionId'],
 ];
 
 /**
  * @returns {{name: 'courses'} | {name: 'course', courseId: string}
+ *   | {name: 'roster', courseId: string} | {name: 'join', code: string}
  *   | {name: 'check-in', sessionId: string} | {name: 'projector', sessionId: string} | {name: 'not-found'}}
  */
 export function matchRoute(pathname) {
   if (pathname === '/' || pathname === '/courses' || pathname === '/courses/') return { name: 'courses' };
+  if (pathname === '/join' || pathname === '/join/') return { name: 'join', code: '' };
   for (const [pattern, name, key] of ROUTES) {
     const match = pattern.exec(pathname);
     if (!match) continue;
@@ -50,6 +54,10 @@ export function matchRoute(pathname) {
 
 export function coursePath(courseId) {
   return `/courses/${encodeURIComponent(courseId)}`;
+}
+
+export function rosterPath(courseId) {
+  return `${coursePath(courseId)}/roster`;
 }
 
 /** A real link (middle-click and copy work) that navigates in place on a plain click. */

@@ -4,6 +4,8 @@ import { apiRequest, downloadWithToken } from './api.js';
 
 export const SessionContext = createContext({
   token: null,
+  // The token of the moment (a renewal replaces it without changing `request`).
+  getToken: null,
   me: null,
   signOut: () => {},
 });
@@ -14,7 +16,9 @@ export function useSession() {
 
 /** `request(path, options)` and `download(path, name)` bound to the signed-in token. */
 export function useApi() {
-  const { token, signOut } = useSession();
+  const { token, getToken, signOut } = useSession();
+  // With `getToken`, requests keep their identity across token renewals, so nothing reloads.
+  const current = getToken ?? token;
   const guard = useCallback(
     async (promise) => {
       try {
@@ -29,12 +33,14 @@ export function useApi() {
     [signOut],
   );
   const request = useCallback(
-    (path, options = {}) => guard(apiRequest(path, { ...options, token })),
-    [guard, token],
+    (path, options = {}) =>
+      guard(apiRequest(path, { ...options, token: typeof current === 'function' ? current() : current })),
+    [guard, current],
   );
   const download = useCallback(
-    (path, fallbackName) => guard(downloadWithToken(path, token, fallbackName)),
-    [guard, token],
+    (path, fallbackName) =>
+      guard(downloadWithToken(path, typeof current === 'function' ? current() : current, fallbackName)),
+    [guard, current],
   );
   return { request, download };
 }

@@ -84,7 +84,10 @@ describe('CheckInPage', () => {
     expect(input.value).toBe('AAAAAA');
     await act(async () => fireEvent.click(submit));
     await waitFor(() => expect(screen.getByRole('alert').dataset.reason).toBe('code_invalid'));
-    expect(screen.getByRole('alert').textContent).toContain('type the one on the screen now');
+    // One sentence that says what happened and what to do, not the server's words beside it.
+    expect(screen.getByRole('alert').textContent).toBe(
+      'That code is wrong or has expired: type the code on the screen now, or scan the QR code again.',
+    );
 
     await act(async () => fireEvent.click(submit));
     await waitFor(() => expect(screen.getByRole('alert').dataset.reason).toBe('network_not_allowed'));
@@ -164,6 +167,12 @@ describe('ProjectorView', () => {
       session_id: 's1', user_id: 'stu-1', name: 'Ann', status: 'present', statistics: { ...STATS, present: 1, absent: 1 },
     }));
     expect(document.querySelector('.projector-count').dataset.present).toBe('1');
-    expect(document.querySelector('.projector-count').textContent).toBe('1 of 2 checked in');
+    // The server's `present` counts late arrivals too: the label says what it counts.
+    expect(document.querySelector('.projector-count').textContent).toBe('1 of 2 here (on time or late)');
+    expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Week 3: check in now');
+
+    act(() => socket.serverEmit('sessionRosterData', { session_id: 's1', status: 'ended', statistics: { ...STATS, present: 1, absent: 1 }, records: [] }));
+    expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Week 3: session ended');
+    expect(document.querySelector('.projector-count').textContent).toBe('1 of 2 attended (on time or late)');
   });
 });

@@ -183,6 +183,16 @@ describe('useCourseSessionTracking', () => {
     expect(view.result.current.socket).toBe(second);
   });
 
+  it('sends a renewed token with refreshToken on the same socket, and uses it to reconnect', () => {
+    const { view, socket, ioFactory } = setup('c1', 'tok');
+    act(() => socket().simulateConnect());
+    view.rerender({ id: 'c1', tok: 'tok2' });
+    expect(ioFactory.sockets).toHaveLength(1); // no new connection: no event can be missed
+    expect(socket().disconnectCalls).toBe(0);
+    expect(socket().sent).toContainEqual(['refreshToken', { token: 'tok2' }]);
+    expect(socket().options.auth.token).toBe('tok2'); // what a reconnection sends
+  });
+
   it('does not reconnect when re-rendered with the same course and token', () => {
     const ioFactory = fakeIo();
     const { rerender } = renderHook(() => useCourseSessionTracking('c1', 'tok', { ioFactory: (...a) => ioFactory(...a) }));

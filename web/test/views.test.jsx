@@ -88,38 +88,60 @@ describe('StudentView', () => {
   });
 });
 
+const TOKEN_ONLY = { mode: 'token', token_form: true, demo: false };
+const DEMO = { mode: 'demo', token_form: true, demo: true };
+
 describe('SignIn', () => {
-  it('signs in with a pasted token on Enter', async () => {
-    http.mock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({ detail: 'Not Found' }, 404)));
+  it('signs in with a pasted token on Enter (developer option), labelled as such', async () => {
     const onSignIn = vi.fn();
-    const { container } = render(<SignIn onSignIn={onSignIn} message={null} />);
+    const { container } = render(<SignIn signIn={TOKEN_ONLY} onSignIn={onSignIn} message={null} />);
     const input = container.querySelector('input[name="token"]');
     expect(screen.getByLabelText('Access token')).toBe(input);
+    expect(screen.getByRole('heading', { name: 'Developer option: sign in with a token' })).toBeTruthy();
     fireEvent.change(input, { target: { value: 'abc.def.ghi' } });
     fireEvent.submit(input.form);
     expect(onSignIn).toHaveBeenCalledWith('abc.def.ghi');
-    await waitFor(() => expect(http.mock).toHaveBeenCalledWith('/api/demo/users', expect.anything()));
-    expect(screen.queryByText('Demo users')).toBeNull();
+    expect(http.mock).not.toHaveBeenCalled(); // no demo users asked for: the config says there are none
   });
 
   it('lists the demo users when the server has them', async () => {
-    http.mock.mockImplementation((url) => (url === '/healthz' ? json({ status: 'ok' }) : json({
+    http.mock.mockImplementation(() => json({
       course: { id: 'demo-course', code: 'DEMO-101', title: 'Demo' },
       teacher: { id: 'demo-teacher', name: 'Tess Teacher', role: 'teacher', enrollment: null, token: 'T' },
       students: [{ id: 'demo-student-1', name: 'Sam', role: 'student', enrollment: 'approved', token: 'S' }],
-    })));
+    }));
     const onSignIn = vi.fn();
-    render(<SignIn onSignIn={onSignIn} message={null} />);
+    render(<SignIn signIn={DEMO} onSignIn={onSignIn} message={null} />);
     fireEvent.click(await screen.findByRole('button', { name: 'Sign in as Sam' }));
     expect(onSignIn).toHaveBeenCalledWith('S');
     expect(screen.getByRole('button', { name: 'Sign in as Tess Teacher' })).toBeTruthy();
   });
 
-  it('does not ask for demo users when /healthz says demo mode is off', async () => {
-    http.mock.mockImplementation(() => json({ status: 'ok', demo: false }));
-    render(<SignIn onSignIn={() => {}} message={null} />);
-    await waitFor(() => expect(http.mock).toHaveBeenCalledWith('/healthz', expect.anything()));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(http.mock.mock.calls.map(([url]) => url)).toEqual(['/healthz']);
+  it('says how to configure sign-in, and asks for no token, when nothing is configured', () => {
+    const help = 'Sign-in is not configured on this server. An operator sets OIDC_ISSUER ...';
+    const { container } = render(
+      <SignIn signIn={{ mode: 'unconfigured', token_form: false, demo: false, help }} onSignIn={() => {}} />,
+    );
+    expect(screen.getByRole('heading', { name: 'Sign-in is not set up yet' })).toBeTruthy();
+    expect(container.textContent).toContain(help);
+    expect(container.querySelector('input[name="token"]')).toBeNull();
+    expect(http.mock).not.toHaveBeenCalled();
+  });
+
+  it("offers the provider's button, checks the provider, and shows its problem in plain words", async () => {
+    const oidc = {
+      signIn: vi.fn(),
+      checkProvider: vi.fn(async () => {}),
+      providerProblem: 'University login (https://idp.example) cannot be reached right now, so nobody can sign in.',
+      error: null,
+    };
+    const config = { mode: 'oidc', token_form: false, demo: false, display_name: 'University login' };
+    const { container } = render(<SignIn signIn={config} oidc={oidc} onSignIn={() => {}} />);
+    expect(oidc.checkProvider).toHaveBeenCalled();
+    expect(screen.getByRole('alert').textContent).toContain('cannot be reached right now');
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in with University login' }));
+    expect(oidc.signIn).toHaveBeenCalled();
+    expect(container.querySelector('input[name="token"]')).toBeNull();
   });
 });
+

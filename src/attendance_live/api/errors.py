@@ -2,7 +2,7 @@
 
 The service's errors carry no HTTP status: ``STATUS`` maps each to its own
 here (``InvalidInput`` 422, ``NotFound`` 404, ``Forbidden`` 403, ``Conflict``
-409); a missing or bad token is :class:`Unauthorized`, 401 with
+409, ``TooManyAttempts`` 429 with ``Retry-After``); a missing or bad token is :class:`Unauthorized`, 401 with
 ``WWW-Authenticate: Bearer``. ``ERRORS`` and ``CONFLICT`` document these
 answers in the OpenAPI schema of the routes.
 
@@ -15,6 +15,7 @@ that is also in the log (and never a traceback in the response).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,7 @@ from attendance_live.service.errors import (
     InvalidInput,
     NotFound,
     ServiceError,
+    TooManyAttempts,
 )
 
 __all__ = [
@@ -59,7 +61,13 @@ UNAVAILABLE = (
 )
 
 
-STATUS: dict[type[ServiceError], int] = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+STATUS: dict[type[ServiceError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    TooManyAttempts: 429,
+}
 
 # The answers most routes can give, for their OpenAPI ``responses``.
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -114,7 +122,8 @@ def service_error_body(exc: ServiceError) -> dict[str, str]:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(service_error_body(exc), status_code=status_of(exc))
+    headers = {"Retry-After": str(math.ceil(exc.retry_after))} if isinstance(exc, TooManyAttempts) else None
+    return JSONResponse(service_error_body(exc), status_code=status_of(exc), headers=headers)
 
 
 async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:

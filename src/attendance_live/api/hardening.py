@@ -25,6 +25,7 @@ headers never complete (``HEADER_TIMEOUT_SECONDS``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Final
 
 import orjson
@@ -37,11 +38,16 @@ MAX_URI_BYTES: Final = 4096
 MAX_SEGMENT_BYTES: Final = 255
 
 
-def dashboard_policy(frame_ancestors: str) -> str:
-    """The Content-Security-Policy of the dashboard and the API."""
+def dashboard_policy(frame_ancestors: str, connect_origins: Sequence[str] = ()) -> str:
+    """The Content-Security-Policy of the dashboard and the API.
+
+    ``connect_origins``: other origins the dashboard may fetch from (the OpenID
+    Provider's, for discovery, the token endpoint and renewals).
+    """
+    connect = " ".join(["'self'", *connect_origins])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"font-src 'self'; connect-src {connect}; object-src 'none'; base-uri 'none'; "
         f"form-action 'self'; frame-ancestors {frame_ancestors}"
     )
 
@@ -51,14 +57,24 @@ class _TooLarge(Exception):
 
 
 class Hardening:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, frame_ancestors: str = "'none'") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        frame_ancestors: str = "'none'",
+        connect_origins: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         framing = {"'none'": b"DENY", "'self'": b"SAMEORIGIN"}.get(frame_ancestors)
         if framing is not None:  # for browsers without CSP frame-ancestors
             common.append((b"x-frame-options", framing))
-        self._strict = [*common, (b"content-security-policy", dashboard_policy(frame_ancestors).encode())]
+        self._strict = [
+            *common,
+            (b"content-security-policy", dashboard_policy(frame_ancestors, connect_origins).encode()),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

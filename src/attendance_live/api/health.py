@@ -37,8 +37,12 @@ async def readyz(context: Context) -> JSONResponse:
     # The provider's keys: cached keys keep verifying through an outage, so only
     # "no key at all" makes this node unready; "degraded" is shown, not fatal.
     keys = context.tokens.state()
-    if keys is not None:  # only with JWKS_URL
-        checks["jwks"] = keys.text
+    if keys is not None:  # only with JWKS_URL, or OIDC_ISSUER's discovery
+        settings = context.settings
+        if settings.oidc_issuer is not None and settings.jwks_url is None:
+            checks["oidc"] = f"{keys.text} (OIDC_ISSUER {settings.oidc_issuer})"
+        else:
+            checks["jwks"] = keys.text
         ready = ready and keys.usable
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from attendance_live.networks import MAX_NETWORKS
+from attendance_live.service.roster import MAX_BULK_ITEMS
 from attendance_live.vocabulary import (
     ID_MAX_CHARS,
     ID_PATTERN,
     CheckInMode,
     EnrollmentStatus,
+    JoinApproval,
     RecordStatus,
 )
 from attendance_live.vocabulary import CheckInRefusal as RefusalReason
 
 __all__ = [
+    "BulkEnrollment",
     "CheckInBody",
     "CheckInRefusal",
     "CourseCreate",
+    "CourseUpdate",
     "Detail",
     "EnrollmentBatch",
-    "EnrollmentBatchResult",
     "EnrollmentItem",
     "EnrollmentPut",
+    "JoinBody",
+    "JoinCodeCreate",
     "RecordPut",
     "SessionStart",
 ]
@@ -39,6 +44,29 @@ class CourseCreate(_Body):
     title: str = Field(min_length=1, max_length=200, examples=["Introduction to Computing"])
 
 
+class CourseUpdate(_Body):
+    code: str | None = Field(default=None, min_length=1, max_length=64)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class JoinCodeCreate(_Body):
+    approval: JoinApproval = Field(
+        default="manual", description="manual: each request waits for a manager; auto: approved at once"
+    )
+    # Not strict: a JSON string is the only way to send a time.
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        strict=False,
+        description="ISO 8601 with a zone, e.g. 2026-09-30T23:59:00Z; omit: until revoked",
+    )
+
+
+class JoinBody(_Body):
+    code: str = Field(
+        min_length=1, max_length=64, description="The join code (case, spaces and dashes ignored)"
+    )
+
+
 class EnrollmentPut(_Body):
     status: EnrollmentStatus
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -49,13 +77,19 @@ class EnrollmentItem(EnrollmentPut):
     user_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)
 
 
+class BulkEnrollment(_Body):
+    """One row of the bulk ``PUT``: checked as a CSV row is (errors name its position)."""
+
+    user_id: str | None = Field(default=None, max_length=1000)
+    email: str | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, max_length=1000)
+    status: str | None = Field(
+        default=None, max_length=100, description="approved (default), pending, rejected, or removed"
+    )
+
+
 class EnrollmentBatch(_Body):
-    enrollments: list[EnrollmentItem] = Field(min_length=1, max_length=5000)
-
-
-class EnrollmentBatchResult(BaseModel):
-    created: int = Field(description="Enrollments that did not exist before")
-    updated: int = Field(description="Enrollments that existed (their status and names were set)")
+    enrollments: list[BulkEnrollment] = Field(min_length=1, max_length=MAX_BULK_ITEMS)
 
 
 class SessionStart(_Body):

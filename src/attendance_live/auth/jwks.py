@@ -59,8 +59,10 @@ class JwksKeys:
         min_interval: float = MIN_REFETCH_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         fetcher: Callable[[], list[jwt.PyJWK]] | None = None,
+        source: str = "JWKS_URL",
     ) -> None:
         self.url = url
+        self.source = source  # the setting the keys come from, named in logs
         self.algorithm = algorithm
         self.refresh_every = refresh_every
         self.min_interval = min_interval
@@ -130,7 +132,8 @@ class JwksKeys:
             problem = f"{type(exc).__name__}: {str(exc)[:200]}"
             if self._failure is None:
                 log.warning(
-                    "JWKS_URL %s could not be fetched (%s); %s",
+                    "%s %s could not be fetched (%s); %s",
+                    self.source,
                     self.url,
                     problem,
                     f"the {len(self._keys)} cached keys stay in use"
@@ -144,14 +147,20 @@ class JwksKeys:
             problem = f"the set holds no signing key for {self.algorithm} with a kid"
             if self._failure != problem:
                 log.warning(
-                    "JWKS_URL %s: %s; the %d cached keys stay in use", self.url, problem, len(self._keys)
+                    "%s %s: %s; the %d cached keys stay in use",
+                    self.source,
+                    self.url,
+                    problem,
+                    len(self._keys),
                 )
             self._failure = problem
             return
         if self._failure is not None:
-            log.info("JWKS_URL %s answers again (%d keys)", self.url, len(keys))
+            log.info("%s %s answers again (%d keys)", self.source, self.url, len(keys))
         elif set(keys) != set(self._keys):
-            log.info("JWKS_URL %s: %d signing keys (kids %s)", self.url, len(keys), ", ".join(sorted(keys)))
+            log.info(
+                "%s %s: %d signing keys (kids %s)", self.source, self.url, len(keys), ", ".join(sorted(keys))
+            )
         self._keys = keys
         self._failure = None
         self._loaded_at = self._clock()

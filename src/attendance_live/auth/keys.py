@@ -9,10 +9,14 @@ start instead of refusing every token later. The key is parsed by
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -20,7 +24,7 @@ from attendance_live.auth.jwks import JwksKeys
 from attendance_live.auth.tokens import ClaimNames, TokenService
 from attendance_live.config import ConfigError, Settings, check_key_source
 
-__all__ = ["build_token_service", "load_public_key"]
+__all__ = ["OidcDiscovery", "build_token_service", "discovery_url", "load_public_key"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,57 @@ def load_public_key(value: str, algorithm: str) -> Any:
     return key
 
 
+def discovery_url(issuer: str) -> str:
+    """Where an OpenID Provider's discovery document is (OpenID Connect Discovery 1.0, 4)."""
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+class OidcDiscovery:
+    """The provider's signing keys by way of its discovery document (``OIDC_ISSUER``).
+
+    Called in a worker thread by :class:`JwksKeys` (its ``fetcher``): reads
+    ``jwks_uri`` from the discovery document once, then fetches the set with
+    PyJWT's ``PyJWKClient`` each time. A provider that is down keeps raising
+    ``OSError`` until it answers, which ``JwksKeys`` reports on ``/readyz``.
+    """
+
+    def __init__(self, issuer: str, *, timeout: float) -> None:
+        self.issuer = issuer
+        self.url = discovery_url(issuer)
+        self._timeout = timeout
+        self._client: jwt.PyJWKClient | None = None
+
+    def jwks_uri(self) -> str:
+        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - checked scheme
+            document = json.loads(response.read(1024 * 1024))
+        if not isinstance(document, dict):
+            raise ValueError("the discovery document is not a JSON object")
+        if document.get("issuer") != self.issuer:
+            raise ValueError(
+                f"the discovery document names issuer {str(document.get('issuer'))[:120]!r}, "
+                f"not OIDC_ISSUER {self.issuer!r}"
+            )
+        uri = document.get("jwks_uri")
+        parsed = urlsplit(uri) if isinstance(uri, str) else None
+        if parsed is None or parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise ValueError("the discovery document has no http(s) jwks_uri")
+        if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"the discovery document's jwks_uri uses http:// for {parsed.hostname!r}")
+        return str(uri)
+
+    def __call__(self) -> list[jwt.PyJWK]:
+        if self._client is None:
+            self._client = jwt.PyJWKClient(
+                self.jwks_uri(),
+                cache_keys=False,
+                cache_jwk_set=False,
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+            )
+        return self._client.get_signing_keys(refresh=True)
+
+
 def build_token_service(settings: Settings) -> TokenService:
     """The verifier (and, with a secret, the minter) these settings ask for."""
     check_key_source(settings)  # again: settings built in code skip load_settings
@@ -81,7 +136,18 @@ def build_token_service(settings: Settings) -> TokenService:
     if settings.jwt_public_key is not None:
         key = load_public_key(settings.jwt_public_key.get_secret_value(), algorithm)
         return TokenService(algorithm=algorithm, public_key=key, **common)
-    assert settings.jwks_url is not None  # check_key_source made sure of one source
+    if settings.jwks_url is None:
+        assert settings.oidc_issuer is not None  # check_key_source made sure of one source
+        discovery = OidcDiscovery(settings.oidc_issuer, timeout=settings.jwks_timeout_seconds)
+        keys = JwksKeys(
+            discovery.url,
+            algorithm,
+            timeout=settings.jwks_timeout_seconds,
+            refresh_every=settings.jwks_refresh_seconds,
+            fetcher=discovery,
+            source="OIDC_ISSUER's discovery",
+        )
+        return TokenService(algorithm=algorithm, jwks=keys, **common)
     jwks = JwksKeys(
         settings.jwks_url,
         algorithm,

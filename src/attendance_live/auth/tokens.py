@@ -15,6 +15,10 @@
   (``realm_access.roles``), and a list of roles means the highest of
   ``admin > teacher > student`` in it. Missing or unknown means student.
 
+The server's own session tokens (``auth.session_keys``) are accepted beside
+the configured source: a token whose ``kid`` names one of the server's keys is
+verified by those keys only, with ``iss`` = ``PUBLIC_URL`` required.
+
 Errors carry one of the three messages clients see in ``connect_error``.
 
 With a static key (a secret or ``JWT_PUBLIC_KEY``) a verified token is kept,
@@ -30,9 +34,9 @@ working at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jwt
 
@@ -51,6 +55,7 @@ __all__ = [
     "VERIFIED_CACHE_SIZE",
     "ClaimNames",
     "Identity",
+    "OwnTokens",
     "Role",
     "TokenError",
     "TokenService",
@@ -105,6 +110,14 @@ class Verified:
 
     identity: Identity
     expires_at: float
+
+
+class OwnTokens(Protocol):
+    """The server's own session tokens (``auth.session_keys.SessionKeys``), checked beside the
+    configured key source."""
+
+    def owns(self, token: str) -> bool: ...
+    async def check(self, token: str) -> Verified: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +195,7 @@ class TokenService:
         claims: ClaimNames | None = None,
         leeway: float = 0,
         verified_cache_size: int = VERIFIED_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if sum(source is not None for source in (secret, public_key, jwks)) != 1:
             raise ValueError("give exactly one of secret, public_key, jwks")
@@ -195,10 +209,13 @@ class TokenService:
         self._audience = list(audience) if audience else None
         self._claims = claims or ClaimNames()
         self._leeway = leeway
+        self._clock = clock  # seconds since the epoch: what exp is compared with (tests pass their own)
         self._required = ["exp"] + (["iss"] if issuer else []) + (["aud"] if self._audience else [])
         # Token text → its verification, static keys only (see the module's docstring).
         self._verified: dict[str, Verified] = {}
         self._cache_size = verified_cache_size if jwks is None else 0
+        # The server's own session tokens, accepted beside this key source (set by create_app).
+        self.sessions: OwnTokens | None = None
 
     @property
     def algorithm(self) -> str:
@@ -229,8 +246,15 @@ class TokenService:
         return self._check_static(self._text(token)).identity
 
     async def check(self, token: object) -> Verified:
-        """Verify with any key source, fetching the provider's keys when needed."""
+        """Verify with any key source, fetching the provider's keys when needed.
+
+        A token naming one of the server's own session keys is verified by those
+        keys only (and must carry the server's ``iss``); anything else by the
+        configured source only.
+        """
         text = self._text(token)
+        if self.sessions is not None and self.sessions.owns(text):
+            return await self.sessions.check(text)
         if self.jwks is None:
             return self._check_static(text)
         try:
@@ -247,7 +271,7 @@ class TokenService:
     def _check_static(self, text: str) -> Verified:
         verified = self._verified.get(text)
         if verified is not None:
-            if verified.expires_at > time.time() - self._leeway:
+            if verified.expires_at > self._clock() - self._leeway:
                 return verified
             self._verified.pop(text, None)  # expired: decoding says so, with the right message
         verified = self._decode(text, self._static_key())
@@ -283,15 +307,14 @@ class TokenService:
                     "require": self._required,
                     "verify_sub": False,
                     "verify_aud": self._audience is not None,
+                    "verify_exp": False,  # below, against this service's clock
                 },
             )
-        except jwt.ExpiredSignatureError as exc:
-            # The signature was checked first; PyJWT reads `exp: true` as 1, which is no number here.
-            _require_numbers(jwt.decode(token, options={"verify_signature": False}))
-            raise TokenError(TOKEN_EXPIRED, "exp in the past") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(INVALID_TOKEN, type(exc).__name__) from exc
-        _require_numbers(claims)
+        _require_numbers(claims)  # PyJWT reads `exp: true` as 1, which is no number here
+        if float(claims["exp"]) <= self._clock() - self._leeway:  # PyJWT's rule: expired at exp
+            raise TokenError(TOKEN_EXPIRED, "exp in the past")
         names = self._claims
         user_id = _user_id(claims, names)
         identity = Identity(
@@ -315,7 +338,7 @@ class TokenService:
     ) -> str:
         if self._secret is None:
             raise RuntimeError(f"{self._algorithm} tokens come from the identity provider, not from here")
-        now = int(time.time())
+        now = int(self._clock())
         claims: dict[str, object] = {"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}
         if name:
             claims["name"] = name

@@ -8,6 +8,10 @@
 ``record_changes`` is the audit trail of attendance records: one row per
 change, never updated.
 
+``join_codes`` holds every join code a course had (at most one not revoked);
+``roster_invites`` holds imported students known only by email, until they
+sign in with a token whose email matches (``service.roster``).
+
 ``outbox`` is the stream of domain events, written in the transaction of the
 change each describes; ``recovery_sessions`` holds what a disconnected
 Socket.IO client needs to recover (its ``pid``'s user and course
@@ -39,12 +43,14 @@ from attendance_live.vocabulary import (
     CHECK_IN_MODES,
     ENROLLMENT_STATUSES,
     ID_MAX_CHARS,
+    JOIN_APPROVALS,
     RECORD_STATUSES,
     ROLES,
     SESSION_STATUSES,
     ChangeMethod,
     CheckInMode,
     EnrollmentStatus,
+    JoinApproval,
     RecordStatus,
     Role,
     SessionStatus,
@@ -58,9 +64,12 @@ __all__ = [
     "Base",
     "Course",
     "Enrollment",
+    "JoinCode",
     "OutboxEvent",
     "RecordChange",
     "RecoverySession",
+    "RosterInvite",
+    "SigningKey",
     "UTCDateTime",
     "User",
 ]
@@ -127,6 +136,8 @@ class Course(Base):
     title: Mapped[str] = mapped_column(String(200))
     teacher_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Archived: history and reports kept, no new session, hidden from students and the default list.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Enrollment(Base):
@@ -134,6 +145,37 @@ class Enrollment(Base):
 
     course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    status: Mapped[EnrollmentStatus] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),)
+
+
+class JoinCode(Base):
+    """A course's join code; revoked (never deleted) when replaced, so a refusal can say why."""
+
+    __tablename__ = "join_codes"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    approval: Mapped[JoinApproval] = mapped_column(String(8))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (CheckConstraint(_in("approval", JOIN_APPROVALS), name="approval"),)
+
+
+class RosterInvite(Base):
+    """An imported student known only by email (lower case), linked to a user at its first sign-in."""
+
+    __tablename__ = "roster_invites"
+
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[EnrollmentStatus] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -275,6 +317,25 @@ class RecoverySession(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)
+
+
+class SigningKey(Base):
+    """A key the server signs its own session tokens with (``auth.session_keys``).
+
+    Kept here so that every node signs and verifies with the same keys. The
+    newest key without ``retires_at`` signs; a rotated-out key gets
+    ``retires_at`` (its last token's latest possible expiry) and verifies until
+    then. ``public_jwk`` is what ``/.well-known/jwks.json`` serves.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_pem: Mapped[str] = mapped_column(Text)  # PKCS#8; never leaves the server
+    public_jwk: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 # The term's tables (issue 21) live in their own module, on this Base.

@@ -43,6 +43,8 @@ __all__ = [
     "active_sessions_data",
     "check_in_code_data",
     "ended_payload",
+    "enrollment_changed_data",
+    "enrollment_requested_data",
     "error_data",
     "record_data",
     "require_id",
@@ -183,6 +185,24 @@ def roster_update_data(
         "course_id": course_id,
         **record.model_dump(),
         "statistics": statistics.model_dump(),
+    }
+
+
+def enrollment_changed_data(course_id: str, status: str) -> dict[str, Any]:
+    """``enrollmentChanged``: the student's own enrollment moved (approved, pending, rejected,
+    removed), to that student's sockets."""
+    return {"course_id": course_id, "status": status}
+
+
+def enrollment_requested_data(course_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """``enrollmentRequested``: a student asked to join with the join code, to the course's managers."""
+    return {
+        "course_id": course_id,
+        "user_id": row["user_id"],
+        "name": row.get("name") or row["user_id"],
+        "email": row.get("email"),
+        "status": row["status"],
+        "requested_at": row.get("requested_at"),
     }
 
 

@@ -32,8 +32,10 @@ What a row does on every node:
   check-ins shares one (it carries the relay's ``position`` when sent, and is
   not sent when a stored snapshot of the course went out after those records:
   that one already counts them);
-* ``enrollment``: a rejected or removed user's sockets on this node leave
-  the course's room;
+* ``enrollment``: an approved user's sockets on this node join the course's
+  room (they follow it from that row on), a pending, rejected or removed
+  user's leave it; the user's sockets get ``enrollmentChanged``, and for a
+  student's own join request the course's managers get ``enrollmentRequested``;
 * every row drops the cache entries it made stale, on every node.
 
 At start ``position`` is the stream's end: nobody is connected yet, and
@@ -60,14 +62,20 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.payloads import active_sessions_data, record_data, roster_update_data
+from attendance_live.realtime.payloads import (
+    active_sessions_data,
+    enrollment_changed_data,
+    enrollment_requested_data,
+    record_data,
+    roster_update_data,
+)
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.realtime.stream import CourseEvent
 from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, RECORD, OutboxRow, event_of
 from attendance_live.service.views import RecordView, Statistics
-from attendance_live.vocabulary import course_room, session_room, user_room
+from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
 __all__ = [
     "CHANNEL",
@@ -303,8 +311,21 @@ class Relay:
                         self._drain(row.course_id), name=f"relay:{row.course_id}"
                     )
         elif row.kind == ENROLLMENT:
-            if row.payload["status"] != "approved":
-                self.realtime.remove_user_from_course(row.payload["user_id"], row.course_id)
+            user_id, status = row.payload["user_id"], row.payload["status"]
+            if status == "approved":
+                # Followed from this row on: recovery replays what comes after it.
+                self.realtime.add_user_to_course(user_id, row.course_id, row.position)
+            else:
+                self.realtime.remove_user_from_course(user_id, row.course_id)
+            self._broadcast(
+                "enrollmentChanged", enrollment_changed_data(row.course_id, status), user_room(user_id)
+            )
+            if row.payload.get("requested"):
+                self._broadcast(
+                    "enrollmentRequested",
+                    enrollment_requested_data(row.course_id, row.payload),
+                    managers_room(row.course_id),
+                )
         elif row.kind == ABSENCE_ALERT_KIND:
             # The student and the course's teacher, on whichever sockets they have (service.alerts).
             for user_id in dict.fromkeys((row.payload["user_id"], row.payload["teacher_id"])):

@@ -95,7 +95,7 @@ from attendance_live.transport import (
     uvicorn_options,
 )
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
-from attendance_live.vocabulary import course_room, session_room, user_room
+from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
 __all__ = [
     "ERROR_EVENT",
@@ -319,9 +319,13 @@ class RealtimeServer:
             if not await self.service.approved_member(conn.identity, course_id):
                 self._forget_course(conn, course_id)
 
+        managed = {c for c in conn.courses if await self.service.manages_course(conn.identity, c)}
+
         def join(courses: Sequence[str]) -> None:
             for course_id in courses:
                 socket.join(course_room(course_id))
+                if course_id in managed:
+                    socket.join(managers_room(course_id))
 
         if self._shared_reads is None or self._shared_reads.stream is not stream:
             self._shared_reads = SharedReads(stream)
@@ -449,11 +453,14 @@ class RealtimeServer:
     ) -> dict[str, Any] | None:
         course_id = require_id(args, "subscribeToCourse", "course_id")
         await self._require_member(conn, course_id)
+        manages = await self.service.manages_course(conn.identity, course_id)
         if not socket.connected:
             return None  # gone while membership was checked
         # Join before reading, so no change committed after the read can be missed.
         room = course_room(course_id)
         socket.join(room)
+        if manages:
+            socket.join(managers_room(course_id))  # join requests (enrollmentRequested)
         if course_id not in conn.courses:
             # The stream position read in the same step as the join: recovery replays from there.
             conn.courses[course_id] = self.stream.position if self.stream is not None else 0
@@ -475,6 +482,7 @@ class RealtimeServer:
     ) -> dict[str, Any]:
         course_id = require_id(args, "unsubscribeFromCourse", "course_id")
         socket.leave(course_room(course_id))
+        socket.leave(managers_room(course_id))
         self._forget_course(conn, course_id)
         return unsubscribed_data("course_id", course_id)
 
@@ -579,7 +587,23 @@ class RealtimeServer:
             if conn is None:
                 continue
             socket.leave(room)
+            socket.leave(managers_room(course_id))
             self._forget_course(conn, course_id)
+
+    def add_user_to_course(self, user_id: str, course_id: str, position: int) -> None:
+        """Put every live socket of ``user_id`` on this node in the course's room (an approval):
+        they follow the course from stream ``position`` on, as if they had subscribed then."""
+        room = course_room(course_id)
+        for socket in list(self.user_sockets.get(user_id, ())):
+            conn: Connection | None = socket.data
+            if conn is None or not conn.is_live():
+                continue
+            socket.join(room)
+            if course_id not in conn.courses:
+                conn.courses[course_id] = position
+                self.metrics.subscriptions.inc()
+                if conn.recovery is not None:
+                    conn.recovery.sync_later()  # the pid's state has the course now
 
     def _forget_course(self, conn: Connection, course_id: str) -> None:
         if course_id in conn.courses:

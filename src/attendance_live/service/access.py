@@ -4,7 +4,8 @@ The course's teacher and admins manage a course; students with an approved
 enrollment are its members; a pending enrollment is a relation without
 rights. A caller with no relation to a course gets :class:`NotFound`, the same
 as for a course that does not exist (ids cannot be probed); a related caller
-without the right gets :class:`Forbidden`.
+without the right gets :class:`Forbidden`. An archived course exists only for
+its managers.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class AccessRules(ServiceCore):
     ) -> Access:
         if actor.is_admin or course.teacher_id == actor.user_id:
             return Access(course, teacher_name, "manager")
+        if course.archived_at is not None:  # for students an archived course is gone
+            raise NotFound(f"Course {course_id!r} not found")
         if enrollment == "approved":
             return Access(course, teacher_name, "member")
         if enrollment == "pending":

@@ -9,6 +9,8 @@ per concern, each readable alone:
 * ``service.access``   who may see and manage a course (from data)
 * ``service.reads``    session bodies, the roster, statistics, a course's live snapshot
 * ``service.courses``  courses and enrollments
+* ``service.joining``  join codes and students' join requests
+* ``service.roster``   roster imports (CSV, bulk JSON), the roster CSV, email invitations
 * ``service.sessions`` start, end, auto-end, teacher marks
 * ``service.checkin``  the check-in hot path
 
@@ -19,11 +21,15 @@ CLI call these classes only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from attendance_live.auth.tokens import Identity
 from attendance_live.service.access import Relation
 from attendance_live.service.checkin import CheckIns
 from attendance_live.service.core import validate_id
 from attendance_live.service.courses import Courses
+from attendance_live.service.joining import JoinCodes
+from attendance_live.service.roster import Roster
 from attendance_live.service.sessions import Sessions
 from attendance_live.service.views import UserView
 from attendance_live.vocabulary import SYSTEM
@@ -31,8 +37,13 @@ from attendance_live.vocabulary import SYSTEM
 __all__ = ["SYSTEM", "AttendanceService", "Relation", "validate_id"]
 
 
-class AttendanceService(Courses, Sessions, CheckIns):
+class AttendanceService(Courses, JoinCodes, Roster, Sessions, CheckIns):
     """Courses, enrollments and attendance sessions; see the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A user's first sign-in with an email some roster invited: enroll them (service.roster).
+        self.users.on_written = self.link_invitations
 
     async def remember_user(self, actor: Identity) -> None:
         """Create or refresh the user's row from its token's claims, now."""

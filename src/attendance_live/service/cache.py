@@ -44,6 +44,7 @@ MAX_COURSES = 20_000
 class CourseMembers:
     teacher_id: str
     statuses: dict[str, EnrollmentStatus]  # user id -> enrollment status
+    archived: bool = False  # students may not follow an archived course
 
 
 class _PerCourse(Generic[T]):

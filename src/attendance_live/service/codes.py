@@ -2,8 +2,10 @@
 
 A session in ``code`` mode has a random secret, stored with the session. Time
 is cut into steps of ``code_period_seconds`` counted from the session's start;
-the code of step *n* is ``HMAC-SHA256(secret, n)`` written as 6 characters of
-:data:`ALPHABET`. Every node derives the same code from the same row and the
+the code of step *n* is ``HMAC-SHA256(secret, n)`` (the hex secret's bytes as
+the key, *n* as 8 big-endian bytes) whose first 8 bytes, read as a big-endian
+number, are written as 6 characters of :data:`ALPHABET` in base 19, least
+significant digit first. Every node derives the same code from the same row and the
 clock, so there is no shared state to keep, and asking again (a page refresh,
 a second projector) never makes another batch of codes.
 

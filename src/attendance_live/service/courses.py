@@ -1,4 +1,5 @@
-"""Courses and enrollments: create and list courses, add and change enrollments.
+"""Courses and enrollments: create, edit, archive and list courses; add, change and remove
+enrollments one at a time (many at once: ``service.roster``).
 
 ``approved_member`` answers the real-time side's "may this socket follow the
 course?" from the members cache (``service.cache``), with no query once the
@@ -8,27 +9,22 @@ course is loaded; every enrollment change invalidates it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
-from sqlalchemy import String, bindparam, or_, select
+from sqlalchemy import String, bindparam, delete, exists, or_, select
 from sqlalchemy.engine import Connection
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import Course, Enrollment, User
+from attendance_live.db.models import AttendanceSession, Course, Enrollment, User
 from attendance_live.service.access import AccessRules
 from attendance_live.service.cache import CourseMembers
-from attendance_live.service.core import BATCH_ROWS, validate_id
-from attendance_live.service.errors import Conflict, Forbidden, InvalidInput
+from attendance_live.service.core import validate_id
+from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from attendance_live.service.events import EnrollmentChanged
-from attendance_live.service.users import name_and_email
 from attendance_live.service.views import CourseView, EnrollmentView
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import EnrollmentStatus
 
-__all__ = ["Courses", "EnrollmentItem"]
-
-# (user id, status, name, email) of one enrollment in a batch.
-EnrollmentItem = tuple[str, EnrollmentStatus, str | None, str | None]
+__all__ = ["Courses"]
 
 
 class Courses(AccessRules):
@@ -58,14 +54,18 @@ class Courses(AccessRules):
             my_role="admin" if actor.is_admin else "teacher",
         )
 
-    async def list_courses(self, actor: Identity) -> list[CourseView]:
+    async def list_courses(self, actor: Identity, *, include_archived: bool = False) -> list[CourseView]:
+        """The caller's courses; archived ones only for their managers, and only when asked."""
         async with self.database.read() as db:
             query = select(Course, User.name).join(User, User.id == Course.teacher_id)
             if not actor.is_admin:
                 approved = select(Enrollment.course_id).where(
                     Enrollment.user_id == actor.user_id, Enrollment.status == "approved"
                 )
-                query = query.where(or_(Course.teacher_id == actor.user_id, Course.id.in_(approved)))
+                as_student = Course.id.in_(approved) & Course.archived_at.is_(None)
+                query = query.where(or_(Course.teacher_id == actor.user_id, as_student))
+            if not include_archived:
+                query = query.where(Course.archived_at.is_(None))
             rows = (await db.execute(query.order_by(Course.code, Course.id))).all()
         return [_course_view(actor, course, name) for course, name in rows]
 
@@ -73,6 +73,62 @@ class Courses(AccessRules):
         async with self.database.read() as db:
             access = await self._member_access(db, actor, course_id)
         return _course_view(actor, access.course, access.teacher_name)
+
+    async def update_course(
+        self, actor: Identity, course_id: str, *, code: str | None, title: str | None
+    ) -> CourseView:
+        """Change a course's code or title (a value left out stays)."""
+        async with self._write() as unit:
+            access = await self._manager_access(unit.db, actor, course_id)
+            if code is not None:
+                access.course.code = code
+            if title is not None:
+                access.course.title = title
+            await unit.db.flush()
+            view = _course_view(actor, access.course, access.teacher_name)
+        return view
+
+    async def archive_course(self, actor: Identity, course_id: str, *, archived: bool) -> CourseView:
+        """Archive (no new session, hidden from students and the default list) or bring it back.
+
+        Refused while a session runs: end it first, so nobody is left checking in to a course
+        they can no longer see. Idempotent.
+        """
+        now = self.clock()
+        async with self._write() as unit:
+            access = await self._manager_access(unit.db, actor, course_id)
+            course = access.course
+            if archived and course.archived_at is None:
+                running = await unit.db.scalar(
+                    select(
+                        exists().where(
+                            AttendanceSession.course_id == course_id, AttendanceSession.status == "active"
+                        )
+                    )
+                )
+                if running:
+                    raise Conflict(
+                        f"Course {course_id!r} has a session running; end it before archiving the course"
+                    )
+                course.archived_at = now
+            elif not archived:
+                course.archived_at = None
+            await unit.db.flush()
+            view = _course_view(actor, course, access.teacher_name)
+        # Students may no longer follow it (or may again): the members cache says so.
+        self.caches.members.invalidate(course_id)
+        return view
+
+    async def remove_enrollment(self, actor: Identity, course_id: str, user_id: str) -> None:
+        """Remove an enrollment; the student's past attendance records stay in the reports."""
+        async with self._write() as unit:
+            await self._manager_access(unit.db, actor, course_id)
+            result = await unit.db.execute(
+                delete(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise NotFound(f"User {user_id!r} is not enrolled in course {course_id!r}")
+            unit.events.append(EnrollmentChanged(course_id, user_id, "removed"))
 
     async def put_enrollment(
         self,
@@ -110,6 +166,7 @@ class Courses(AccessRules):
                 user.updated_at = now
             enrollment = await unit.db.get(Enrollment, (course_id, user_id))
             created = enrollment is None
+            moved = created
             if enrollment is None:
                 enrollment = Enrollment(
                     course_id=course_id, user_id=user_id, status=status, created_at=now, updated_at=now
@@ -118,84 +175,13 @@ class Courses(AccessRules):
             elif enrollment.status != status:
                 enrollment.status = status
                 enrollment.updated_at = now
+                moved = True
             await unit.db.flush()
-            unit.events.append(EnrollmentChanged(course_id, user_id, status))
+            if moved:  # an unchanged status moves no socket and invalidates nothing
+                unit.events.append(EnrollmentChanged(course_id, user_id, status))
             view = _enrollment_view(enrollment, user)
         self.users.forget(user_id)
         return view, created
-
-    async def put_enrollments(
-        self, actor: Identity, course_id: str, items: Sequence[EnrollmentItem]
-    ) -> tuple[int, int]:
-        """Add or change many enrollments in one transaction; returns (created, updated).
-
-        ``items`` are (user id, status, name, email); a name or email left out
-        keeps what is stored.
-        """
-        ids = [user_id for user_id, *_ in items]
-        if len(set(ids)) != len(ids):
-            raise InvalidInput("Each user may appear once in a batch; remove the duplicates")
-        now = self.clock()
-        async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
-            if access.course.teacher_id in ids:
-                raise InvalidInput(
-                    f"User {access.course.teacher_id!r} teaches course {course_id!r} and cannot enroll in it"
-                )
-            existing: set[str] = set()
-            for start in range(0, len(items), BATCH_ROWS):
-                chunk = items[start : start + BATCH_ROWS]
-                existing.update(
-                    (
-                        await unit.db.execute(
-                            select(Enrollment.user_id).where(
-                                Enrollment.course_id == course_id,
-                                Enrollment.user_id.in_([uid for uid, *_ in chunk]),
-                            )
-                        )
-                    ).scalars()
-                )
-                users = [
-                    {
-                        "id": uid,
-                        "name": name or uid,
-                        "email": email,
-                        "role": "student",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for uid, _, name, email in chunk
-                ]
-                await unit.db.execute(
-                    self.database.upsert(
-                        User,
-                        users,
-                        key=[User.id],
-                        update=lambda excluded: {**name_and_email(excluded), "updated_at": now},
-                    )
-                )
-                enrollments = [
-                    {
-                        "course_id": course_id,
-                        "user_id": uid,
-                        "status": status,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for uid, status, _, _ in chunk
-                ]
-                await unit.db.execute(
-                    self.database.upsert(
-                        Enrollment,
-                        enrollments,
-                        key=[Enrollment.course_id, Enrollment.user_id],
-                        update=lambda excluded: {"status": excluded.status, "updated_at": now},
-                    )
-                )
-            unit.events.extend(EnrollmentChanged(course_id, uid, status) for uid, status, _, _ in items)
-        for user_id in ids:
-            self.users.forget(user_id)
-        return len(ids) - len(existing), len(existing)
 
     async def list_enrollments(self, actor: Identity, course_id: str) -> list[EnrollmentView]:
         async with self.database.read() as db:
@@ -221,8 +207,15 @@ class Courses(AccessRules):
         return (
             actor.is_admin
             or members.teacher_id == actor.user_id
-            or members.statuses.get(actor.user_id) == "approved"
+            or (not members.archived and members.statuses.get(actor.user_id) == "approved")
         )
+
+    async def manages_course(self, actor: Identity, course_id: str) -> bool:
+        """Whether the caller is the course's teacher or an admin (from the members cache)."""
+        if actor.is_admin:
+            return True
+        members = await self.caches.members.get(course_id, lambda: self._load_members(course_id))
+        return members is not None and members.teacher_id == actor.user_id
 
     async def _load_members(self, course_id: str) -> CourseMembers | None:
         return await self.database.run_read(lambda conn: _members_in(conn, course_id))
@@ -243,6 +236,7 @@ def _course_view(actor: Identity, course: Course, teacher_name: str) -> CourseVi
         teacher_name=teacher_name,
         created_at=iso_z(course.created_at) or "",
         my_role=role,
+        archived_at=iso_z(course.archived_at),
     )
 
 
@@ -258,14 +252,14 @@ def _enrollment_view(enrollment: Enrollment, user: User) -> EnrollmentView:
 
 
 _COURSE_ID = bindparam("p_cid", type_=String())
-_TEACHER = select(Course.teacher_id).where(Course.id == _COURSE_ID)
+_TEACHER = select(Course.teacher_id, Course.archived_at).where(Course.id == _COURSE_ID)
 _ENROLLMENTS = select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == _COURSE_ID)
 
 
 def _members_in(conn: Connection, course_id: str) -> CourseMembers | None:
     """The course's teacher and every enrollment's status, or None for no such course."""
-    teacher_id = conn.execute(_TEACHER, {"p_cid": course_id}).scalar_one_or_none()
-    if teacher_id is None:
+    course = conn.execute(_TEACHER, {"p_cid": course_id}).first()
+    if course is None:
         return None
     rows = conn.execute(_ENROLLMENTS, {"p_cid": course_id}).all()
-    return CourseMembers(teacher_id, {user_id: status for user_id, status in rows})
+    return CourseMembers(course[0], {user_id: status for user_id, status in rows}, course[1] is not None)

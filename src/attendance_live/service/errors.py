@@ -5,7 +5,8 @@ ServiceError
 ├── NotFound       does not exist, or the caller has no relation to it
 ├── Forbidden      related, but without the right
 │   └── CheckInRefused   a check-in without the right code or from the wrong network (``reason``)
-└── Conflict       the state does not allow it (already ended, already exists)
+├── Conflict       the state does not allow it (already ended, already exists)
+└── TooManyAttempts   too many failed attempts (join codes); ``retry_after`` seconds
 
 Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
 ``realtime.server`` to a socket error code.
@@ -15,7 +16,15 @@ from __future__ import annotations
 
 from attendance_live.vocabulary import CheckInRefusal
 
-__all__ = ["CheckInRefused", "Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
+__all__ = [
+    "CheckInRefused",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "ServiceError",
+    "TooManyAttempts",
+]
 
 
 class ServiceError(Exception):
@@ -48,3 +57,11 @@ class CheckInRefused(Forbidden):
 
 class Conflict(ServiceError):
     pass
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failed attempts in a row; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from attendance_live.service.views import RecordView
 from attendance_live.vocabulary import EnrollmentStatus
@@ -54,9 +55,19 @@ class RecordChanged:
 
 @dataclass(frozen=True, slots=True)
 class EnrollmentChanged:
+    """An enrollment was added, changed or removed (``status`` ``removed``).
+
+    ``requested`` marks a student's own request through a join code: the
+    course's managers are told (``enrollmentRequested``), with ``name`` and
+    ``email`` to show.
+    """
+
     course_id: str
     user_id: str
-    status: EnrollmentStatus
+    status: EnrollmentStatus | Literal["removed"]
+    requested: bool = field(default=False, compare=False)
+    name: str | None = field(default=None, compare=False)
+    email: str | None = field(default=None, compare=False)
 
 
 DomainEvent = SessionStarted | SessionEnded | RecordChanged | EnrollmentChanged

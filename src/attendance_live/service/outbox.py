@@ -17,7 +17,8 @@ Course events are stored as clients receive them, so a replay is exact:
   read under the lock, so it includes every change committed before it);
 * an end: ``courseSessionEnded``, then ``activeSessionsData``;
 * ``record`` (a record that changed: the committed view, for the student and
-  the roster) and ``enrollment`` (user and status): rows of their own kinds,
+  the roster) and ``enrollment`` (user and status; for a join request also
+  ``requested``, ``name``, ``email``): rows of their own kinds,
   for every node's relay, never replayed to clients.
 
 On PostgreSQL the lock and the reads after it run at READ COMMITTED (the
@@ -45,6 +46,7 @@ from attendance_live.service.events import (
 )
 from attendance_live.service.snapshots import active_sessions_in, summary_in
 from attendance_live.service.views import RecordView
+from attendance_live.timeutil import iso_z
 
 __all__ = [
     "COURSE_EVENTS",
@@ -110,7 +112,14 @@ def event_of(row: OutboxRow) -> DomainEvent | None:
     if row.kind == RECORD:
         return RecordChanged(row.course_id, p["session_id"], p["user_id"], bool(p["count_changed"]))
     if row.kind == ENROLLMENT:
-        return EnrollmentChanged(row.course_id, p["user_id"], p["status"])
+        return EnrollmentChanged(
+            row.course_id,
+            p["user_id"],
+            p["status"],
+            requested=bool(p.get("requested")),
+            name=p.get("name"),
+            email=p.get("email"),
+        )
     return None
 
 
@@ -214,11 +223,12 @@ class Outbox:
                     raise ValueError("a RecordChanged from the service carries its committed record")
                 pending.append(record_row(event, event.record))
             else:
-                pending.append(
-                    PendingRow(
-                        event.course_id, ENROLLMENT, {"user_id": event.user_id, "status": event.status}
+                payload: dict[str, Any] = {"user_id": event.user_id, "status": event.status}
+                if event.requested:  # a join request: what the managers' event shows
+                    payload.update(
+                        requested=True, name=event.name, email=event.email, requested_at=iso_z(now)
                     )
-                )
+                pending.append(PendingRow(event.course_id, ENROLLMENT, payload))
         return self.append(conn, pending, now, locked=True)
 
     # ------------------------------------------------------------------ reading

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func
@@ -60,6 +60,8 @@ class UserDirectory:
         self._written: dict[str, Facts] = {}
         self._pending: dict[str, Identity] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # Told the users whose rows were just written (the roster's email invitations).
+        self.on_written: Callable[[Sequence[Identity]], Awaitable[object]] | None = None
 
     async def remember(self, actor: Identity) -> None:
         """Create or refresh the row now (skipped when this process already wrote these claims)."""
@@ -157,3 +159,9 @@ class UserDirectory:
         await self.database.run_write(lambda conn: conn.execute(statement, rows))
         for actor in actors:
             self._written[actor.user_id] = _facts(actor)
+        if self.on_written is not None and any(a.email for a in actors):
+            try:
+                await self.on_written(actors)
+            except (SQLAlchemyError, OSError) as exc:
+                # Tried again at the user's next sign-in on a process that has not written its row.
+                log.warning("could not link roster invitations: %s", type(exc).__name__)

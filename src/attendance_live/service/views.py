@@ -14,6 +14,7 @@ from attendance_live.vocabulary import (
     ChangeMethod,
     CheckInMode,
     EnrollmentStatus,
+    JoinApproval,
     RecordStatus,
     Role,
     SessionStatus,
@@ -25,6 +26,11 @@ __all__ = [
     "CheckInCodeView",
     "CourseView",
     "EnrollmentView",
+    "ImportResult",
+    "ImportRowError",
+    "InvitationView",
+    "JoinCodeView",
+    "JoinView",
     "RecordAudit",
     "RecordView",
     "SessionView",
@@ -144,6 +150,9 @@ class CourseView(_View):
     teacher_name: str
     created_at: str
     my_role: Role = Field(description="The caller's relation: teacher, admin or student")
+    archived_at: str | None = Field(
+        default=None, description="When the course was archived (null: active); students never see it then"
+    )
 
 
 class EnrollmentView(_View):
@@ -153,6 +162,55 @@ class EnrollmentView(_View):
     email: str | None
     status: EnrollmentStatus
     updated_at: str
+
+
+class InvitationView(_View):
+    """A student imported by email who has not signed in yet (linked at the first sign-in)."""
+
+    course_id: str
+    email: str
+    name: str | None
+    status: EnrollmentStatus
+    updated_at: str
+
+
+class JoinCodeView(_View):
+    """A course's join code in force."""
+
+    course_id: str
+    code: str = Field(description="10 characters without look-alikes (no 0, O, 1, I, L)")
+    url: str = Field(description="The dashboard's join page for the code, relative to the server's origin")
+    approval: JoinApproval = Field(description="manual: requests wait for a manager; auto: approved at once")
+    expires_at: str | None = Field(description="When the code stops working (null: until revoked)")
+
+
+class JoinView(_View):
+    """The caller's enrollment after ``POST /api/join``."""
+
+    course_id: str
+    course_code: str
+    course_title: str
+    user_id: str
+    status: EnrollmentStatus = Field(description="pending (a manager decides) or approved")
+
+
+class ImportRowError(_View):
+    line: int = Field(
+        description="CSV: the line in the file (the header is line 1); JSON: the item's position from 1"
+    )
+    message: str
+
+
+class ImportResult(_View):
+    """What a roster import does (or did): counts, and every bad row (then nothing is written)."""
+
+    added: int = Field(description="Enrollments (or email invitations) that did not exist")
+    changed: int = Field(description="Existing ones whose status, name or email changes")
+    unchanged: int
+    errors: list[ImportRowError]
+    dry_run: bool = Field(default=False, description="True: nothing was written")
+    created: int = Field(default=0, description="The same as `added` (the bulk PUT's older name)")
+    updated: int = Field(default=0, description="`changed` + `unchanged` (the bulk PUT's older name)")
 
 
 class ActiveSessionView(_View):

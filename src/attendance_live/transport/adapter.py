@@ -10,37 +10,50 @@ The ladder, after python-socketio's client managers and Node's adapters:
   :meth:`Adapter.broadcast_local`. Joining and leaving stay local; a node only
   ever writes to its own sockets.
 * :class:`~.redis_adapter.RedisAdapter`: that pub/sub over a Redis channel.
+
+An adapter knows a room's members only as :class:`Member`: something with a set
+of room names that takes an encoded packet. A namespace's sockets are members;
+this module needs nothing from the layers above it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .namespace import EncodedPacket, Socket
+from .eio_packets import EncodedPacket
 
-__all__ = ["Adapter", "InMemoryAdapter"]
+__all__ = ["Adapter", "InMemoryAdapter", "Member"]
+
+
+class Member(Protocol):
+    """A room member as the adapter sees it (a namespace's ``Socket`` is one)."""
+
+    #: The rooms this member is in; the adapter keeps it in step with its own rooms.
+    rooms: set[str]
+
+    def send_encoded(self, packet: EncodedPacket) -> None:
+        """Write an already encoded packet to this member; never waits."""
 
 
 class Adapter(ABC):
     """What a namespace needs from its rooms."""
 
     @abstractmethod
-    def join(self, socket: Socket, room: str) -> None: ...
+    def join(self, member: Member, room: str) -> None: ...
 
     @abstractmethod
-    def leave(self, socket: Socket, room: str) -> None: ...
+    def leave(self, member: Member, room: str) -> None: ...
 
     @abstractmethod
-    def leave_all(self, socket: Socket) -> None: ...
+    def leave_all(self, member: Member) -> None: ...
 
     @abstractmethod
-    def members(self, room: str) -> Iterable[Socket]: ...
+    def members(self, room: str) -> Iterable[Member]: ...
 
     @abstractmethod
-    def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None) -> int:
+    def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Member | None) -> int:
         """Write ``packet`` to this node's members of ``rooms``; the number of recipients."""
 
     @abstractmethod
@@ -51,7 +64,7 @@ class Adapter(ABC):
     def room_names(self) -> list[str]:
         """The rooms with a member on this node."""
 
-    def broadcast(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None = None) -> int:
+    def broadcast(self, packet: EncodedPacket, rooms: Iterable[str], skip: Member | None = None) -> int:
         """Every node's members of ``rooms`` get ``packet``; the number of recipients on this node."""
         return self.broadcast_local(packet, rooms, skip)
 
@@ -63,28 +76,28 @@ class Adapter(ABC):
 
 
 class InMemoryAdapter(Adapter):
-    """Rooms of one process: room name → its sockets (each socket also knows its rooms)."""
+    """Rooms of one process: room name → its members (each member also knows its rooms)."""
 
     def __init__(self) -> None:
-        self.rooms: dict[str, set[Socket]] = {}
+        self.rooms: dict[str, set[Member]] = {}
 
-    def join(self, socket: Socket, room: str) -> None:
-        self.rooms.setdefault(room, set()).add(socket)
-        socket.rooms.add(room)
+    def join(self, member: Member, room: str) -> None:
+        self.rooms.setdefault(room, set()).add(member)
+        member.rooms.add(room)
 
-    def leave(self, socket: Socket, room: str) -> None:
-        socket.rooms.discard(room)
+    def leave(self, member: Member, room: str) -> None:
+        member.rooms.discard(room)
         members = self.rooms.get(room)
         if members is not None:
-            members.discard(socket)
+            members.discard(member)
             if not members:
                 del self.rooms[room]
 
-    def leave_all(self, socket: Socket) -> None:
-        for room in list(socket.rooms):
-            self.leave(socket, room)
+    def leave_all(self, member: Member) -> None:
+        for room in list(member.rooms):
+            self.leave(member, room)
 
-    def members(self, room: str) -> Iterable[Socket]:
+    def members(self, room: str) -> Iterable[Member]:
         return self.rooms.get(room, ())
 
     def room_size(self, room: str) -> int:
@@ -93,19 +106,19 @@ class InMemoryAdapter(Adapter):
     def room_names(self) -> list[str]:
         return list(self.rooms)
 
-    def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None) -> int:
+    def broadcast_local(self, packet: EncodedPacket, rooms: Iterable[str], skip: Member | None) -> int:
         rooms = list(rooms)
         if len(rooms) == 1:
-            recipients: Iterable[Socket] = self.rooms.get(rooms[0], ())
+            recipients: Iterable[Member] = self.rooms.get(rooms[0], ())
         else:
-            # A socket in several of the rooms gets the packet once.
-            union: set[Socket] = set()
+            # A member of several of the rooms gets the packet once.
+            union: set[Member] = set()
             for room in rooms:
                 union.update(self.rooms.get(room, ()))
             recipients = union
         count = 0
-        for socket in list(recipients):
-            if socket is not skip:
-                socket.send_encoded(packet)
+        for member in list(recipients):
+            if member is not skip:
+                member.send_encoded(packet)
                 count += 1
         return count

@@ -23,6 +23,7 @@ __all__ = [
     "NOOP_FRAME",
     "PING_FRAME",
     "RECORD_SEPARATOR",
+    "EncodedPacket",
     "Frame",
     "Packet",
     "PacketError",
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 Frame = str | bytes
+
+#: A packet encoded once as its Engine.IO frames (the text, then any attachments), ready to be
+#: written to any number of connections.
+EncodedPacket = tuple[Frame, ...]
 
 RECORD_SEPARATOR = "\x1e"
 

@@ -14,6 +14,15 @@ one argument.
 
 Client events named like Socket.IO's reserved ones (:data:`RESERVED_EVENTS`)
 are unknown events: no handler may be registered for them and none runs.
+
+This module sits between the adapter (below) and the server (above) and knows
+the server only through two small protocols: :class:`Host`, what a namespace
+needs from the server that runs it (settings, a place to run handler tasks),
+and :class:`Link`, what a socket needs from the connection it came on (its
+Engine.IO session, ack ids, being told the socket left). ``server.Connection``
+feeds a socket's life in through :meth:`Namespace.admit`,
+:meth:`Namespace.receive_event`, :meth:`Socket.receive_ack` and
+:meth:`Namespace.remove`.
 """
 
 from __future__ import annotations
@@ -23,15 +32,14 @@ import inspect
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, NamedTuple, Protocol, overload
 
 from .adapter import Adapter, InMemoryAdapter
-from .eio_packets import Frame, message_frame
+from .eio_packets import EncodedPacket, message_frame
+from .engine import EngineSocket
+from .settings import TransportSettings
 from .sio_packets import SocketPacket, SocketPacketType, encode_packet
-
-if TYPE_CHECKING:
-    from .server import Connection, SocketServer
 
 __all__ = [
     "RESERVED_EVENTS",
@@ -41,6 +49,8 @@ __all__ = [
     "EncodedPacket",
     "EventCheck",
     "EventHandler",
+    "Host",
+    "Link",
     "Namespace",
     "Socket",
     "encode",
@@ -53,16 +63,35 @@ RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 
-#: A packet encoded once as its Engine.IO frames (the text, then any attachments), ready to be
-#: written to any number of connections.
-EncodedPacket = tuple[Frame, ...]
-
 ConnectHandler = Callable[["Socket", dict[str, Any]], Awaitable[None] | None]
 EventHandler = Callable[..., Any]
 DisconnectHandler = Callable[["Socket", str], Awaitable[None] | None]
 #: ``check(socket, event, args)``, run as each event arrives: ``None`` lets the event through;
 #: anything else drops it and answers its ack.
 EventCheck = Callable[["Socket", str, list[Any]], Any]
+
+
+class Host(Protocol):
+    """What a namespace needs from the server that runs it (``server.SocketServer`` is one)."""
+
+    @property
+    def settings(self) -> TransportSettings: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run a handler's coroutine as a task the server keeps (and cancels on close)."""
+
+
+class Link(Protocol):
+    """What a socket needs from its connection (``server.Connection`` is one)."""
+
+    @property
+    def engine(self) -> EngineSocket: ...
+
+    def next_ack_id(self) -> int:
+        """A fresh id for a server-to-client event that waits for its ack."""
+
+    def socket_left(self, namespace: str) -> None:
+        """The connection's socket in ``namespace`` is no longer connected."""
 
 
 class _Call(NamedTuple):
@@ -120,7 +149,7 @@ class Socket:
         "sid",
     )
 
-    def __init__(self, namespace: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
+    def __init__(self, namespace: Namespace, connection: Link, auth: dict[str, Any]) -> None:
         self.namespace = namespace
         self.connection = connection
         self.sid = secrets.token_urlsafe(15)
@@ -186,9 +215,10 @@ class Socket:
         """Take this socket out of its namespace, telling the client (DISCONNECT)."""
         if self.connected:
             self.send_encoded(encode(SocketPacket(SocketPacketType.DISCONNECT, self.namespace.name)))
-            self.namespace._remove(self, "server namespace disconnect")
+            self.namespace.remove(self, "server namespace disconnect")
 
-    def _dispatch_ack(self, ack_id: int | None, args: list[Any]) -> None:
+    def receive_ack(self, ack_id: int | None, args: list[Any]) -> None:
+        """The client's ACK for :meth:`call` ``ack_id`` (an unknown id is ignored)."""
         future = self._acks.get(ack_id) if ack_id is not None else None
         if future is not None and not future.done():
             future.set_result(args)
@@ -197,7 +227,7 @@ class Socket:
 class Namespace:
     """A Socket.IO namespace: handlers, connected sockets, rooms."""
 
-    def __init__(self, server: SocketServer, name: str, adapter: Adapter | None = None) -> None:
+    def __init__(self, server: Host, name: str, adapter: Adapter | None = None) -> None:
         self.server = server
         self.name = name
         self.adapter = adapter or InMemoryAdapter()
@@ -273,8 +303,9 @@ class Namespace:
 
     # -- the life of a socket (called by the server's Connection) ------------------------
 
-    async def _admit(self, socket: Socket) -> bool:
-        """Run the connect handler; True when the socket is in."""
+    async def admit(self, socket: Socket) -> bool:
+        """Run the connect handler for a socket asking to connect; True when the socket is in
+        (the CONNECT reply is sent), False when it was refused (CONNECT_ERROR is sent)."""
         try:
             if self._connect is not None:
                 result = self._connect(socket, socket.auth)
@@ -295,7 +326,7 @@ class Namespace:
             # socket that leaves.
             socket._pending = None
             socket.connected = True
-            self._remove(socket, "transport close")
+            self.remove(socket, "transport close")
             return False
         self.sockets[socket.sid] = socket
         socket.connected = True
@@ -306,11 +337,12 @@ class Namespace:
             socket.send_encoded(packet)
         return True
 
-    def _send_connect_error(self, connection: Connection, payload: dict[str, Any]) -> None:
+    def _send_connect_error(self, connection: Link, payload: dict[str, Any]) -> None:
         for frame in encode(SocketPacket(SocketPacketType.CONNECT_ERROR, self.name, payload)):
             connection.engine.send(frame)
 
-    def _event(self, socket: Socket, data: list[Any], ack_id: int | None) -> None:
+    def receive_event(self, socket: Socket, data: list[Any], ack_id: int | None) -> None:
+        """A client's EVENT ``data`` (``[name, *args]``): checked, then handled in turn."""
         event, args = data[0], data[1:]
         handler = self._events.get(event) if event not in RESERVED_EVENTS else None
         if handler is None:
@@ -395,7 +427,9 @@ class Namespace:
         except Exception:
             logger.exception("disconnect handler of namespace %s failed", self.name)
 
-    def _remove(self, socket: Socket, reason: str) -> None:
+    def remove(self, socket: Socket, reason: str) -> None:
+        """Take a connected socket out: the disconnect handler runs, it leaves its rooms, its
+        pending acks are cancelled (a socket already out is left alone)."""
         if not socket.connected:
             return
         socket.connected = False
@@ -414,7 +448,7 @@ class Namespace:
             self.adapter.leave_all(socket)
             socket.rooms = rooms
             self.sockets.pop(socket.sid, None)
-            socket.connection.sockets.pop(self.name, None)
+            socket.connection.socket_left(self.name)
             for future in socket._acks.values():
                 future.cancel()
 

@@ -31,15 +31,12 @@ import uuid
 from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from .adapter import InMemoryAdapter
-
-if TYPE_CHECKING:
-    from .eio_packets import Frame
-    from .namespace import EncodedPacket, Socket
+from .adapter import InMemoryAdapter, Member
+from .eio_packets import EncodedPacket, Frame
 
 __all__ = ["PubSubAdapter", "Subscription", "decode_message", "encode_message"]
 
@@ -121,7 +118,7 @@ class PubSubAdapter(InMemoryAdapter):
 
     # -- Adapter -------------------------------------------------------------------------
 
-    def broadcast(self, packet: EncodedPacket, rooms: Iterable[str], skip: Socket | None = None) -> int:
+    def broadcast(self, packet: EncodedPacket, rooms: Iterable[str], skip: Member | None = None) -> int:
         rooms = list(rooms)
         count = self.broadcast_local(packet, rooms, skip)
         if self._started:

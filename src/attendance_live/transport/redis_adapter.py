@@ -33,7 +33,7 @@ class _RedisSubscription:
                 yield data if isinstance(data, bytes) else str(data).encode()
 
     async def aclose(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        await self._pubsub.aclose()
 
 
 class RedisAdapter(PubSubAdapter):
@@ -63,7 +63,7 @@ class RedisAdapter(PubSubAdapter):
         try:
             await pubsub.subscribe(self.channel)
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise
         return _RedisSubscription(pubsub)
 

@@ -65,6 +65,9 @@ class Connection:
         self._ack_ids = 0
         self._connect_deadline: Deadline | None = server.connect_lane.add(self._connect_timeout)
 
+    def socket_left(self, namespace: str) -> None:
+        self.sockets.pop(namespace, None)
+
     def next_ack_id(self) -> int:
         self._ack_ids += 1
         return self._ack_ids
@@ -107,11 +110,11 @@ class Connection:
         if socket is None:
             return  # not (yet) connected to that namespace: ignored, as Node does
         if kind in (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT):
-            socket.namespace._event(socket, packet.data, packet.ack_id)
+            socket.namespace.receive_event(socket, packet.data, packet.ack_id)
         elif kind in (SocketPacketType.ACK, SocketPacketType.BINARY_ACK):
-            socket._dispatch_ack(packet.ack_id, packet.data)
+            socket.receive_ack(packet.ack_id, packet.data)
         elif kind is SocketPacketType.DISCONNECT:
-            socket.namespace._remove(socket, "client namespace disconnect")
+            socket.namespace.remove(socket, "client namespace disconnect")
 
     def _connect(self, packet: SocketPacket) -> None:
         name = packet.namespace
@@ -131,7 +134,7 @@ class Connection:
 
     async def _admit(self, namespace: Namespace, socket: Socket) -> None:
         try:
-            admitted = await namespace._admit(socket)
+            admitted = await namespace.admit(socket)
         finally:
             self._connecting.discard(namespace.name)
         if not admitted:
@@ -146,7 +149,7 @@ class Connection:
             self._connect_deadline.cancel()
             self._connect_deadline = None
         for socket in list(self.sockets.values()):
-            socket.namespace._remove(socket, reason)
+            socket.namespace.remove(socket, reason)
 
 
 class SocketServer:

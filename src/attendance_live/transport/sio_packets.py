@@ -86,20 +86,26 @@ def encode_packet(packet: SocketPacket) -> list[str | bytes]:
     return ["".join(parts), *binaries]
 
 
+_TYPES = {str(int(kind)): kind for kind in SocketPacketType}
+
+
+def _is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def decode_packet(text: str) -> SocketPacket:
     """The text part of a packet; a binary one still waits for its attachments."""
-    try:
-        kind = SocketPacketType(int(text[:1]))
-    except ValueError:
+    kind = _TYPES.get(text[:1])
+    if kind is None:
         # The type character only: a packet's content may carry a token, and this goes to the log.
-        raise SocketPacketError(f"unknown Socket.IO packet type {text[:1]!r} (expected 0 to 6)") from None
+        raise SocketPacketError(f"unknown Socket.IO packet type {text[:1]!r} (expected 0 to 6)")
     end = len(text)
     i = 1
     attachments = 0
     if kind in (SocketPacketType.BINARY_EVENT, SocketPacketType.BINARY_ACK):
         dash = text.find("-", i)
         count = text[i:dash]
-        if dash < 0 or not count.isdigit() or not 0 < int(count) <= _MAX_ATTACHMENTS:
+        if dash < 0 or not _is_ascii_digits(count) or not 0 < int(count) <= _MAX_ATTACHMENTS:
             raise SocketPacketError("a binary packet needs its attachment count, e.g. '451-'")
         attachments = int(count)
         i = dash + 1
@@ -111,7 +117,7 @@ def decode_packet(text: str) -> SocketPacket:
         else:
             namespace, i = text[i:comma], comma + 1
     start = i
-    while i < end and text[i].isdigit():
+    while i < end and "0" <= text[i] <= "9":  # ASCII only: str.isdigit also takes '²' or '٣'
         i += 1
     ack_id = None
     if i > start:

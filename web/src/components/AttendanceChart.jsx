@@ -1,4 +1,4 @@
-import { formatDateTime, statusLabel } from '../format.js';
+import { countOf, formatDateTime, statusLabel } from '../format.js';
 
 const ROWS = [
   ['present', 'On time'],
@@ -23,7 +23,7 @@ export default function AttendanceChart({ sessions, titleId = 'attendance-chart-
   const rowOf = Object.fromEntries(ROWS.map(([status], index) => [status, index]));
   const counts = Object.fromEntries(ROWS.map(([status]) => [status, 0]));
   for (const session of sessions) counts[session.status] = (counts[session.status] ?? 0) + 1;
-  const description = `${sessions.length} sessions: ${ROWS.map(([status, label]) => `${counts[status]} ${label.toLowerCase()}`).join(', ')}.`;
+  const description = `${countOf(sessions.length, 'session')}: ${ROWS.map(([status, label]) => `${counts[status]} ${label.toLowerCase()}`).join(', ')}.`;
   const descId = `${titleId}-desc`;
   return (
     <figure className="attendance-chart">

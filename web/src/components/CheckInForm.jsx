@@ -79,7 +79,6 @@ export default function CheckInForm({ sessionId, codeMode, initialCode = '', sub
       {refusal && (
         <p className="error" role="alert" id={`${inputId}-refusal`} data-reason={refusal.reason}>
           {refusal.text}
-          {refusal.detail && refusal.detail !== refusal.text && <span className="hint"> ({refusal.detail})</span>}
         </p>
       )}
     </form>

@@ -1,21 +1,35 @@
+import { useState } from 'react';
 import useFetched from '../hooks/useFetched.js';
+import { useSession } from '../session.js';
 import { coursePath, linkHandler } from '../router.js';
 import PageHeading from './PageHeading.jsx';
+import NewCourseForm from './NewCourseForm.jsx';
 
 const ROLE_LABELS = { teacher: 'You teach this course', admin: 'You administer this course', student: 'Student' };
 
 export default function CourseList() {
-  const { data, error: failure } = useFetched('/api/courses');
+  const { me } = useSession();
+  const creates = me?.role === 'teacher' || me?.role === 'admin';
+  const [archived, setArchived] = useState(false);
+  const { data, error: failure } = useFetched(archived ? '/api/courses?include_archived=true' : '/api/courses');
   const courses = data ? (Array.isArray(data) ? data : []) : null;
   const error = failure ? failure.detail ?? String(failure) : null;
 
   return (
     <section aria-labelledby="courses-title">
       <PageHeading id="courses-title" title="Your courses" />
+      {creates && <NewCourseForm />}
+      {creates && (
+        <label className="archived-toggle">
+          <input type="checkbox" checked={archived} onChange={(event) => setArchived(event.target.checked)} /> Show
+          archived courses
+        </label>
+      )}
       {error && <p className="error" role="alert">Could not load your courses: {error}</p>}
       {!courses && !error && <p role="status">Loading…</p>}
       {courses && courses.length === 0 && (
-        <p className="empty">You are not in any course yet. Ask your teacher to approve your enrollment.</p>
+        <p className="empty">You are not in any course yet. Open your course&apos;s join link, or ask your teacher to approve your
+          enrollment.</p>
       )}
       {courses && courses.length > 0 && (
         <ul className="course-list">
@@ -26,6 +40,7 @@ export default function CourseList() {
                 <span className="course-title">{course.title}</span>
               </a>
               <span className="hint">
+                {course.archived_at ? 'Archived · ' : ''}
                 {ROLE_LABELS[course.my_role] ?? course.my_role}
                 {course.teacher_name && course.my_role === 'student' ? ` · taught by ${course.teacher_name}` : ''}
               </span>

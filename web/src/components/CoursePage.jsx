@@ -1,6 +1,6 @@
 import { useSession } from '../session.js';
 import useFetched from '../hooks/useFetched.js';
-import { linkHandler } from '../router.js';
+import { linkHandler, rosterPath } from '../router.js';
 import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import PageHeading from './PageHeading.jsx';
 import StudentView from './StudentView.jsx';
@@ -36,7 +36,15 @@ export default function CoursePage({ courseId }) {
       <p className="hint">
         Teacher: {course.teacher_name || course.teacher_id}
         {manages ? ' · you manage this course' : ''}
+        {course.archived_at ? ' · archived: no new session, hidden from its students' : ''}
       </p>
+      {manages && (
+        <p className="roster-link">
+          <a href={rosterPath(course.id)} onClick={linkHandler(rosterPath(course.id))}>
+            Roster, join link and course settings →
+          </a>
+        </p>
+      )}
       {manages ? <TeacherView course={course} tracking={tracking} /> : <StudentView course={course} tracking={tracking} />}
       <TermPanel course={course} manages={manages} tracking={tracking} />
     </section>

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'react';
 import { useApi } from '../session.js';
-import { formatRate } from '../format.js';
+import { countOf, formatRate } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
 
 const COLUMNS = [
@@ -104,8 +104,8 @@ export default function CourseReport({ courseId, refreshKey }) {
       {report && (
         <>
           <p className="hint" role="status">
-            {report.sessions} ended session{report.sessions === 1 ? '' : 's'}
-            {threshold !== '' ? ` · ${belowCount} student${belowCount === 1 ? '' : 's'} below ${threshold}%` : ''}.
+            {countOf(report.sessions, 'ended session')}
+            {threshold !== '' ? ` · ${countOf(belowCount, 'student')} below ${threshold}%` : ''}.
             Attendance = (on time + late) ÷ (sessions − excused).
           </p>
           {rows.length === 0 ? (

@@ -13,11 +13,14 @@ export default function LiveSessionPanel({ session, socket, onEnded, people }) {
   const { roster, error: rosterError, checkInCode } = useSessionRoster(socket, session.sessionId);
   const projector = projectorPath(session.sessionId);
   const [busy, setBusy] = useState(false);
+  // Ending closes check-in for everyone and cannot be undone: the first click asks.
+  const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState(null);
   const sessionPath = `/api/sessions/${encodeURIComponent(session.sessionId)}`;
   const titleId = `live-${session.sessionId}-title`;
 
   const end = async () => {
+    setConfirming(false);
     setBusy(true);
     setError(null);
     try {
@@ -67,14 +70,28 @@ export default function LiveSessionPanel({ session, socket, onEnded, people }) {
       ) : (
         !rosterError && <p role="status">Loading the roster…</p>
       )}
-      <div className="actions">
-        <button type="button" className="danger" onClick={end} disabled={busy}>
-          {busy ? 'Ending…' : 'End session'}
-        </button>
-        <button type="button" className="secondary" onClick={report}>
-          Download CSV report
-        </button>
-      </div>
+      {confirming ? (
+        <div className="actions confirm-end" role="group" aria-labelledby={`${titleId}-confirm`}>
+          <p id={`${titleId}-confirm`} className="confirm-question">
+            End this session for everyone? Check-in closes and cannot be reopened.
+          </p>
+          <button type="button" className="danger" onClick={end}>
+            Yes, end the session
+          </button>
+          <button type="button" className="secondary" onClick={() => setConfirming(false)} autoFocus>
+            Keep it running
+          </button>
+        </div>
+      ) : (
+        <div className="actions">
+          <button type="button" className="danger" onClick={() => setConfirming(true)} disabled={busy}>
+            {busy ? 'Ending…' : 'End session'}
+          </button>
+          <button type="button" className="secondary" onClick={report}>
+            Download CSV report
+          </button>
+        </div>
+      )}
       {error && (
         <p className="error" role="alert">
           {error}

@@ -1,5 +1,5 @@
 import { useSession } from '../session.js';
-import { formatRate } from '../format.js';
+import { countOf, formatRate } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
 import AttendanceChart from './AttendanceChart.jsx';
 
@@ -32,8 +32,8 @@ export default function MyAttendance({ courseId, refreshKey }) {
               Attendance <strong>{formatRate(row.attendance_rate)}</strong>:
             </>
           )}{' '}
-          on time {row.present}, late {row.late}, absent {row.absent}, excused {row.excused}, of {row.sessions} session
-          {row.sessions === 1 ? '' : 's'}.
+          on time {row.present}, late {row.late}, absent {row.absent}, excused {row.excused}, of{' '}
+          {countOf(row.sessions, 'session')}.
         </p>
       )}
       {history && <AttendanceChart sessions={history.sessions} />}

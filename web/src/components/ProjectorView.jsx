@@ -46,7 +46,8 @@ function spaced(code) {
 /**
  * The full-screen projector view of a session in code mode: the QR code of the
  * check-in link and the code itself, both rotating live as `checkInCode`
- * arrives, a countdown to the next code, and the live count of students checked in.
+ * arrives, a countdown to the next code, and the live count of students here
+ * (on time or late). It fits one screen from 1280×720 up.
  */
 export default function ProjectorView({ sessionId, ioFactory }) {
   const { token } = useSession();
@@ -78,10 +79,16 @@ export default function ProjectorView({ sessionId, ioFactory }) {
 
   const back = coursePath(session.course_id);
   const stats = roster?.statistics;
+  const topic = session.topic || 'Attendance';
+  const heading = ended
+    ? `${topic}: session ended`
+    : session.check_in_mode === 'code'
+      ? `${topic}: check in now`
+      : `${topic}: check in on the course page`;
   return (
     <section className="projector" aria-labelledby="projector-title" data-session-id={sessionId}>
       <header className="projector-bar">
-        <h1 id="projector-title">{session.topic || 'Attendance'}: check in now</h1>
+        <h1 id="projector-title">{heading}</h1>
         <div className="projector-actions">
           <button type="button" className="secondary small" onClick={() => document.documentElement.requestFullscreen?.()}>
             Full screen
@@ -116,8 +123,9 @@ export default function ProjectorView({ sessionId, ioFactory }) {
           </div>
         </div>
       )}
+      {/* `present` counts on time and late alike (a teacher's "late" too): the label says so. */}
       <p className="projector-count" aria-live="polite" data-present={stats?.present ?? 0}>
-        <strong>{stats?.present ?? 0}</strong> of {stats?.total ?? '…'} checked in
+        <strong>{stats?.present ?? 0}</strong> of {stats?.total ?? '…'} {ended ? 'attended' : 'here'} (on time or late)
       </p>
     </section>
   );

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { apiRequest } from '../api.js';
 import useFetched from '../hooks/useFetched.js';
 import PageHeading from './PageHeading.jsx';
@@ -30,52 +30,121 @@ function DemoUsers({ demo, onSignIn }) {
   );
 }
 
-// The demo list exists only when the server was started with --demo. A server
-// whose /healthz says `"demo": false` is not asked, which spares the console a 404.
-async function loadDemoUsers(path) {
-  const health = await apiRequest('/healthz').catch(() => null);
-  return health?.demo === false ? null : apiRequest(path);
+// The paste-a-token box: only with --demo or the developer option SIGN_IN_TOKEN_FORM.
+function TokenForm({ onSignIn, developer }) {
+  const [token, setToken] = useState('');
+  return (
+    <form
+      className="card token-form"
+      aria-labelledby="token-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        onSignIn(token);
+      }}
+    >
+      <h2 id="token-title">{developer ? 'Developer option: sign in with a token' : 'Sign in with a token'}</h2>
+      <label htmlFor="token">Access token</label>
+      <input
+        id="token"
+        name="token"
+        type="password"
+        autoComplete="off"
+        spellCheck={false}
+        required
+        value={token}
+        onChange={(event) => setToken(event.target.value)}
+        aria-describedby="token-help"
+      />
+      <p id="token-help" className="hint">
+        Paste a token (a JWT) and press Enter. It is kept in this tab only.
+        {developer ? ' This box is for developers and scripts; people sign in with the button above.' : ''}
+      </p>
+      <button type="submit">Sign in</button>
+    </form>
+  );
 }
 
-export default function SignIn({ onSignIn, message }) {
-  const [token, setToken] = useState('');
-  // No demo data (or an error): paste a token instead.
-  const { data } = useFetched('/api/demo/users', { load: loadDemoUsers });
+function ProviderSignIn({ signIn, oidc }) {
+  const { checkProvider } = oidc;
+  useEffect(() => {
+    checkProvider();
+  }, [checkProvider]);
+  const name = signIn.display_name || 'your identity provider';
+  return (
+    <div className="card provider-sign-in">
+      <p>Sign in with your account at {name}. You will come straight back here.</p>
+      {oidc.providerProblem && (
+        <p className="error" role="alert">
+          {oidc.providerProblem}{' '}
+          <button type="button" className="secondary" onClick={checkProvider}>
+            Try again
+          </button>
+        </p>
+      )}
+      <button type="button" className="sign-in-button" onClick={() => oidc.signIn()}>
+        Sign in with {name}
+      </button>
+    </div>
+  );
+}
+
+function HowToConfigure({ help }) {
+  return (
+    <section className="card" aria-labelledby="configure-title">
+      <h2 id="configure-title">Sign-in is not set up yet</h2>
+      <p>{help}</p>
+      <p className="hint">
+        For example, with Keycloak:{' '}
+        <code>OIDC_ISSUER=https://login.example.edu/realms/school OIDC_CLIENT_ID=attendance-live attendance-live serve</code>
+      </p>
+    </section>
+  );
+}
+
+/**
+ * The sign-in page, as `GET /api/config`'s `sign_in` says: the provider's
+ * button (`oidc`), the demo users (`demo`), the developer's token box, or how
+ * an operator turns sign-in on (`unconfigured`).
+ * @param {{signIn: {mode: string, token_form: boolean, demo: boolean, display_name?: string, help?: string},
+ *   oidc?: ReturnType<typeof import('../hooks/useOidcSession.js').default>|null,
+ *   onSignIn: (token: string) => void, message?: string|null}} props
+ */
+export default function SignIn({ signIn, oidc = null, onSignIn, message }) {
+  const { data } = useFetched(signIn.demo ? '/api/demo/users' : null, { load: apiRequest });
   const demo = data && (data.teacher || data.students) ? data : null;
+  const error = oidc?.error ?? null;
 
   return (
     <section className="sign-in" aria-labelledby="sign-in-title">
       <PageHeading id="sign-in-title" title="Sign in" />
-      {message && (
+      {(message || error) && (
         <p className="error" role="alert">
-          {message}
+          {[message, error].filter(Boolean).join(' ')}
         </p>
       )}
-      <form
-        className="card"
-        onSubmit={(event) => {
-          event.preventDefault();
-          onSignIn(token);
-        }}
-      >
-        <label htmlFor="token">Access token</label>
-        <input
-          id="token"
-          name="token"
-          type="password"
-          autoComplete="off"
-          spellCheck={false}
-          required
-          value={token}
-          onChange={(event) => setToken(event.target.value)}
-          aria-describedby="token-help"
-        />
-        <p id="token-help" className="hint">
-          Paste the token (a JWT) you were given and press Enter. It is kept in this tab only.
-        </p>
-        <button type="submit">Sign in</button>
-      </form>
+      {signIn.mode === 'oidc' && oidc && <ProviderSignIn signIn={signIn} oidc={oidc} />}
+      {signIn.mode === 'unconfigured' && <HowToConfigure help={signIn.help} />}
       {demo && <DemoUsers demo={demo} onSignIn={onSignIn} />}
+      {signIn.token_form && <TokenForm onSignIn={onSignIn} developer={!signIn.demo} />}
+    </section>
+  );
+}
+
+/** What a person sees when the sign-in ran out and could not be renewed. */
+export function SignInExpired({ onSignInAgain, detail }) {
+  return (
+    <section className="sign-in" aria-labelledby="expired-title">
+      <PageHeading id="expired-title" title="Your sign-in has expired" />
+      <div className="card">
+        <p>
+          Your sign-in ran out and could not be renewed, so the dashboard stopped using it. Sign in again
+          to carry on where you were.
+        </p>
+        {detail && <p className="hint">Why the renewal failed: {detail}</p>}
+        <button type="button" onClick={onSignInAgain}>
+          Sign in again
+        </button>
+      </div>
     </section>
   );
 }

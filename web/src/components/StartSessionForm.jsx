@@ -102,15 +102,18 @@ export default function StartSessionForm({ courseId, onStarting, onStarted }) {
         )}
         <div className="field wide">
           <label htmlFor="allowed-networks">Only from these networks (optional)</label>
-          <input
-            id="allowed-networks"
-            name="allowed_networks"
-            value={networks}
-            placeholder="e.g. 10.20.0.0/16, 2001:db8:20::/48"
-            onChange={(e) => setNetworks(e.target.value)}
-            aria-describedby="allowed-networks-hint"
-          />
-          <p className="hint" id="allowed-networks-hint">Empty: anywhere. CIDR networks, separated by commas.</p>
+          {/* One grid cell under the label: the hint stays below the input, never on it. */}
+          <div className="field-control">
+            <input
+              id="allowed-networks"
+              name="allowed_networks"
+              value={networks}
+              placeholder="e.g. 10.20.0.0/16, 2001:db8:20::/48"
+              onChange={(e) => setNetworks(e.target.value)}
+              aria-describedby="allowed-networks-hint"
+            />
+            <p className="hint" id="allowed-networks-hint">Empty: anywhere. CIDR networks, separated by commas.</p>
+          </div>
         </div>
       </div>
       <button type="submit" disabled={busy}>

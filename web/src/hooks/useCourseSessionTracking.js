@@ -2,6 +2,8 @@
 // (`{socket, activeSessions, isConnected, hasActiveSessions}`), plus what the
 // seed's best practices ask for: resubscription on every (re)connect, cleanup on
 // unmount, the connection error, and the last session started/ended notification.
+// A new token for the same socket (a renewal) is sent with `refreshToken` and used
+// for any reconnection; the socket stays open, so no event is missed.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { io } from 'socket.io-client';
 
@@ -38,9 +40,22 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
   const [lastError, setLastError] = useState(null);
   // The caller's own attendance record per session, as the server last announced it.
   const [myRecords, setMyRecords] = useState({});
+  // The handshake's auth object: a renewed token replaces its `token`, which
+  // socket.io-client sends on its next (re)connection.
+  const authRef = useRef(null);
+  const tokenRef = useRef(authToken);
+  const hasToken = Boolean(authToken);
 
   useEffect(() => {
-    if (!courseId || !authToken) return undefined;
+    const previous = tokenRef.current;
+    tokenRef.current = authToken;
+    if (!authToken || authToken === previous || !socket) return;
+    if (authRef.current) authRef.current.token = authToken;
+    if (socket.connected) socket.emit('refreshToken', { token: authToken });
+  }, [authToken, socket]);
+
+  useEffect(() => {
+    if (!courseId || !hasToken) return undefined;
 
     setActiveSessions([]);
     setLastNotification(null);
@@ -49,9 +64,9 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
     setReconnecting(false);
     setMyRecords({});
 
-    const newSocket = factoryRef.current(url ?? window.location.origin, {
-      auth: { token: authToken },
-    });
+    const auth = { token: tokenRef.current };
+    authRef.current = auth;
+    const newSocket = factoryRef.current(url ?? window.location.origin, { auth });
     const forThisCourse = (data) => data != null && data.course_id === courseId;
 
     const handlers = {
@@ -124,7 +139,7 @@ export default function useCourseSessionTracking(courseId, authToken, options = 
       setIsConnected(false);
       setReconnecting(false);
     };
-  }, [courseId, authToken, url]);
+  }, [courseId, hasToken, url]);
 
   /** Ask once for the current active sessions (`checkActiveSessions`). */
   const checkActiveSessions = useCallback(() => {
