@@ -336,3 +336,7 @@ class SigningKey(Base):
     public_jwk: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# The term's tables (issue 21) live in their own module, on this Base.
+from attendance_live.db import term_models as term_models  # noqa: E402
