@@ -36,7 +36,7 @@ from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
-from attendance_live.api.hardening import Hardening
+from attendance_live.api.hardening import Hardening, http_protocol
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
@@ -74,8 +74,17 @@ class Application:
     metrics: Metrics
 
     def uvicorn_options(self) -> dict[str, Any]:
-        """Options for ``uvicorn.Config``: websockets through the transport's protocol class."""
-        return self.realtime.uvicorn_options()
+        """Options for ``uvicorn.Config``: HTTP through the bounded protocol (header size, count
+        and time, ``api/hardening.py``), websockets through the transport's protocol class."""
+        settings = self.context.settings
+        return {
+            "http": http_protocol(
+                header_timeout=settings.header_timeout_seconds,
+                max_header_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+            ),
+            **self.realtime.uvicorn_options(),
+        }
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:

@@ -93,6 +93,8 @@ _FIXES: dict[str, str] = {
     "CONNECT_TIMEOUT_SECONDS": "use a number of seconds from 1 to 600",
     "PING_TIMEOUT_SECONDS": "use a number of seconds from 1 to 120",
     "HEADER_TIMEOUT_SECONDS": "use a number of seconds from 1 to 300",
+    "HTTP_MAX_HEADER_BYTES": "use a whole number of bytes from 1024 to 1048576 (default 16384)",
+    "HTTP_MAX_HEADERS": "use a whole number from 8 to 1000 (default 100)",
     "TRUSTED_PROXIES": (
         "use a comma-separated list of the proxies' networks, e.g. 127.0.0.1/32,10.0.0.0/8, "
         "or leave it empty when clients connect directly"
@@ -176,6 +178,10 @@ class Settings(BaseSettings):
     connect_timeout_seconds: float = Field(default=45.0, ge=1, le=600)
     # A connection whose request headers are not complete by then is closed (slowloris).
     header_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    # The request line and headers of one request (websocket upgrades included): past either
+    # limit the answer is 431 and the connection is closed (api/hardening.py http_protocol).
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_max_headers: int = Field(default=100, ge=8, le=1000)
     # Engine.IO's: a client must answer a ping within this; also bounds a websocket upgrade's handshake.
     ping_timeout_seconds: float = Field(default=20.0, ge=1, le=120)
     secret_file: Path = Path(DEFAULT_SECRET_FILE)
