@@ -32,7 +32,14 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["MAX_SEGMENT_BYTES", "MAX_URI_BYTES", "Hardening", "dashboard_policy", "http_protocol"]
+__all__ = [
+    "LINGER_SECONDS",
+    "MAX_SEGMENT_BYTES",
+    "MAX_URI_BYTES",
+    "Hardening",
+    "dashboard_policy",
+    "http_protocol",
+]
 
 MAX_URI_BYTES: Final = 4096
 MAX_SEGMENT_BYTES: Final = 255
