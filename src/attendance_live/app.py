@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
 from attendance_live.api import courses, docs, health, reports, server_config, sessions
 from attendance_live.api.checkin_route import CheckInRoute
-from attendance_live.api.errors import install_error_handlers
+from attendance_live.api.errors import DASHBOARD_ROUTE, allowed_methods, install_error_handlers
 from attendance_live.api.hardening import Hardening, http_protocol
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
@@ -211,9 +212,13 @@ def _mount_dashboard(http: FastAPI) -> None:
     if (DASHBOARD / "assets").is_dir():
         http.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")
 
-    @http.get("/{path:path}", include_in_schema=False)
-    async def dashboard(path: str) -> FileResponse:
+    @http.get("/{path:path}", include_in_schema=False, name=DASHBOARD_ROUTE)
+    async def dashboard(path: str, request: Request) -> FileResponse:
         if path.startswith(("api/", "socket.io")) or path == "api":
+            # This catch-all answers every GET, so the router never gets to say that the
+            # path exists with other methods (GET on a POST-only route): say it here.
+            if allowed_methods(request):
+                raise HTTPException(405)  # errors.py names the methods in Allow
             raise NotFound(f"No such endpoint: /{path}; see /docs")
         candidate = (DASHBOARD / path).resolve()
         if path and candidate.is_file() and candidate.is_relative_to(DASHBOARD.resolve()):

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from attendance_live.api.schemas import CheckInRefusal, Detail
 from attendance_live.service.errors import (
@@ -40,10 +41,12 @@ from attendance_live.service.errors import (
 __all__ = [
     "CHECK_IN_ERRORS",
     "CONFLICT",
+    "DASHBOARD_ROUTE",
     "ERRORS",
     "STATUS",
     "UNAVAILABLE",
     "Unauthorized",
+    "allowed_methods",
     "error_response",
     "install_error_handlers",
     "service_error_body",
@@ -129,7 +132,31 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"No such endpoint: {request.method} {request.url.path}; see /docs"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        allowed = allowed_methods(request)
+        if allowed:  # every route's methods, where Starlette names only the first route's
+            return JSONResponse(
+                {"detail": detail},
+                status_code=405,
+                headers={**(exc.headers or {}), "Allow": ", ".join(allowed)},
+            )
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+#: The name of the dashboard's catch-all GET route (app.py), which matches every path.
+DASHBOARD_ROUTE = "dashboard"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app serves on the request's path (for ``Allow``), the dashboard's
+    catch-all aside; empty when no route has this path."""
+    routes = [route for route in request.app.router.routes if getattr(route, "name", None) != DASHBOARD_ROUTE]
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
