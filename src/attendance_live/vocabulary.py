@@ -35,6 +35,7 @@ __all__ = [
     "SessionStatus",
     "course_of_room",
     "course_room",
+    "session_of_room",
     "session_room",
     "user_room",
 ]
@@ -84,9 +85,19 @@ def course_of_room(room: object) -> str | None:
     return None
 
 
+_SESSION_ROOM: Final = "session:"
+
+
 def session_room(session_id: str) -> str:
     """The room of a session's roster followers (its teacher and admins)."""
-    return f"session:{session_id}"
+    return _SESSION_ROOM + session_id
+
+
+def session_of_room(room: object) -> str | None:
+    """The session id of a session's roster room, None for any other room."""
+    if isinstance(room, str) and room.startswith(_SESSION_ROOM):
+        return room[len(_SESSION_ROOM) :]
+    return None
 
 
 def user_room(user_id: str) -> str:

@@ -95,7 +95,7 @@ from attendance_live.transport import (
     uvicorn_options,
 )
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
-from attendance_live.vocabulary import course_room, session_room, user_room
+from attendance_live.vocabulary import course_of_room, course_room, session_of_room, session_room, user_room
 
 __all__ = [
     "ERROR_EVENT",
@@ -536,6 +536,9 @@ class RealtimeServer:
         conn.expires_at = verified.expires_at
         self.deadlines.set(socket.sid, verified.expires_at)
         self.service.users.remember_later(verified.identity)
+        # The new token may carry a lower role (admin -> student): out of every room it no
+        # longer grants, before the answer, as a rejected enrollment takes a socket out.
+        await self._recheck_rooms(socket, conn)
         payload = expiry_body("expires_at", verified.expires_at)
         socket.emit(TOKEN_REFRESHED_EVENT, payload)
         return payload
@@ -570,6 +573,19 @@ class RealtimeServer:
             if len(self._replay_packets) > REPLAY_PACKETS_KEPT:
                 self._replay_packets.popitem(last=False)
         return packet
+
+    async def _recheck_rooms(self, socket: Socket, conn: Connection) -> None:
+        """Keep the socket only in the course and roster rooms its identity may follow now."""
+        for room in list(socket.rooms):
+            course_id = course_of_room(room)
+            if course_id is not None and not await self.service.approved_member(conn.identity, course_id):
+                socket.leave(room)
+                self._forget_course(conn, course_id)
+                log.info("socket %s left a course its refreshed token no longer grants", socket.sid)
+            session_id = session_of_room(room)
+            if session_id is not None and not await self.service.manages_session(conn.identity, session_id):
+                socket.leave(room)
+                log.info("socket %s left a roster its refreshed token no longer grants", socket.sid)
 
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
         """Take every socket of ``user_id`` on this node out of the course's room."""
