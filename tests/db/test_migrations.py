@@ -49,7 +49,7 @@ async def test_0002_keeps_own_check_ins_and_leaves_teacher_marks_unknown_0003_ke
             await connection.run_sync(to_0001)
         assert await current_revision(database) == "0001"
         await upgrade(database)
-        assert await current_revision(database) == head_revision() == "0004"
+        assert await current_revision(database) == head_revision() == "0007"
         async with database.read_engine.connect() as connection:
             rows = (
                 await connection.execute(

@@ -11,7 +11,8 @@ change, never updated.
 ``outbox`` is the stream of domain events, written in the transaction of the
 change each describes; ``recovery_sessions`` holds what a disconnected
 Socket.IO client needs to recover (its ``pid``'s user and course
-subscriptions). See docs/architecture.md, "Delivery".
+subscriptions), and ``nodes`` the heartbeats that tell whether the node of a
+still-connected pid is alive. See docs/architecture.md, "Delivery".
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "Base",
     "Course",
     "Enrollment",
+    "Node",
     "OutboxEvent",
     "RecordChange",
     "RecoverySession",
@@ -273,5 +275,17 @@ class RecoverySession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Null while connected (or when its node died before it could say).
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The node (``nodes.id``) of the connection holding the pid: while it is connected, the pid
+    # can be claimed only once that node has stopped beating (it died with the connection).
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)
+
+
+class Node(Base):
+    """A running server process, with its last heartbeat (``realtime.recovery``)."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

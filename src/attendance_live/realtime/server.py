@@ -630,6 +630,8 @@ class RealtimeServer:
         """Connect to the other nodes (with Redis) before this node takes clients."""
         await self.adapter.start()
         self.codes.start()
+        if self.recovery is not None:
+            await self.recovery.start()  # the heartbeat that says this node's connections are live
 
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
@@ -643,6 +645,7 @@ class RealtimeServer:
         await self.server.close()
         if self.recovery is not None:
             await self.recovery.idle()  # the disconnects are stored: clients recover on any node
+            await self.recovery.stop()
 
     async def stop_fanout(self) -> None:
         """Stop relaying broadcasts to other nodes (after the notifier's last one)."""
