@@ -95,7 +95,7 @@ def test_migrate_command(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path / 'm.db'}")
     result = run_cli("migrate", env=env)
     assert result.returncode == 0, result.stderr
-    assert "revision 0004" in result.stdout
+    assert "revision 0007" in result.stdout
     assert run_cli("migrate", env=env).returncode == 0
 
 

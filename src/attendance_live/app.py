@@ -19,6 +19,7 @@ codes). Without ``REDIS_URL``, everything stays in this process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,11 +39,13 @@ from attendance_live.api import courses, docs, health, reports, server_config, s
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import DASHBOARD_ROUTE, allowed_methods, install_error_handlers
 from attendance_live.api.hardening import Hardening, http_protocol
+from attendance_live.api.limits import HttpLimits, RequestLimits
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
+from attendance_live.limits import Limiter, MemoryLimiter, Rate, RedisLimiter
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.relay import Relay
 from attendance_live.realtime.server import RealtimeServer
@@ -96,6 +99,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     bus = EventBus()
     clustered = settings.redis_url is not None
+    # Limits that guard a secret (wrong check-in codes) count on every node alike.
+    limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url is not None else MemoryLimiter()
     service = AttendanceService(
         database,
         bus,
@@ -104,6 +109,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         caches=Caches.for_cluster() if clustered else Caches(),
         check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
         kill_after_commit=settings.kill_after_commit_for_tests,
+        limiter=limiter,
+        code_attempts=Rate(settings.check_in_code_attempts, settings.check_in_code_window_seconds),
     )
     tokens = build_token_service(settings)
 
@@ -122,7 +129,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         recovery_window_seconds=settings.recovery_window_seconds,
     )
     realtime.stream = relay
+    metrics.tasks.set_function(_task_count)
+    metrics.timer_entries.set_function(realtime.timer_entries)
+    metrics.timer_heap_entries.set_function(realtime.timer_heap_entries)
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
+    http_limits = HttpLimits(settings)
     bus.subscribe(auto_ender.on_event)
     context = AppContext(
         settings,
@@ -133,6 +144,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         CourseReports(database),
         demo=demo,
         redis_state=relay.redis_state if clustered else None,
+        check_user=http_limits.check_user if settings.http_rate_limits else None,
     )
 
     @asynccontextmanager
@@ -157,6 +169,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await service.users.flush()
             await realtime.stop_fanout()
             await tokens.close()
+            await limiter.close()
             await database.dispose()
 
     http = FastAPI(
@@ -170,6 +183,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.state.context = context
     # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
     http.add_middleware(CheckInRoute, context=context)
+    # Inside CORS, so that a 429 carries the CORS headers a browser needs to read it.
+    http.add_middleware(RequestLimits, limits=http_limits)
     http.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -202,6 +217,13 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         frame_ancestors=settings.frame_ancestors,
     )
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics)
+
+
+def _task_count() -> float:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # rendered outside the event loop
+        return 0
 
 
 def _mount_dashboard(http: FastAPI) -> None:

@@ -15,6 +15,7 @@ that is also in the log (and never a traceback in the response).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,13 +29,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from attendance_live.api.schemas import CheckInRefusal, Detail
+from attendance_live.api.schemas import CheckInRefusal, Detail, Limited
 from attendance_live.service.errors import (
     CheckInRefused,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     ServiceError,
 )
 
@@ -49,6 +51,7 @@ __all__ = [
     "allowed_methods",
     "error_response",
     "install_error_handlers",
+    "retry_after",
     "service_error_body",
     "status_of",
 ]
@@ -62,7 +65,13 @@ UNAVAILABLE = (
 )
 
 
-STATUS: dict[type[ServiceError], int] = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+STATUS: dict[type[ServiceError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    RateLimited: 429,
+}
 
 # The answers most routes can give, for their OpenAPI ``responses``.
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -82,6 +91,13 @@ CHECK_IN_ERRORS: dict[int | str, dict[str, object]] = {
         "description": (
             "Not allowed to check in: a pending enrollment, a teacher or admin (no `reason`), "
             "or refused by the session's rules (`reason`: code_required, code_invalid, network_not_allowed)"
+        ),
+    },
+    429: {
+        "model": Limited,
+        "description": (
+            "Too many wrong codes for this session (`reason`: too_many_attempts; CHECK_IN_CODE_ATTEMPTS "
+            "per CHECK_IN_CODE_WINDOW_SECONDS), or too many requests; `Retry-After` says when to try again"
         ),
     },
 }
@@ -109,15 +125,21 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def service_error_body(exc: ServiceError) -> dict[str, str]:
-    """``{"detail"}``, plus ``reason`` for a refused check-in."""
-    if isinstance(exc, CheckInRefused):
+    """``{"detail"}``, plus ``reason`` for a refused check-in or a limit."""
+    if isinstance(exc, CheckInRefused | RateLimited):
         return {"detail": exc.message, "reason": exc.reason}
     return {"detail": exc.message}
 
 
+def retry_after(seconds: float) -> str:
+    """``Retry-After``'s value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(service_error_body(exc), status_code=status_of(exc))
+    headers = {"Retry-After": retry_after(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(service_error_body(exc), status_code=status_of(exc), headers=headers)
 
 
 async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:

@@ -200,6 +200,8 @@ class AttendanceRecord(Base):
     # The student's own check-in, kept when a teacher's mark later moves marked_at.
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remarks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the student was last stopped for too many wrong check-in codes (a flag for the teacher).
+    code_attempts_blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("status", RECORD_STATUSES), name="status"),

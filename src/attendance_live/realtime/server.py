@@ -612,6 +612,14 @@ class RealtimeServer:
         """The rooms with a participant on this node."""
         return self.adapter.room_names()
 
+    def timer_entries(self) -> int:
+        """Live deadlines of this node's timers: the transport's wheel and the tokens' expiry heap."""
+        return self.server.engine.live_timer_entries + len(self.deadlines)
+
+    def timer_heap_entries(self) -> int:
+        """Entries those timers hold, cancelled and moved ones not yet dropped included."""
+        return self.server.engine.timer_entries + self.deadlines.entries
+
     @property
     def listening(self) -> bool:
         """Whether other nodes' broadcasts reach this node (always, with one node)."""

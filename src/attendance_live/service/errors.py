@@ -5,7 +5,8 @@ ServiceError
 ├── NotFound       does not exist, or the caller has no relation to it
 ├── Forbidden      related, but without the right
 │   └── CheckInRefused   a check-in without the right code or from the wrong network (``reason``)
-└── Conflict       the state does not allow it (already ended, already exists)
+├── Conflict       the state does not allow it (already ended, already exists)
+└── RateLimited    too many attempts or requests for now (``reason``, ``retry_after``)
 
 Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
 ``realtime.server`` to a socket error code.
@@ -15,7 +16,15 @@ from __future__ import annotations
 
 from attendance_live.vocabulary import CheckInRefusal
 
-__all__ = ["CheckInRefused", "Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
+__all__ = [
+    "CheckInRefused",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+    "ServiceError",
+]
 
 
 class ServiceError(Exception):
@@ -48,3 +57,13 @@ class CheckInRefused(Forbidden):
 
 class Conflict(ServiceError):
     pass
+
+
+class RateLimited(ServiceError):
+    """Past a limit (``attendance_live.limits``): ``reason`` names which, ``retry_after`` (seconds)
+    says when the caller may go on. HTTP answers 429 with ``Retry-After``."""
+
+    def __init__(self, reason: str, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after

@@ -189,4 +189,5 @@ def record_view(record: AttendanceRecord, name: str) -> RecordView:
         marked_at=iso_z(record.marked_at),
         marked_by=record.marked_by,
         remarks=record.remarks,
+        code_attempts_blocked_at=iso_z(record.code_attempts_blocked_at),
     )

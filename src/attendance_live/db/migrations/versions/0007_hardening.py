@@ -1,5 +1,6 @@
 """Hardening (issue 23): which node holds a recovery session's connection, and the nodes'
-heartbeats, so that only a pid whose connection has ended can be claimed.
+heartbeats, so that only a pid whose connection has ended can be claimed; and the flag of a
+student stopped for too many wrong check-in codes (``attendance_records.code_attempts_blocked_at``).
 
 ``recovery_sessions.node`` is the node id of the connection that holds the pid (null for
 rows written before this revision: they are treated as before). ``nodes`` has one row per
@@ -33,9 +34,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("recovery_sessions") as batch:
         batch.add_column(sa.Column("node", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("attendance_records") as batch:
+        batch.add_column(sa.Column("code_attempts_blocked_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("attendance_records") as batch:
+        batch.drop_column("code_attempts_blocked_at")
     with op.batch_alter_table("recovery_sessions") as batch:
         batch.drop_column("node")
     op.drop_table("nodes")
