@@ -181,6 +181,11 @@ async def test_metrics_are_prometheus_text_without_ids(world: World, http: httpx
     assert 'attendance_db_transaction_seconds_count{kind="write"}' in text
     assert session["id"] not in text
     assert "cs101" not in text
+    # The soak's leak watch (bench/soak.py): gauges read at scrape time.
+    gauges = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("attendance_"))
+    assert float(gauges["attendance_asyncio_tasks"]) >= 1  # the scrape's own task at least
+    assert float(gauges["attendance_timer_entries"]) >= 0
+    assert float(gauges["attendance_timer_heap_entries"]) >= float(gauges["attendance_timer_entries"])
     assert response.headers.get("x-request-id")
 
 

@@ -181,6 +181,11 @@ class PidState:
         self._start()
         await future
 
+    async def settled(self) -> None:
+        """Return once the writes under way are committed (at once when none is)."""
+        if self._writer is not None:
+            await self.sync()
+
     def sync_later(self) -> None:
         """Commit the state as it is now, in the background (failures are logged)."""
         self._start()
@@ -347,7 +352,7 @@ class RecoveryStore:
                 log.info("recovery refused: that pid's connection is live on this node")
                 return None
             with contextlib.suppress(Exception):
-                await local.sync()  # its disconnect stored first (a failure is the claim's to find)
+                await local.settled()  # its disconnect stored first (a failure is the claim's to find)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLAIM_WAIT_SECONDS
         while True:

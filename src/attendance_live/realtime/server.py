@@ -80,7 +80,7 @@ from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
 from attendance_live.realtime.stream import CourseEvent, CourseStream, parse_offset
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, RateLimited, ServiceError
 from attendance_live.transport import (
     Adapter,
     ConnectRefused,
@@ -118,6 +118,7 @@ SOCKET_CODES: dict[type[ServiceError], str] = {
     InvalidInput: "invalid_payload",
     NotFound: "forbidden",
     Forbidden: "forbidden",
+    RateLimited: "rate_limited",  # a limit of attendance_live.limits (e.g. wrong check-in codes)
 }
 
 
