@@ -78,6 +78,7 @@ class Harness:
         logpath = os.path.join(self.logdir, f"{kind}-{tag}.log")
         if kind == "ours":
             env.update(DATABASE_URL=database_url or f"sqlite+aiosqlite:///{self.db}", LOG_LEVEL="warning")
+            env["HTTP_RATE_LIMITS"] = "false"  # every simulated student comes from one loopback address
             if redis_url:
                 env["REDIS_URL"] = redis_url
             cmd = [self.args.ours, "serve", "--host", HOST, "--port", str(port)]

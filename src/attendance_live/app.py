@@ -19,6 +19,7 @@ codes). Without ``REDIS_URL``, everything stays in this process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,23 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
 from attendance_live.api import courses, docs, health, join, reports, server_config, sessions, wellknown
 from attendance_live.api.checkin_route import CheckInRoute
-from attendance_live.api.errors import install_error_handlers
-from attendance_live.api.hardening import Hardening
+from attendance_live.api.errors import DASHBOARD_ROUTE, allowed_methods, install_error_handlers
+from attendance_live.api.hardening import Hardening, http_protocol
+from attendance_live.api.limits import HttpLimits, RequestLimits
 from attendance_live.api.observe import Observe
 from attendance_live.auth.keys import build_token_service
 from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
+from attendance_live.limits import Limiter, MemoryLimiter, Rate, RedisLimiter
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.relay import Relay
 from attendance_live.realtime.server import RealtimeServer
@@ -77,8 +81,17 @@ class Application:
     term: Term
 
     def uvicorn_options(self) -> dict[str, Any]:
-        """Options for ``uvicorn.Config``: websockets through the transport's protocol class."""
-        return self.realtime.uvicorn_options()
+        """Options for ``uvicorn.Config``: HTTP through the bounded protocol (header size, count
+        and time, ``api/hardening.py``), websockets through the transport's protocol class."""
+        settings = self.context.settings
+        return {
+            "http": http_protocol(
+                header_timeout=settings.header_timeout_seconds,
+                max_header_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+            ),
+            **self.realtime.uvicorn_options(),
+        }
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False) -> Application:
@@ -89,6 +102,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     bus = EventBus()
     clustered = settings.redis_url is not None
+    # Limits that guard a secret (wrong check-in codes) count on every node alike.
+    limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url is not None else MemoryLimiter()
     service = AttendanceService(
         database,
         bus,
@@ -97,6 +112,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         caches=Caches.for_cluster() if clustered else Caches(),
         check_in_code_grace_seconds=settings.check_in_code_grace_seconds,
         kill_after_commit=settings.kill_after_commit_for_tests,
+        limiter=limiter,
+        code_attempts=Rate(settings.check_in_code_attempts, settings.check_in_code_window_seconds),
+        join_attempts=Rate(settings.join_code_attempts, settings.join_code_window_seconds),
     )
     tokens = build_token_service(settings)
     # The server's own session tokens are accepted beside the configured key source.
@@ -123,7 +141,11 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         recovery_window_seconds=settings.recovery_window_seconds,
     )
     realtime.stream = relay
+    metrics.tasks.set_function(_task_count)
+    metrics.timer_entries.set_function(realtime.timer_entries)
+    metrics.timer_heap_entries.set_function(realtime.timer_heap_entries)
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
+    http_limits = HttpLimits(settings)
     bus.subscribe(auto_ender.on_event)
     term = Term(settings, service)  # webhooks, timetables, calendar feeds, absence alerts (issue 21)
     context = AppContext(
@@ -136,6 +158,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         session_keys,
         demo=demo,
         redis_state=relay.redis_state if clustered else None,
+        check_user=http_limits.check_user if settings.http_rate_limits else None,
     )
 
     @asynccontextmanager
@@ -163,6 +186,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await service.users.flush()
             await realtime.stop_fanout()
             await tokens.close()
+            await limiter.close()
             await database.dispose()
 
     http = FastAPI(
@@ -177,6 +201,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.state.term = term
     # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
     http.add_middleware(CheckInRoute, context=context)
+    # Inside CORS, so that a 429 carries the CORS headers a browser needs to read it.
+    http.add_middleware(RequestLimits, limits=http_limits)
     http.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -217,6 +243,13 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics, term)
 
 
+def _task_count() -> float:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # rendered outside the event loop
+        return 0
+
+
 def _mount_dashboard(http: FastAPI) -> None:
     index = DASHBOARD / "index.html"
     if not index.is_file():
@@ -225,9 +258,13 @@ def _mount_dashboard(http: FastAPI) -> None:
     if (DASHBOARD / "assets").is_dir():
         http.mount("/assets", StaticFiles(directory=DASHBOARD / "assets"), name="assets")
 
-    @http.get("/{path:path}", include_in_schema=False)
-    async def dashboard(path: str) -> FileResponse:
+    @http.get("/{path:path}", include_in_schema=False, name=DASHBOARD_ROUTE)
+    async def dashboard(path: str, request: Request) -> FileResponse:
         if path.startswith(("api/", "socket.io")) or path == "api":
+            # This catch-all answers every GET, so the router never gets to say that the
+            # path exists with other methods (GET on a POST-only route): say it here.
+            if allowed_methods(request):
+                raise HTTPException(405)  # errors.py names the methods in Allow
             raise NotFound(f"No such endpoint: /{path}; see /docs")
         candidate = (DASHBOARD / path).resolve()
         if path and candidate.is_file() and candidate.is_relative_to(DASHBOARD.resolve()):

@@ -228,7 +228,6 @@ def _with_database(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from attendance_live.api.hardening import header_timeout_protocol
     from attendance_live.app import create_app
 
     listening = _bind(settings)
@@ -256,7 +255,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         application.asgi,
         host=settings.host,
         port=settings.port,
-        http=header_timeout_protocol(settings.header_timeout_seconds),
         log_config=None,
         access_log=settings.log_level == "debug",
         lifespan="on",

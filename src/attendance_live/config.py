@@ -95,6 +95,14 @@ _FIXES: dict[str, str] = {
     "CONNECT_TIMEOUT_SECONDS": "use a number of seconds from 1 to 600",
     "PING_TIMEOUT_SECONDS": "use a number of seconds from 1 to 120",
     "HEADER_TIMEOUT_SECONDS": "use a number of seconds from 1 to 300",
+    "HTTP_MAX_HEADER_BYTES": "use a whole number of bytes from 1024 to 1048576 (default 16384)",
+    "HTTP_MAX_HEADERS": "use a whole number from 8 to 1000 (default 100)",
+    "CHECK_IN_CODE_ATTEMPTS": "use a whole number of wrong codes from 1 to 1000 (default 5)",
+    "CHECK_IN_CODE_WINDOW_SECONDS": "use a number of seconds from 1 to 86400 (default 60)",
+    "HTTP_RATE_LIMITS": "use true (limit requests per user and per address) or false (off, for benchmarks)",
+    "HTTP_USER_RATE_LIMIT": "use a whole number of requests per window from 1 to 1000000",
+    "HTTP_ADDRESS_RATE_LIMIT": "use a whole number of requests per window from 1 to 1000000",
+    "HTTP_RATE_WINDOW_SECONDS": "use a number of seconds from 1 to 3600 (default 60)",
     "TRUSTED_PROXIES": (
         "use a comma-separated list of the proxies' networks, e.g. 127.0.0.1/32,10.0.0.0/8, "
         "or leave it empty when clients connect directly"
@@ -196,6 +204,22 @@ class Settings(TermSettings):
     connect_timeout_seconds: float = Field(default=45.0, ge=1, le=600)
     # A connection whose request headers are not complete by then is closed (slowloris).
     header_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    # The request line and headers of one request (websocket upgrades included): past either
+    # limit the answer is 431 and the connection is closed (api/hardening.py http_protocol).
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_max_headers: int = Field(default=100, ge=8, le=1000)
+    # Wrong check-in codes one student may send per session in a window; then 429 too_many_attempts
+    # (counted in Redis across nodes when REDIS_URL is set; limits.py).
+    check_in_code_attempts: int = Field(default=5, ge=1, le=1000)
+    check_in_code_window_seconds: float = Field(default=60.0, ge=1, le=86400)
+    # Refused join codes per user (POST /api/join), shared by every node with Redis.
+    join_code_attempts: int = Field(default=10, ge=1, le=1000)
+    join_code_window_seconds: float = Field(default=600.0, ge=1, le=86400)
+    # HTTP requests per user and per client address in a window, per node (api/limits.py).
+    http_rate_limits: bool = True
+    http_user_rate_limit: int = Field(default=600, ge=1, le=1_000_000)
+    http_address_rate_limit: int = Field(default=6000, ge=1, le=1_000_000)
+    http_rate_window_seconds: float = Field(default=60.0, ge=1, le=3600)
     # Engine.IO's: a client must answer a ping within this; also bounds a websocket upgrade's handshake.
     ping_timeout_seconds: float = Field(default=20.0, ge=1, le=120)
     secret_file: Path = Path(DEFAULT_SECRET_FILE)

@@ -29,3 +29,6 @@ class AppContext:
     demo: bool = False
     # Reports "ok" or "down: ..." for /readyz; None when Redis is not configured.
     redis_state: Callable[[], Awaitable[str]] | None = None
+    # Counts one request of a verified user, raising RateLimited past HTTP_USER_RATE_LIMIT
+    # (api/limits.py); None: no per-user limit.
+    check_user: Callable[[str], None] | None = None

@@ -73,6 +73,18 @@ class Metrics:
             registry=r,
         )
         self.redis_up.set(-1)
+        # Leak watch (bench/soak.py): tasks of the event loop and deadlines our timers hold.
+        self.tasks = Gauge("attendance_asyncio_tasks", "asyncio tasks of this node's event loop", registry=r)
+        self.timer_entries = Gauge(
+            "attendance_timer_entries",
+            "Live deadlines of this node's timers (heartbeats, handshakes, token expiries)",
+            registry=r,
+        )
+        self.timer_heap_entries = Gauge(
+            "attendance_timer_heap_entries",
+            "Entries of this node's timer queues and heap, cancelled ones not yet dropped included",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -35,9 +35,11 @@ __all__ = [
     "RecordStatus",
     "Role",
     "SessionStatus",
+    "course_of_managers_room",
     "course_of_room",
     "course_room",
     "managers_room",
+    "session_of_room",
     "session_room",
     "user_room",
 ]
@@ -90,14 +92,34 @@ def course_of_room(room: object) -> str | None:
     return None
 
 
+_MANAGERS_ROOM: Final = "managers:"
+
+
 def managers_room(course_id: str) -> str:
     """The course's subscribers who manage it (its teacher, admins): join requests."""
-    return f"managers:{course_id}"
+    return _MANAGERS_ROOM + course_id
+
+
+def course_of_managers_room(room: object) -> str | None:
+    """The course id of a course's managers room, None for any other room."""
+    if isinstance(room, str) and room.startswith(_MANAGERS_ROOM):
+        return room[len(_MANAGERS_ROOM) :]
+    return None
+
+
+_SESSION_ROOM: Final = "session:"
 
 
 def session_room(session_id: str) -> str:
     """The room of a session's roster followers (its teacher and admins)."""
-    return f"session:{session_id}"
+    return _SESSION_ROOM + session_id
+
+
+def session_of_room(room: object) -> str | None:
+    """The session id of a session's roster room, None for any other room."""
+    if isinstance(room, str) and room.startswith(_SESSION_ROOM):
+        return room[len(_SESSION_ROOM) :]
+    return None
 
 
 def user_room(user_id: str) -> str:

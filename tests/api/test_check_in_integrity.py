@@ -167,6 +167,10 @@ async def test_a_code_session_needs_the_code_and_a_refusal_changes_nothing(
     assert missing.status_code == 403
     assert missing.json()["reason"] == "code_required"
     assert "type the code" in missing.json()["detail"]
+    for empty in ("", "   "):  # as docs/api.md says: an empty code is no code, not a 422
+        refused = await check_in(http, world, "s1", sid, code=empty)
+        assert refused.status_code == 403
+        assert refused.json()["reason"] == "code_required"
     wrong = await check_in(http, world, "s1", sid, code="AAAAAA")
     assert wrong.status_code == 403
     assert wrong.json()["reason"] == "code_invalid"

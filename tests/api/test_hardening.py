@@ -10,7 +10,7 @@ import httpx
 import pytest
 import uvicorn
 
-from attendance_live.api.hardening import header_timeout_protocol
+from attendance_live.api.hardening import http_protocol
 from attendance_live.app import Application, create_app
 from attendance_live.config import Settings
 from tests.helpers import World
@@ -188,7 +188,7 @@ async def test_connections_whose_headers_never_complete_are_closed(app: Applicat
         port=free_port(),
         lifespan="off",
         log_config=None,
-        http=header_timeout_protocol(1),
+        http=http_protocol(header_timeout=1, max_header_bytes=16384, max_headers=100),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

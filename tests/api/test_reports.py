@@ -155,12 +155,17 @@ async def test_from_and_to_limit_the_sessions_by_their_start_day(
         ("to=15/01/2024", ["to", "YYYY-MM-DD"]),
         ("from=2024-1-5", ["from", "YYYY-MM-DD"]),
         ("from=2024-01-17&to=2024-01-15", ["after", "swap"]),
+        # Real dates the server cannot take (to=9999-12-31 was an OverflowError, a 500).
+        ("to=9999-12-31", ["to=9999-12-31", "outside", "9999-12-30", "leave to out"]),
+        ("from=9999-12-31", ["from=9999-12-31", "outside"]),
+        ("from=0001-01-01&to=9999-12-31", ["from=0001-01-01", "1970-01-01"]),
+        ("from=2024-01-01&to=9999-12-31", ["to=9999-12-31", "outside"]),
     ],
 )
 async def test_bad_dates_are_refused_with_the_fix(
     world: World, http: httpx.AsyncClient, query: str, words: list[str]
 ) -> None:
-    for path in ("report", "report.csv", "report.xapi.json"):
+    for path in ("report", "report.csv", "report.xapi.json", "report/students/s1"):
         response = await http.get(
             f"/api/courses/{world.course_id}/{path}?{query}", headers=world.teacher.headers
         )

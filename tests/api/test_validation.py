@@ -82,12 +82,57 @@ async def test_record_and_enrollment_status_checked(world: World, http: httpx.As
     assert teacher_as_student.status_code == 422
 
 
+async def test_the_documented_validation_example(world: World, http: httpx.AsyncClient) -> None:
+    # docs/api.md, "Errors": the example's request and answer.
+    response = await http.post(
+        "/api/courses", json={"code": "", "title": "T", "extra": 1}, headers=world.teacher.headers
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "Invalid request: code: String should have at least 1 character; "
+        "extra: Extra inputs are not permitted",
+        "errors": [
+            {
+                "loc": ["body", "code"],
+                "msg": "String should have at least 1 character",
+                "type": "string_too_short",
+            },
+            {"loc": ["body", "extra"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
+        ],
+    }
+
+
 async def test_unknown_endpoint_and_method(http: httpx.AsyncClient) -> None:
     missing = await http.get("/api/nothing-here")
     assert missing.status_code == 404
     assert "/docs" in missing.json()["detail"]
     wrong_method = await http.delete("/api/courses")
     assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "GET, POST"
+
+
+async def test_a_wrong_method_on_an_existing_route_is_405_with_allow(
+    world: World, http: httpx.AsyncClient
+) -> None:
+    # GET was answered by the dashboard's catch-all (404) before issue 23.
+    session = await world.start()
+    for method, path, allow in (
+        ("GET", f"/api/sessions/{session['id']}/check-in", "POST"),
+        ("GET", f"/api/sessions/{session['id']}/end", "POST"),
+        ("GET", "/api/sessions/no-such-session/end", "POST"),
+        ("PUT", f"/api/sessions/{session['id']}/end", "POST"),
+        ("DELETE", f"/api/courses/{world.course_id}/sessions", "GET, POST"),
+        ("POST", f"/api/sessions/{session['id']}", "GET"),
+    ):
+        response = await http.request(method, path, headers=world.teacher.headers)
+        assert response.status_code == 405, (method, path, response.text)
+        assert response.headers["allow"] == allow
+        assert response.json()["detail"] == f"{method} is not allowed on {path}; see /docs"
+    # Unknown paths stay 404.
+    assert (await http.get(f"/api/sessions/{session['id']}/nothing")).status_code == 404
+    # Nothing happened to the session.
+    body = (await http.get(f"/api/sessions/{session['id']}", headers=world.teacher.headers)).json()
+    assert body["status"] == "active"
 
 
 async def test_openapi_and_docs(http: httpx.AsyncClient) -> None:
@@ -136,6 +181,11 @@ async def test_metrics_are_prometheus_text_without_ids(world: World, http: httpx
     assert 'attendance_db_transaction_seconds_count{kind="write"}' in text
     assert session["id"] not in text
     assert "cs101" not in text
+    # The soak's leak watch (bench/soak.py): gauges read at scrape time.
+    gauges = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("attendance_"))
+    assert float(gauges["attendance_asyncio_tasks"]) >= 1  # the scrape's own task at least
+    assert float(gauges["attendance_timer_entries"]) >= 0
+    assert float(gauges["attendance_timer_heap_entries"]) >= float(gauges["attendance_timer_entries"])
     assert response.headers.get("x-request-id")
 
 

@@ -103,6 +103,53 @@ async def test_refresh_moves_the_deadline_and_a_new_connection_works_after_expir
     ] == session["id"]
 
 
+async def test_a_refresh_with_a_lower_role_leaves_what_that_role_may_not_follow(
+    live_url: str, world: World, recorders: Make, app: Application
+) -> None:
+    # Issue 23: an admin's socket refreshed with a student token (same user) kept the course's
+    # events and the roster's attendanceUpdated (audit addresses, device ids).
+    session = await world.start(topic="Before")
+    sid = session["id"]
+    admin = await subscribed(recorders, live_url, world.admin.token, "admin")
+    await admin.call("subscribeToSession", {"session_id": sid})
+    teacher = await subscribed(recorders, live_url, world.teacher.token, "teacher")
+    await teacher.call("subscribeToSession", {"session_id": sid})
+    student = await subscribed(recorders, live_url, world.users["s1"].token, "s1")
+
+    # The teacher's token now says student: it is still the course's teacher (from data).
+    for recorder, user_id, name in ((admin, "admin", "Ada Admin"), (teacher, "teacher", "Grace Hopper")):
+        lower = world.tokens.mint(user_id, name=name, role="student", ttl_seconds=3600)
+        answer = await recorder.call("refreshToken", {"token": lower})
+        assert answer == {"expires_at": exp_iso(lower)}
+    # A student refreshing as a student keeps its course.
+    again = world.tokens.mint("s1", name="Alice", role="student", ttl_seconds=3600)
+    assert "expires_at" in await student.call("refreshToken", {"token": again})
+
+    (admin_socket,) = app.realtime.user_sockets["admin"]
+    assert app.realtime.connections[admin_socket.sid].courses == {}
+    # No course, roster or join-request room is left (managers:, where join requests go).
+    assert not {room for room in admin_socket.rooms if room.startswith(("course:", "session:", "managers:"))}
+    (teacher_socket,) = app.realtime.user_sockets["teacher"]
+    assert "managers:cs101" in teacher_socket.rooms  # still the course's teacher, from data
+
+    assert (await world.check_in("s2", sid)).status_code == 200
+    roster = await teacher.next("attendanceUpdated")
+    assert roster["user_id"] == "s2"
+    assert (await world.end(sid)).status_code == 200
+    later = await world.start(topic="After")
+    for recorder in (teacher, student):
+        assert (await recorder.next("courseSessionStarted"))["session_id"] == later["id"]
+    await admin.call("checkActiveSessions", {"course_id": "other"})  # a round trip: all sent has arrived
+    assert admin.count("attendanceUpdated") == 0
+    assert admin.count("courseSessionEnded") == 0
+    assert admin.count("courseSessionStarted") == 0
+    # Asking again is answered as for any student of no relation.
+    refused = await admin.call("subscribeToCourse", {"course_id": "cs101"})
+    assert refused["code"] == "forbidden"
+    refused = await admin.call("subscribeToSession", {"session_id": later["id"]})
+    assert refused["code"] == "forbidden"
+
+
 @pytest.mark.parametrize(
     ("payload", "code"),
     [

@@ -187,6 +187,37 @@ async def test_a_forged_or_another_users_pid_recovers_nothing(
     assert received(victim, mark)[0] == expected(stream, 1, 1)[0]
 
 
+async def test_a_live_connections_pid_is_not_given_to_a_second_connection(
+    live_url: str, world: World, stream: ScriptedStream, clients: list[RecoveringClient]
+) -> None:
+    # Issue 23: a second connection of the same user sending a live connection's pid got that
+    # pid and its events.
+    live = await subscribed(clients, live_url, world, "s1")
+    assert live.pid is not None
+    second = RecoveringClient("s1", world.users["s1"].token)
+    clients.append(second)
+    reply = await second.connect(live_url, auth={"token": second.token, "pid": live.pid, "offset": "0"})
+    assert reply.name == "connect"
+    assert reply.data["pid"] != live.pid, "a fresh pid"
+    assert not second.recovered
+    mark = live.mark()
+    position = stream.deliver(*stream.session(1)[0])
+    await live.next("courseSessionStarted", since=mark)
+    await second.call("checkActiveSessions", {"course_id": COURSE})  # a round trip
+    assert second.since(0) == [], f"nothing replayed, no room joined: {second.describe()}"
+
+    # Once the first connection has ended, its pid is recovered, once.
+    await live.drop()
+    mark = live.mark()
+    reply = await live.connect(live_url)
+    assert reply.data["pid"] == live.pid
+    assert live.recovered
+    later = stream.deliver(*stream.session(1)[1])  # its subscription came back with the pid
+    await live.next("activeSessionsData", since=mark)
+    assert received(live, mark) == expected(stream, later, later)
+    assert position < later
+
+
 async def test_a_student_removed_meanwhile_recovers_nothing_of_that_course(
     live_url: str, world: World, stream: ScriptedStream, clients: list[RecoveringClient]
 ) -> None:

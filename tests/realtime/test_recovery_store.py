@@ -21,7 +21,8 @@ from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.models import RecoverySession
-from attendance_live.realtime.recovery import RecoveryStore, SharedReads, replay
+from attendance_live.realtime import recovery
+from attendance_live.realtime.recovery import NODE_DEAD_SECONDS, RecoveryStore, SharedReads, replay
 from attendance_live.realtime.stream import CourseEvent, CourseStream
 from tests.helpers import FakeClock
 
@@ -115,14 +116,18 @@ async def test_past_the_window_nothing_is_claimed(store: RecoveryStore, clock: F
 
 
 async def test_after_a_claim_the_previous_connection_writes_nothing(
-    store: RecoveryStore, database: Database
+    store: RecoveryStore, database: Database, clock: FakeClock
 ) -> None:
-    # The old node notices the disconnect only after the client recovered elsewhere: its late
-    # writes must not overwrite the recovered state.
-    old = store.fresh("s1")
+    # The old node died holding the connection (its disconnect never stored); once its heartbeat
+    # is stale the pid may be claimed, and if the old node comes back to write late, its writes
+    # must not overwrite the recovered state.
+    old_node = RecoveryStore(database, clock, window_seconds=WINDOW)
+    await old_node.beat()
+    old = old_node.fresh("s1")
     old.courses["cs101"] = 3
     await old.sync()
-    claimed = await store.claim(old.pid, "s1")  # disconnected_at is null: its node has not noticed
+    clock.advance(seconds=NODE_DEAD_SECONDS + 1)
+    claimed = await store.claim(old.pid, "s1")  # disconnected_at is null: its node never said
     assert claimed is not None
     new = store.resumed(claimed, "s1")
     new.courses["cs102"] = 8
@@ -131,7 +136,7 @@ async def test_after_a_claim_the_previous_connection_writes_nothing(
     old.courses["cs103"] = 9
     await old.sync()
     old.disconnected(forget=False)
-    await store.idle()
+    await old_node.idle()
     assert old.lost
     assert await stored(database, old.pid) == {
         "user_id": "s1",
@@ -140,23 +145,63 @@ async def test_after_a_claim_the_previous_connection_writes_nothing(
     }
 
 
-async def test_claims_are_serialised_and_the_last_one_holds_the_pid(store: RecoveryStore) -> None:
-    state = store.fresh("s1")
-    state.courses["cs101"] = 3
-    await state.sync()
-    state.disconnected(forget=False)
-    await store.idle()
-    first, second = await asyncio.gather(store.claim(state.pid, "s1"), store.claim(state.pid, "s1"))
-    assert first is not None
-    assert second is not None
-    assert second.version > first.version
-    earlier, later = store.resumed(first, "s1"), store.resumed(second, "s1")
-    earlier.courses["cs102"] = 1
-    await earlier.sync()
-    assert earlier.lost, "the earlier claim's connection no longer writes the pid"
-    later.courses["cs103"] = 2
-    await later.sync()
-    assert not later.lost
+async def test_a_live_connections_pid_is_never_claimed(
+    store: RecoveryStore, database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 23: a second connection sending a live connection's pid got that pid and its events.
+    monkeypatch.setattr(recovery, "CLAIM_WAIT_SECONDS", 0.3)
+    here = store.fresh("s1")
+    here.courses["cs101"] = 3
+    await here.sync()
+    assert await store.claim(here.pid, "s1") is None, "live on this node"
+
+    other_node = RecoveryStore(database, clock, window_seconds=WINDOW)
+    await other_node.beat()
+    there = other_node.fresh("s1")
+    there.courses["cs101"] = 3
+    await there.sync()
+    assert await store.claim(there.pid, "s1") is None, "live on another node, which is alive"
+    assert not there.lost
+    there.courses["cs102"] = 4
+    await there.sync()  # still the pid's holder
+    assert not there.lost
+
+    # Its connection ends while a claim waits: the claim gets it.
+    monkeypatch.setattr(recovery, "CLAIM_WAIT_SECONDS", 30.0)
+    waiting = asyncio.create_task(store.claim(there.pid, "s1"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    there.disconnected(forget=False)
+    claimed = await waiting
+    assert claimed is not None
+    assert claimed.courses == {"cs101": 3, "cs102": 4}
+
+
+@pytest.mark.parametrize("nodes", ["one node", "two nodes"])
+async def test_of_simultaneous_claims_exactly_one_wins(
+    store: RecoveryStore, database: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, nodes: str
+) -> None:
+    # Issue 23: two simultaneous claims both succeeded (5 of 5 trials).
+    monkeypatch.setattr(recovery, "CLAIM_WAIT_SECONDS", 0.3)
+    other = store if nodes == "one node" else RecoveryStore(database, clock, window_seconds=WINDOW)
+    await store.beat()
+    await other.beat()
+    for _trial in range(5):
+        state = store.fresh("s1")
+        state.courses["cs101"] = 3
+        await state.sync()
+        state.disconnected(forget=False)
+        await store.idle()
+        first, second = await asyncio.gather(store.claim(state.pid, "s1"), other.claim(state.pid, "s1"))
+        winners = [claim for claim in (first, second) if claim is not None]
+        assert len(winners) == 1, (first, second)
+        # The winner's connection is live: a later claim is refused too.
+        holder = (store if first is not None else other).resumed(winners[0], "s1")
+        assert await other.claim(state.pid, "s1") is None
+        assert await store.claim(state.pid, "s1") is None
+        holder.courses["cs102"] = 1
+        await holder.sync()
+        assert not holder.lost
 
 
 async def test_a_forgotten_pid_is_deleted(store: RecoveryStore, database: Database) -> None:

@@ -72,6 +72,8 @@ async def authenticate(context: AppContext, token: str | None) -> Identity:
         identity = (await context.tokens.check(token)).identity
     except TokenError as exc:
         raise Unauthorized(f"{exc.message}: {_FIXES[exc.message]}") from None
+    if context.check_user is not None:
+        context.check_user(identity.user_id)  # RateLimited (429) past HTTP_USER_RATE_LIMIT
     # Operations that reference the caller ensure its row themselves.
     context.service.remember_user_later(identity)
     return identity

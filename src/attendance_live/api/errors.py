@@ -2,7 +2,7 @@
 
 The service's errors carry no HTTP status: ``STATUS`` maps each to its own
 here (``InvalidInput`` 422, ``NotFound`` 404, ``Forbidden`` 403, ``Conflict``
-409, ``TooManyAttempts`` 429 with ``Retry-After``); a missing or bad token is :class:`Unauthorized`, 401 with
+409, ``RateLimited`` 429 with ``Retry-After``); a missing or bad token is :class:`Unauthorized`, 401 with
 ``WWW-Authenticate: Bearer``. ``ERRORS`` and ``CONFLICT`` document these
 answers in the OpenAPI schema of the routes.
 
@@ -27,27 +27,31 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from attendance_live.api.schemas import CheckInRefusal, Detail
+from attendance_live.api.schemas import CheckInRefusal, Detail, Limited
 from attendance_live.service.errors import (
     CheckInRefused,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     ServiceError,
-    TooManyAttempts,
 )
 
 __all__ = [
     "CHECK_IN_ERRORS",
     "CONFLICT",
+    "DASHBOARD_ROUTE",
     "ERRORS",
     "STATUS",
     "UNAVAILABLE",
     "Unauthorized",
+    "allowed_methods",
     "error_response",
     "install_error_handlers",
+    "retry_after",
     "service_error_body",
     "status_of",
 ]
@@ -66,7 +70,7 @@ STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,
-    TooManyAttempts: 429,
+    RateLimited: 429,
 }
 
 # The answers most routes can give, for their OpenAPI ``responses``.
@@ -87,6 +91,13 @@ CHECK_IN_ERRORS: dict[int | str, dict[str, object]] = {
         "description": (
             "Not allowed to check in: a pending enrollment, a teacher or admin (no `reason`), "
             "or refused by the session's rules (`reason`: code_required, code_invalid, network_not_allowed)"
+        ),
+    },
+    429: {
+        "model": Limited,
+        "description": (
+            "Too many wrong codes for this session (`reason`: too_many_attempts; CHECK_IN_CODE_ATTEMPTS "
+            "per CHECK_IN_CODE_WINDOW_SECONDS), or too many requests; `Retry-After` says when to try again"
         ),
     },
 }
@@ -114,15 +125,20 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def service_error_body(exc: ServiceError) -> dict[str, str]:
-    """``{"detail"}``, plus ``reason`` for a refused check-in."""
-    if isinstance(exc, CheckInRefused):
+    """``{"detail"}``, plus ``reason`` for a refused check-in or a limit."""
+    if isinstance(exc, CheckInRefused | RateLimited):
         return {"detail": exc.message, "reason": exc.reason}
     return {"detail": exc.message}
 
 
+def retry_after(seconds: float) -> str:
+    """``Retry-After``'s value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(math.ceil(exc.retry_after))} if isinstance(exc, TooManyAttempts) else None
+    headers = {"Retry-After": retry_after(exc.retry_after)} if isinstance(exc, RateLimited) else None
     return JSONResponse(service_error_body(exc), status_code=status_of(exc), headers=headers)
 
 
@@ -138,7 +154,31 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"No such endpoint: {request.method} {request.url.path}; see /docs"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        allowed = allowed_methods(request)
+        if allowed:  # every route's methods, where Starlette names only the first route's
+            return JSONResponse(
+                {"detail": detail},
+                status_code=405,
+                headers={**(exc.headers or {}), "Allow": ", ".join(allowed)},
+            )
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+#: The name of the dashboard's catch-all GET route (app.py), which matches every path.
+DASHBOARD_ROUTE = "dashboard"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app serves on the request's path (for ``Allow``), the dashboard's
+    catch-all aside; empty when no route has this path."""
+    routes = [route for route in request.app.router.routes if getattr(route, "name", None) != DASHBOARD_ROUTE]
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

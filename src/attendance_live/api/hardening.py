@@ -18,8 +18,9 @@ inline script, same-origin only): the dashboard and the API docs (served from
 the package by ``api/docs.py``) need nothing else. ``FRAME_ANCESTORS`` (default ``'none'``) says
 who may frame the dashboard, for an LMS that embeds it.
 
-Below ASGI, :func:`header_timeout_protocol` closes connections whose request
-headers never complete (``HEADER_TIMEOUT_SECONDS``).
+Below ASGI, :func:`http_protocol` bounds every request head: it closes connections whose
+request headers never complete (``HEADER_TIMEOUT_SECONDS``) and answers 431 to a head larger
+than ``HTTP_MAX_HEADER_BYTES`` or with more than ``HTTP_MAX_HEADERS`` fields.
 """
 
 from __future__ import annotations
@@ -32,10 +33,20 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["MAX_SEGMENT_BYTES", "MAX_URI_BYTES", "Hardening", "dashboard_policy", "header_timeout_protocol"]
+__all__ = [
+    "LINGER_SECONDS",
+    "MAX_SEGMENT_BYTES",
+    "MAX_URI_BYTES",
+    "Hardening",
+    "dashboard_policy",
+    "http_protocol",
+]
 
 MAX_URI_BYTES: Final = 4096
 MAX_SEGMENT_BYTES: Final = 255
+# How long a connection refused for its head is still read (and the bytes dropped) before it
+# is closed.
+LINGER_SECONDS: Final = 2.0
 
 
 def dashboard_policy(frame_ancestors: str, connect_origins: Sequence[str] = ()) -> str:
@@ -170,21 +181,45 @@ async def _answer(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol, closing a connection whose request headers are not complete
-    within ``seconds`` of the connection (or of the request's first byte).
+def http_protocol(
+    *, header_timeout: float, max_header_bytes: int, max_headers: int
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the request head bounded in time, size and count.
 
-    uvicorn waits for ever on a connection that sends nothing, or headers a byte at
-    a time (slowloris); its keep-alive timeout only runs between requests. Passed as
-    ``uvicorn.Config(http=...)``, uvicorn's public seam for the protocol class.
+    Passed as ``uvicorn.Config(http=...)``, uvicorn's public seam for the protocol class
+    (``Application.uvicorn_options()`` does it wherever the app is served). Every request,
+    a websocket upgrade included (uvicorn parses its head before handing it to the
+    transport), is held to:
+
+    * ``header_timeout``: a connection whose request head is not complete within that many
+      seconds of the connection (or of the request's first byte) is closed. uvicorn waits
+      for ever on a connection that sends nothing, or headers a byte at a time (slowloris);
+      its keep-alive timeout only runs between requests.
+    * ``max_header_bytes`` (``HTTP_MAX_HEADER_BYTES``): the request line and the header fields
+      together; past it the answer is 431 (414 when the request line alone is too long) and
+      the connection is closed before anything more is read. httptools buffers a header
+      field whole before it reports it, so the bytes of an unfinished head are counted as
+      they arrive: at most one read (256 KiB with uvloop) beyond the limit is ever held.
+    * ``max_headers`` (``HTTP_MAX_HEADERS``): the number of header fields, 431 past it.
     """
 
-    class HeaderTimeoutProtocol(HttpToolsProtocol):
+    class BoundedHttpProtocol(HttpToolsProtocol):
         header_timer: asyncio.TimerHandle | None = None
+        # The request head being read: True from the connection (or the end of the previous
+        # request) until its headers are complete.
+        head_open: bool = True
+        head_bytes: int = 0
+        head_fields: int = 0
+        head_counted: int = 0
+        head_refusal: tuple[int, str] | None = None
+        # After a refusal: what the client still sends is read and dropped until it stops or
+        # LINGER_SECONDS pass, so that closing does not reset the connection (a reset can
+        # destroy the answer before the client has read it), as nginx's lingering close.
+        lingering: bool = False
 
         def _arm(self) -> None:
             self._disarm()
-            self.header_timer = self.loop.call_later(seconds, self._expired)
+            self.header_timer = self.loop.call_later(header_timeout, self._expired)
 
         def _disarm(self) -> None:
             if self.header_timer is not None:
@@ -200,16 +235,96 @@ def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
             super().connection_made(transport)
             self._arm()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
 
-    return HeaderTimeoutProtocol
+        def data_received(self, data: bytes) -> None:
+            if self.lingering:
+                return
+            if self.head_open:
+                self.head_bytes += len(data)
+            super().data_received(data)
+            if self.head_open and self.head_bytes > max_header_bytes and not self.transport.is_closing():
+                # Still no end of the head, and already more than a whole head may be.
+                self._refuse_head(431, self._too_large())
+
+        # -- parser callbacks -------------------------------------------------------------
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.head_open = True
+            self.head_fields = self.head_counted = 0
+            self._arm()
+
+        def on_url(self, url: bytes) -> None:
+            self.head_counted += len(url)
+            if self.head_counted > max_header_bytes:
+                self.head_refusal = (
+                    414,
+                    f"The request line is longer than {max_header_bytes} bytes "
+                    "(HTTP_MAX_HEADER_BYTES); shorten the URL",
+                )
+                raise _HeadRefused
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.head_fields += 1
+            self.head_counted += len(name) + len(value) + 4  # ": " and CRLF
+            if self.head_fields > max_headers:
+                self.head_refusal = (
+                    431,
+                    f"The request has more than {max_headers} header fields (HTTP_MAX_HEADERS); send fewer",
+                )
+                raise _HeadRefused
+            if self.head_counted > max_header_bytes:
+                self.head_refusal = (431, self._too_large())
+                raise _HeadRefused
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            self.head_open = False
+            self.head_bytes = 0
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.head_open = True  # what follows is the next request's head
+
+        def send_400_response(self, msg: str) -> None:
+            # A callback above refused the head: the parser stopped and uvicorn reports it
+            # as an invalid request; answer with the reason instead.
+            if self.head_refusal is not None:
+                self._refuse_head(*self.head_refusal)
+                return
+            super().send_400_response(msg)
+
+        @staticmethod
+        def _too_large() -> str:
+            return (
+                f"The request line and headers are larger than {max_header_bytes} bytes "
+                "(HTTP_MAX_HEADER_BYTES); send smaller headers (cookies, tokens)"
+            )
+
+        def _refuse_head(self, status: int, detail: str) -> None:
+            self._disarm()
+            self.head_open = False
+            self.lingering = True
+            body = orjson.dumps({"detail": detail})
+            reason = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}[status]
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            )
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.header_timer = self.loop.call_later(LINGER_SECONDS, self._expired)
+            else:
+                self.transport.close()
+
+    return BoundedHttpProtocol
+
+
+class _HeadRefused(Exception):
+    """Raised from a parser callback: httptools stops parsing and reports a callback error."""

@@ -28,6 +28,7 @@ __all__ = [
     "EnrollmentPut",
     "JoinBody",
     "JoinCodeCreate",
+    "Limited",
     "RecordPut",
     "SessionStart",
 ]
@@ -133,6 +134,13 @@ class RecordPut(_Body):
 
 class Detail(BaseModel):
     detail: str
+
+
+class Limited(Detail):
+    reason: str = Field(
+        description="`too_many_attempts` (wrong check-in codes) or `rate_limited` (requests); "
+        "the `Retry-After` header says in how many seconds to try again"
+    )
 
 
 class CheckInRefusal(Detail):

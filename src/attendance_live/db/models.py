@@ -15,7 +15,8 @@ sign in with a token whose email matches (``service.roster``).
 ``outbox`` is the stream of domain events, written in the transaction of the
 change each describes; ``recovery_sessions`` holds what a disconnected
 Socket.IO client needs to recover (its ``pid``'s user and course
-subscriptions). See docs/architecture.md, "Delivery".
+subscriptions), and ``nodes`` the heartbeats that tell whether the node of a
+still-connected pid is alive. See docs/architecture.md, "Delivery".
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "Course",
     "Enrollment",
     "JoinCode",
+    "Node",
     "OutboxEvent",
     "RecordChange",
     "RecoverySession",
@@ -240,6 +242,8 @@ class AttendanceRecord(Base):
     # The student's own check-in, kept when a teacher's mark later moves marked_at.
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     remarks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the student was last stopped for too many wrong check-in codes (a flag for the teacher).
+    code_attempts_blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("status", RECORD_STATUSES), name="status"),
@@ -315,6 +319,9 @@ class RecoverySession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Null while connected (or when its node died before it could say).
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The node (``nodes.id``) of the connection holding the pid: while it is connected, the pid
+    # can be claimed only once that node has stopped beating (it died with the connection).
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_recovery_sessions_updated_at", "updated_at"),)
 
@@ -336,6 +343,15 @@ class SigningKey(Base):
     public_jwk: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Node(Base):
+    """A running server process, with its last heartbeat (``realtime.recovery``)."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # The term's tables (issue 21) live in their own module, on this Base.

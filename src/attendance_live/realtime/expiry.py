@@ -51,6 +51,11 @@ class Deadlines:
     def __len__(self) -> int:
         return len(self._live)
 
+    @property
+    def entries(self) -> int:
+        """Heap entries, stale ones not yet dropped included (a gauge: it must not grow for ever)."""
+        return len(self._heap)
+
     def __contains__(self, key: object) -> bool:
         return key in self._live
 

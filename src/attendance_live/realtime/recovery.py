@@ -19,8 +19,16 @@ course event it missed, replayed from the stream:
   is above the one it replaces. A claim moves the version on, so whatever the
   previous connection still writes (its node noticed the disconnect late) is
   refused instead of overwriting the recovered state.
-* :meth:`RecoveryStore.claim` takes a disconnected pid over, once: the row must
-  exist, belong to the token's user and be within the window.
+* :meth:`RecoveryStore.claim` takes a pid whose connection has ended over, once:
+  the row must exist, belong to the token's user, and either be disconnected
+  within the window or belong to a node that has died (its row in ``nodes``
+  stopped beating: ``NODE_DEAD_SECONDS``). A pid whose connection is live is
+  never handed to another connection: on its own node the claim is refused at
+  once; held by another node, the claim waits up to ``CLAIM_WAIT_SECONDS`` for
+  the disconnect to be stored or the node to be declared dead, then is refused
+  (a fresh pid). The claim is one compare-and-set on the row's version, so of
+  two simultaneous claims exactly one wins, and the second claim of a pid finds
+  it connected again (to the first) and is refused.
 * :func:`replay` reads the missed course events and joins the rooms at a
   position the node's relay has reached, so that nothing is missed and nothing
   is sent twice (the loop is described on the function).
@@ -33,26 +41,33 @@ recovery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, Literal, cast
 
 import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from attendance_live.db.engine import Database
-from attendance_live.db.models import RecoverySession, UTCDateTime
+from attendance_live.db.models import Node, RecoverySession, UTCDateTime
 from attendance_live.realtime.stream import CourseEvent, CourseStream
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import ID_RE
 
 __all__ = [
     "CATCH_UP_POLL_SECONDS",
+    "CLAIM_POLL_SECONDS",
+    "CLAIM_WAIT_SECONDS",
+    "HEARTBEAT_SECONDS",
+    "NODE_DEAD_SECONDS",
+    "NODE_FORGET_SECONDS",
     "PID_BYTES",
     "SHARED_READS_KEPT",
     "Claimed",
@@ -65,6 +80,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PID_BYTES = 24  # 192 random bits, 32 url-safe characters
+#: How often each node writes its heartbeat (``nodes.seen_at``).
+HEARTBEAT_SECONDS = 2.0
+#: A node whose heartbeat is older than this has died, and its connections with it.
+NODE_DEAD_SECONDS = 6.0
+#: How long a claim of a pid still connected on another node waits for it to end.
+CLAIM_WAIT_SECONDS = NODE_DEAD_SECONDS + HEARTBEAT_SECONDS
+CLAIM_POLL_SECONDS = 0.1
+#: Heartbeat rows of nodes gone this long are deleted.
+NODE_FORGET_SECONDS = 86400.0
 CATCH_UP_POLL_SECONDS = 0.02
 SHARED_READS_KEPT = 256  # recent stream reads kept for the recoveries of a reconnect storm
 
@@ -79,9 +103,15 @@ _MINE = (_TABLE.c.pid == bindparam("b_pid")) & (
 _INSERT = insert(_TABLE)
 _UPDATE = update(_TABLE).where(_MINE)
 _DELETE = delete(_TABLE).where(_MINE)
-_READ = select(_TABLE.c.user_id, _TABLE.c.courses, _TABLE.c.updated_at, _TABLE.c.disconnected_at).where(
-    _TABLE.c.pid == bindparam("b_pid")
-)
+_READ = select(
+    _TABLE.c.user_id, _TABLE.c.courses, _TABLE.c.updated_at, _TABLE.c.disconnected_at, _TABLE.c.node
+).where(_TABLE.c.pid == bindparam("b_pid"))
+_NODES = cast(Table, Node.__table__)
+_NODE_SEEN = select(_NODES.c.seen_at).where(_NODES.c.id == bindparam("b_node"))
+_BEAT = update(_NODES).where(_NODES.c.id == bindparam("b_node")).values(seen_at=bindparam("b_seen"))
+_FORGET_NODES = delete(_NODES).where(_NODES.c.seen_at < bindparam("b_before", type_=UTCDateTime()))
+# A claim's outcome when the pid's connection is live on another node (the claim may wait).
+_LIVE: Final = "live"
 
 
 def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -125,7 +155,7 @@ class Claimed:
     version: datetime
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class PidState:
     """One connection's recoverable state and the writes that keep its row up to date."""
 
@@ -150,6 +180,11 @@ class PidState:
         self._waiters.append(future)
         self._start()
         await future
+
+    async def settled(self) -> None:
+        """Return once the writes under way are committed (at once when none is)."""
+        if self._writer is not None:
+            await self.sync()
 
     def sync_later(self) -> None:
         """Commit the state as it is now, in the background (failures are logged)."""
@@ -210,7 +245,7 @@ class PidState:
         values = {"courses": courses, "updated_at": new, "disconnected_at": disconnected_at}
         if previous is None:
             # A new row: inserted with the group's other new rows in one statement (``_insert_new``).
-            row: dict[str, Any] = {"pid": pid, "user_id": user_id, **values}
+            row: dict[str, Any] = {"pid": pid, "user_id": user_id, "node": store.node_id, **values}
 
             def new_row(_conn: Connection) -> dict[str, Any]:
                 return row
@@ -242,7 +277,12 @@ class RecoveryStore:
         self.database = database
         self.clock = clock
         self.window = timedelta(seconds=window_seconds)
+        #: This process's id in ``nodes`` (new at every start).
+        self.node_id = secrets.token_hex(12)
         self._tasks: set[asyncio.Task[None]] = set()
+        # This node's states by pid, while a connection or a pending write holds them.
+        self._states: weakref.WeakValueDictionary[str, PidState] = weakref.WeakValueDictionary()
+        self._heart: asyncio.Task[None] | None = None
 
     @staticmethod
     def new_pid() -> str:
@@ -250,37 +290,104 @@ class RecoveryStore:
 
     def fresh(self, user_id: str) -> PidState:
         """The state of a new connection, under a new pid (no row until it follows a course)."""
-        return PidState(self, self.new_pid(), user_id)
+        state = PidState(self, self.new_pid(), user_id)
+        self._states[state.pid] = state
+        return state
 
     def resumed(self, claimed: Claimed, user_id: str) -> PidState:
-        return PidState(self, claimed.pid, user_id, dict(claimed.courses), claimed.version)
+        state = PidState(self, claimed.pid, user_id, dict(claimed.courses), claimed.version)
+        self._states[state.pid] = state
+        return state
+
+    # -- the heartbeat ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Write this node's first heartbeat, then keep beating until :meth:`stop`."""
+        await self.beat()
+        self._heart = asyncio.get_running_loop().create_task(self._beating(), name="recovery-heartbeat")
+
+    async def stop(self) -> None:
+        if self._heart is not None:
+            self._heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heart
+            self._heart = None
+
+    async def beat(self) -> None:
+        """``nodes.seen_at`` of this node := now (and forget nodes gone for a day)."""
+        now = self.clock()
+
+        def write(conn: Connection) -> None:
+            if conn.execute(_BEAT, {"b_node": self.node_id, "b_seen": now}).rowcount == 0:
+                conn.execute(insert(_NODES), {"id": self.node_id, "seen_at": now})
+                conn.execute(_FORGET_NODES, {"b_before": now - timedelta(seconds=NODE_FORGET_SECONDS)})
+
+        await self.database.run_write(write)
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not write this node's heartbeat (%s); retrying", type(exc).__name__)
+
+    # -- claims ----------------------------------------------------------------------------
 
     async def claim(self, pid: str, user_id: str) -> Claimed | None:
         """Take the recovery session ``pid`` over for a new connection of ``user_id``.
 
         None when there is none to take: unknown, another user's, past the
-        window, or claimed by someone else first (one recovery per disconnect).
+        window, still connected (here, or on a live node after
+        ``CLAIM_WAIT_SECONDS``), or claimed by someone else first (one recovery
+        per disconnect).
         """
         if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
             return None
+        local = self._states.get(pid)
+        if local is not None:
+            if local.disconnected_at is None and not local.lost:
+                log.info("recovery refused: that pid's connection is live on this node")
+                return None
+            with contextlib.suppress(Exception):
+                await local.settled()  # its disconnect stored first (a failure is the claim's to find)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_WAIT_SECONDS
+        while True:
+            outcome = await self.database.run_write_grouped(lambda conn: self._take(conn, pid, user_id))
+            if outcome != _LIVE:
+                return outcome if isinstance(outcome, Claimed) else None
+            if loop.time() >= deadline:
+                log.info("recovery refused: that pid's connection is live on another node")
+                return None
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    def _take(self, conn: Connection, pid: str, user_id: str) -> Claimed | Literal["live"] | None:
         now = self.clock()
-        horizon = now - self.window
-
-        def take(conn: Connection) -> Claimed | None:
-            row = conn.execute(_READ, {"b_pid": pid}).first()
-            if row is None or row.user_id != user_id:
+        row = conn.execute(_READ, {"b_pid": pid}).first()
+        if row is None or row.user_id != user_id:
+            return None
+        if row.disconnected_at is not None:
+            if row.disconnected_at < now - self.window:
                 return None
-            if row.disconnected_at is not None and row.disconnected_at < horizon:
-                return None
-            courses = _decode(row.courses)
-            if courses is None:
-                return None
-            version = _next_version(now, row.updated_at)
-            mine = {"b_pid": pid, "b_previous": row.updated_at}
-            claimed = conn.execute(_UPDATE, {**mine, "updated_at": version, "disconnected_at": None})
-            return Claimed(pid, courses, version) if claimed.rowcount == 1 else None
-
-        return await self.database.run_write_grouped(take)
+        elif row.node == self.node_id:
+            return None  # connected here: live, or claimed by another connection a moment ago
+        elif row.node is not None:
+            seen = conn.execute(_NODE_SEEN, {"b_node": row.node}).scalar()
+            if seen is not None and seen >= now - timedelta(seconds=NODE_DEAD_SECONDS):
+                return _LIVE  # connected to a node that is alive
+        courses = _decode(row.courses)
+        if courses is None:
+            return None
+        version = _next_version(now, row.updated_at)
+        mine = {"b_pid": pid, "b_previous": row.updated_at}
+        claimed = conn.execute(
+            _UPDATE, {**mine, "updated_at": version, "disconnected_at": None, "node": self.node_id}
+        )
+        # The compare-and-set on the version: of two claims that read the same row, one wins.
+        return Claimed(pid, courses, version) if claimed.rowcount == 1 else None
 
     def spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine, name="recovery-write")

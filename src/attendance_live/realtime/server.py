@@ -80,7 +80,7 @@ from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
 from attendance_live.realtime.stream import CourseEvent, CourseStream, parse_offset
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, RateLimited, ServiceError
 from attendance_live.transport import (
     Adapter,
     ConnectRefused,
@@ -95,7 +95,15 @@ from attendance_live.transport import (
     uvicorn_options,
 )
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
-from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
+from attendance_live.vocabulary import (
+    course_of_managers_room,
+    course_of_room,
+    course_room,
+    managers_room,
+    session_of_room,
+    session_room,
+    user_room,
+)
 
 __all__ = [
     "ERROR_EVENT",
@@ -118,6 +126,7 @@ SOCKET_CODES: dict[type[ServiceError], str] = {
     InvalidInput: "invalid_payload",
     NotFound: "forbidden",
     Forbidden: "forbidden",
+    RateLimited: "rate_limited",  # a limit of attendance_live.limits (e.g. wrong check-in codes)
 }
 
 
@@ -544,6 +553,9 @@ class RealtimeServer:
         conn.expires_at = verified.expires_at
         self.deadlines.set(socket.sid, verified.expires_at)
         self.service.users.remember_later(verified.identity)
+        # The new token may carry a lower role (admin -> student): out of every room it no
+        # longer grants, before the answer, as a rejected enrollment takes a socket out.
+        await self._recheck_rooms(socket, conn)
         payload = expiry_body("expires_at", verified.expires_at)
         socket.emit(TOKEN_REFRESHED_EVENT, payload)
         return payload
@@ -578,6 +590,23 @@ class RealtimeServer:
             if len(self._replay_packets) > REPLAY_PACKETS_KEPT:
                 self._replay_packets.popitem(last=False)
         return packet
+
+    async def _recheck_rooms(self, socket: Socket, conn: Connection) -> None:
+        """Keep the socket only in the course, managers' and roster rooms its identity may follow now."""
+        for room in list(socket.rooms):
+            course_id = course_of_room(room)
+            if course_id is not None and not await self.service.approved_member(conn.identity, course_id):
+                socket.leave(room)
+                self._forget_course(conn, course_id)
+                log.info("socket %s left a course its refreshed token no longer grants", socket.sid)
+            session_id = session_of_room(room)
+            if session_id is not None and not await self.service.manages_session(conn.identity, session_id):
+                socket.leave(room)
+                log.info("socket %s left a roster its refreshed token no longer grants", socket.sid)
+            managed_id = course_of_managers_room(room)
+            if managed_id is not None and not await self.service.manages_course(conn.identity, managed_id):
+                socket.leave(room)
+                log.info("socket %s left join requests its refreshed token no longer grants", socket.sid)
 
     def remove_user_from_course(self, user_id: str, course_id: str) -> None:
         """Take every socket of ``user_id`` on this node out of the course's room."""
@@ -620,6 +649,14 @@ class RealtimeServer:
         """The rooms with a participant on this node."""
         return self.adapter.room_names()
 
+    def timer_entries(self) -> int:
+        """Live deadlines of this node's timers: the transport's wheel and the tokens' expiry heap."""
+        return self.server.engine.live_timer_entries + len(self.deadlines)
+
+    def timer_heap_entries(self) -> int:
+        """Entries those timers hold, cancelled and moved ones not yet dropped included."""
+        return self.server.engine.timer_entries + self.deadlines.entries
+
     @property
     def listening(self) -> bool:
         """Whether other nodes' broadcasts reach this node (always, with one node)."""
@@ -638,6 +675,8 @@ class RealtimeServer:
         """Connect to the other nodes (with Redis) before this node takes clients."""
         await self.adapter.start()
         self.codes.start()
+        if self.recovery is not None:
+            await self.recovery.start()  # the heartbeat that says this node's connections are live
 
     async def close(self) -> None:
         """Close every transport so that clients reconnect (to this node again, or another).
@@ -651,6 +690,7 @@ class RealtimeServer:
         await self.server.close()
         if self.recovery is not None:
             await self.recovery.idle()  # the disconnects are stored: clients recover on any node
+            await self.recovery.stop()
 
     async def stop_fanout(self) -> None:
         """Stop relaying broadcasts to other nodes (after the notifier's last one)."""

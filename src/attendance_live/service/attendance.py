@@ -21,6 +21,7 @@ CLI call these classes only.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from attendance_live.auth.tokens import Identity
@@ -28,13 +29,16 @@ from attendance_live.service.access import Relation
 from attendance_live.service.checkin import CheckIns
 from attendance_live.service.core import validate_id
 from attendance_live.service.courses import Courses
+from attendance_live.service.errors import CheckInRefused, RateLimited
 from attendance_live.service.joining import JoinCodes
 from attendance_live.service.roster import Roster
 from attendance_live.service.sessions import Sessions
-from attendance_live.service.views import UserView
+from attendance_live.service.views import RecordView, UserView
 from attendance_live.vocabulary import SYSTEM
 
 __all__ = ["SYSTEM", "AttendanceService", "Relation", "validate_id"]
+
+log = logging.getLogger(__name__)
 
 
 class AttendanceService(Courses, JoinCodes, Roster, Sessions, CheckIns):
@@ -44,6 +48,43 @@ class AttendanceService(Courses, JoinCodes, Roster, Sessions, CheckIns):
         super().__init__(*args, **kwargs)
         # A user's first sign-in with an email some roster invited: enroll them (service.roster).
         self.users.on_written = self.link_invitations
+
+    async def check_in(
+        self,
+        actor: Identity,
+        session_id: str,
+        *,
+        code: str | None = None,
+        address: str | None = None,
+        device_id: str | None = None,
+    ) -> RecordView:
+        """``CheckIns.check_in``, with wrong codes counted per student and session: past
+        ``code_attempts`` in its window, ``RateLimited`` (``too_many_attempts``) until the window
+        ends, whatever the code; the attempt that reaches the limit flags the student's record
+        for the teacher (``flag_code_attempts``)."""
+        key = f"check-in-code:{session_id}:{actor.user_id}"
+        rate = self.code_attempts
+        if code is not None:  # no code, no guess (an open session, or code_required)
+            verdict = await self.limiter.peek(key, rate)
+            if not verdict.allowed:
+                raise RateLimited(
+                    "too_many_attempts",
+                    f"Too many wrong check-in codes: at most {rate.count} in {rate.seconds:g} s "
+                    f"(CHECK_IN_CODE_ATTEMPTS); wait {verdict.retry_after_header} s, then type the code "
+                    "shown in the room",
+                    verdict.retry_after,
+                )
+        try:
+            return await super().check_in(actor, session_id, code=code, address=address, device_id=device_id)
+        except CheckInRefused as exc:
+            if exc.reason == "code_invalid":
+                verdict = await self.limiter.hit(key, rate)
+                if verdict.count == rate.count:  # exactly one attempt reaches it, on any node
+                    try:
+                        await self.flag_code_attempts(session_id, actor.user_id)
+                    except Exception:
+                        log.exception("could not flag a student stopped for wrong check-in codes")
+            raise
 
     async def remember_user(self, actor: Identity) -> None:
         """Create or refresh the user's row from its token's claims, now."""

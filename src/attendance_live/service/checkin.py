@@ -80,6 +80,7 @@ class CheckInStatements:
                 S.code_period_seconds,
                 S.code_secret,
                 S.allowed_networks,
+                R.code_attempts_blocked_at,
             )
             .join(Course, Course.id == S.course_id)
             .outerjoin(Enrollment, and_(Enrollment.course_id == S.course_id, Enrollment.user_id == uid))
@@ -220,6 +221,7 @@ class CheckIns(AccessRules):
                 period,
                 secret,
                 networks,
+                blocked_at,
             ) = row
             if actor.is_admin or teacher_id == actor.user_id:
                 raise Forbidden("Only approved students of the course can check in")
@@ -247,6 +249,7 @@ class CheckIns(AccessRules):
                     marked_by=by,
                     remarks=note,
                     audit=audit,
+                    code_attempts_blocked_at=iso_z(blocked_at),
                 )
                 change = None
                 if audit is not None:

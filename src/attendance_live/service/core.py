@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from attendance_live.db.engine import Database
+from attendance_live.limits import Limiter, MemoryLimiter, Rate
 from attendance_live.service.cache import Caches
 from attendance_live.service.errors import InvalidInput
 from attendance_live.service.events import DomainEvent, EventBus
@@ -70,6 +71,9 @@ class ServiceCore:
         caches: Caches | None = None,
         check_in_code_grace_seconds: float = 5.0,
         kill_after_commit: str | None = None,
+        limiter: Limiter | None = None,
+        code_attempts: Rate | None = None,
+        join_attempts: Rate | None = None,
     ) -> None:
         self.database = database
         self.bus = bus
@@ -85,6 +89,12 @@ class ServiceCore:
         # Tests only (KILL_AFTER_COMMIT_FOR_TESTS): die right after committing a row of this kind,
         # before any relay saw it, as a node killed between its commit and its broadcast.
         self.kill_after_commit = kill_after_commit
+        # Limits (attendance_live.limits): shared by every node when built on Redis. Wrong check-in
+        # codes per student and session (CHECK_IN_CODE_ATTEMPTS per CHECK_IN_CODE_WINDOW_SECONDS);
+        # refused join codes per user (JOIN_CODE_ATTEMPTS per JOIN_CODE_WINDOW_SECONDS).
+        self.limiter: Limiter = limiter or MemoryLimiter()
+        self.code_attempts = code_attempts or Rate(5, 60)
+        self.join_attempts = join_attempts or Rate(10, 600)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Unit]:

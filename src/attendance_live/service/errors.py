@@ -6,7 +6,7 @@ ServiceError
 ├── Forbidden      related, but without the right
 │   └── CheckInRefused   a check-in without the right code or from the wrong network (``reason``)
 ├── Conflict       the state does not allow it (already ended, already exists)
-└── TooManyAttempts   too many failed attempts (join codes); ``retry_after`` seconds
+└── RateLimited    too many attempts or requests for now (``reason``, ``retry_after``)
 
 Each edge maps them to its own answer: ``api.errors`` to an HTTP status,
 ``realtime.server`` to a socket error code.
@@ -22,8 +22,8 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "NotFound",
+    "RateLimited",
     "ServiceError",
-    "TooManyAttempts",
 ]
 
 
@@ -59,9 +59,11 @@ class Conflict(ServiceError):
     pass
 
 
-class TooManyAttempts(ServiceError):
-    """Too many failed attempts in a row; try again after ``retry_after`` seconds."""
+class RateLimited(ServiceError):
+    """Past a limit (``attendance_live.limits``): ``reason`` names which, ``retry_after`` (seconds)
+    says when the caller may go on. HTTP answers 429 with ``Retry-After``."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, reason: str, message: str, retry_after: float) -> None:
         super().__init__(message)
+        self.reason = reason
         self.retry_after = retry_after

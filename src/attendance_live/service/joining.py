@@ -8,8 +8,9 @@ revoked), ``DELETE`` revokes it. Joining:
 
 * an unknown code is 404; a revoked or expired one, or one of an archived
   course, 403 with what to do; every such failure counts against the caller
-  (``service.attempts``: ``JOIN_ATTEMPTS`` failures per ``JOIN_ATTEMPT_WINDOW``),
-  past which the answer is 429, whatever the code;
+  (``attendance_live.limits``, shared by every node with Redis: ``JOIN_CODE_ATTEMPTS``
+  failures per ``JOIN_CODE_WINDOW_SECONDS``), past which the answer is 429
+  (``too_many_attempts``), whatever the code;
 * otherwise the caller's enrollment becomes ``pending`` (manual approval) or
   ``approved`` (auto), once: joining again changes nothing, and a rejected
   student stays rejected until a manager changes it (403 saying so);
@@ -20,7 +21,7 @@ revoked), ``DELETE`` revokes it. Joining:
 
 from __future__ import annotations
 
-import functools
+import math
 import secrets
 from datetime import datetime
 from typing import Final
@@ -31,8 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.models import Course, Enrollment, JoinCode, User
 from attendance_live.service.access import AccessRules
-from attendance_live.service.attempts import AttemptLimiter, seconds_text
-from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, TooManyAttempts
+from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, RateLimited
 from attendance_live.service.events import EnrollmentChanged
 from attendance_live.service.views import JoinCodeView, JoinView
 from attendance_live.timeutil import iso_z
@@ -61,11 +61,6 @@ def join_path(code: str) -> str:
 
 class JoinCodes(AccessRules):
     """Join codes and join requests; see the module docstring."""
-
-    @functools.cached_property
-    def join_attempts(self) -> AttemptLimiter:
-        """Failed joins per user (this node's memory; see ``service.attempts``)."""
-        return AttemptLimiter()
 
     async def create_join_code(
         self, actor: Identity, course_id: str, *, approval: JoinApproval, expires_at: datetime | None
@@ -125,19 +120,21 @@ class JoinCodes(AccessRules):
 
     async def join(self, actor: Identity, typed_code: str) -> JoinView:
         """Ask to join the course of ``typed_code``; see the module docstring."""
-        wait = self.join_attempts.retry_after(actor.user_id)
-        if wait > 0:
-            raise TooManyAttempts(
-                f"Too many wrong join codes; try again in {seconds_text(wait)}, "
+        key = f"join-code:{actor.user_id}"
+        verdict = await self.limiter.peek(key, self.join_attempts)
+        if not verdict.allowed:
+            raise RateLimited(
+                "too_many_attempts",
+                f"Too many wrong join codes; try again in {seconds_text(verdict.retry_after)}, "
                 "and check the code with your teacher",
-                wait,
+                verdict.retry_after,
             )
         code = normalize_code(typed_code)
         now = self.clock()
         try:
             return await self._join(actor, code, now)
         except (NotFound, Forbidden):
-            self.join_attempts.failed(actor.user_id)
+            await self.limiter.hit(key, self.join_attempts)
             raise
 
     async def _join(self, actor: Identity, code: str, now: datetime) -> JoinView:
@@ -208,3 +205,11 @@ def _code_view(
     return JoinCodeView(
         course_id=course_id, code=code, url=join_path(code), approval=approval, expires_at=iso_z(expires_at)
     )
+
+
+def seconds_text(seconds: float) -> str:
+    """``seconds`` rounded up, in words (``"1 minute"``, ``"40 seconds"``)."""
+    whole = max(1, math.ceil(seconds))
+    if whole >= 120:
+        return f"{math.ceil(whole / 60)} minutes"
+    return "1 second" if whole == 1 else f"{whole} seconds"

@@ -67,6 +67,15 @@ class Reads(AccessRules):
 
         return await self.database.run_read(read)
 
+    async def manages_session(self, actor: Identity, session_id: str) -> bool:
+        """Whether ``actor`` may follow the session's roster (its course's teacher, an admin)."""
+        async with self.database.read() as db:
+            try:
+                _, access = await self._session_access(db, actor, session_id)
+            except (NotFound, Forbidden):
+                return False
+            return access.manages
+
     async def roster(self, actor: Identity, session_id: str) -> SessionView:
         """The whole session with every record, for the course's teacher and admins."""
         async with self.database.read() as db:
@@ -180,4 +189,5 @@ def record_view(record: AttendanceRecord, name: str) -> RecordView:
         marked_at=iso_z(record.marked_at),
         marked_by=record.marked_by,
         remarks=record.remarks,
+        code_attempts_blocked_at=iso_z(record.code_attempts_blocked_at),
     )

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, case, func, select
@@ -49,6 +49,8 @@ from attendance_live.vocabulary import RecordStatus
 
 __all__ = [
     "CSV_FORMULA_PREFIXES",
+    "FIRST_DAY",
+    "LAST_DAY",
     "CourseReport",
     "CourseReports",
     "SessionAttendance",
@@ -62,6 +64,9 @@ __all__ = [
 
 _Relation = Literal["manager", "member"]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: The days a report's ``from`` and ``to`` may name.
+FIRST_DAY: Final = date(1970, 1, 1)
+LAST_DAY: Final = date.max - timedelta(days=1)
 
 _COURSE_REPORT_COLUMNS = (
     "user_id",
@@ -86,17 +91,26 @@ _SESSION_REPORT_COLUMNS = (
 
 
 def parse_day(value: str | None, name: str) -> date | None:
-    """A ``YYYY-MM-DD`` query value, or :class:`InvalidInput` that names it and the fix."""
+    """A ``YYYY-MM-DD`` query value, or :class:`InvalidInput` that names it and the fix.
+
+    Days outside [``FIRST_DAY``, ``LAST_DAY``] are refused too: the range's end is the next
+    day's midnight, which does not exist after 9999-12-30 (``OverflowError``, a 500 before)."""
     if value is None or value == "":
         return None
     try:
         if not _DAY.match(value):
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
             f"{name}={value[:40]!r} is not a date: use YYYY-MM-DD, for example {name}=2024-01-15"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(
+            f"{name}={value} is outside the days a report covers: use a day from "
+            f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}, or leave {name} out for no limit"
+        )
+    return day
 
 
 class _View(BaseModel):

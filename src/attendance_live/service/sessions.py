@@ -184,6 +184,28 @@ class Sessions(Reads):
             )
         return view
 
+    async def flag_code_attempts(self, session_id: str, user_id: str) -> RecordView | None:
+        """Flag the student's record: stopped for too many wrong check-in codes (now). The roster's
+        followers get ``attendanceUpdated`` with ``code_attempts_blocked_at``; None when the
+        student has no record in the session (approved after its start, never checked in)."""
+        now = self.clock()
+        async with self._write() as unit:
+            attendance = await unit.db.get(AttendanceSession, session_id)
+            record = await unit.db.get(AttendanceRecord, (session_id, user_id))
+            if attendance is None or record is None:
+                return None
+            record.code_attempts_blocked_at = now
+            await unit.db.flush()
+            changes = await unit.db.execute(
+                select(*AUDIT_COLUMNS)
+                .where(RecordChange.session_id == session_id, RecordChange.user_id == user_id)
+                .order_by(RecordChange.id)
+            )
+            audit = audits_by_user(changes.all()).get(user_id)
+            view = (await self._record(unit.db, session_id, user_id)).model_copy(update={"audit": audit})
+            unit.events.append(RecordChanged(attendance.course_id, session_id, user_id, False, record=view))
+        return view
+
     async def end_session(self, actor: Identity, session_id: str) -> SessionView:
         async with self._write() as unit:
             attendance, access = await self._session_access(unit.db, actor, session_id)

@@ -106,6 +106,13 @@ class RecordView(_View):
     audit: RecordAudit | None = Field(
         default=None, description="For the course's teacher and admins: the last change (null otherwise)"
     )
+    code_attempts_blocked_at: str | None = Field(
+        default=None,
+        description=(
+            "Flag: when the student was last stopped for too many wrong check-in codes in this session "
+            "(CHECK_IN_CODE_ATTEMPTS); null when never"
+        ),
+    )
 
 
 class SessionView(_View):

@@ -398,6 +398,17 @@ class EngineServer:
         return self._timers
 
     @property
+    def timer_entries(self) -> int:
+        """Deadlines waiting in the timer wheel (heartbeats, handshakes), cancelled ones not yet
+        dropped included, for the metrics."""
+        return self._timers.entries if self._timers is not None else 0
+
+    @property
+    def live_timer_entries(self) -> int:
+        """Deadlines in the timer wheel that are not cancelled, for the metrics."""
+        return self._timers.live_entries if self._timers is not None else 0
+
+    @property
     def ping_lane(self) -> Lane:
         if self._ping_lane is None:
             self._ping_lane = self.timers.lane(self.settings.ping_interval_ms / 1000)

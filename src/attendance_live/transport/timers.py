@@ -68,6 +68,11 @@ class Lane:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def live(self) -> int:
+        """Deadlines not cancelled (a scan: for gauges, not for hot paths)."""
+        return sum(1 for deadline in self._queue if deadline.live)
+
 
 class TimerWheel:
     """The lanes and the one ``call_at`` handle that serves them."""
@@ -77,6 +82,16 @@ class TimerWheel:
         self._lanes: list[Lane] = []
         self._handle: asyncio.TimerHandle | None = None
         self._armed_at = float("inf")
+
+    @property
+    def entries(self) -> int:
+        """Deadlines queued in every lane, cancelled ones not yet dropped included (a gauge)."""
+        return sum(len(lane) for lane in self._lanes)
+
+    @property
+    def live_entries(self) -> int:
+        """Deadlines not cancelled in every lane (a scan: for gauges)."""
+        return sum(lane.live for lane in self._lanes)
 
     def lane(self, delay: float) -> Lane:
         lane = Lane(self, delay)

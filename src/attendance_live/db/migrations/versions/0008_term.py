@@ -4,7 +4,7 @@ tokens, timetable slots and planned sessions, absence rules, states and alerts.
 New tables only: nothing existing changes, so the upgrade is instant on SQLite and PostgreSQL.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
