@@ -38,7 +38,15 @@ from attendance_live.service.views import JoinCodeView, JoinView
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import EnrollmentStatus, JoinApproval
 
-__all__ = ["CODE_ALPHABET", "CODE_LENGTH", "JoinCodes", "join_path", "new_join_code", "normalize_code"]
+__all__ = [
+    "CODE_ALPHABET",
+    "CODE_LENGTH",
+    "JoinCodes",
+    "join_path",
+    "new_join_code",
+    "normalize_code",
+    "seconds_text",
+]
 
 # 31 symbols, none that reads as another (0/O, 1/I/L); 31^10 is about 8 * 10^14 codes.
 CODE_ALPHABET: Final = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
