@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, docs, health, join, reports, server_config, sessions, wellknown
+from attendance_live.api import courses, docs, health, join, lti, reports, server_config, sessions, wellknown
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import install_error_handlers
 from attendance_live.api.hardening import Hardening
@@ -43,6 +43,7 @@ from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
+from attendance_live.lti.service import LtiTool
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.relay import Relay
 from attendance_live.realtime.server import RealtimeServer
@@ -135,6 +136,15 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         redis_state=relay.redis_state if clustered else None,
     )
 
+    lti_tool = LtiTool(
+        database,
+        service,
+        session_keys,
+        public_url=settings.issuer_url,
+        token_seconds=settings.session_token_max_seconds,
+        clock=clock,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await session_keys.start()  # the first start generates the signing key
@@ -158,6 +168,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await service.users.flush()
             await realtime.stop_fanout()
             await tokens.close()
+            await lti_tool.close()
             await database.dispose()
 
     http = FastAPI(
@@ -169,6 +180,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         redoc_url=None,
     )
     http.state.context = context
+    http.state.lti = lti_tool
     # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
     http.add_middleware(CheckInRoute, context=context)
     http.add_middleware(
@@ -197,14 +209,16 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(server_config.router)
     http.include_router(wellknown.router)
     http.include_router(docs.router)
+    http.include_router(lti.router)
     _mount_dashboard(http)
 
+    # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
+    connect_origins = [settings.oidc_origin] if settings.oidc_origin else []
     asgi = Hardening(
-        realtime.asgi_app(http),
+        lti.LtiFraming(realtime.asgi_app(http), database, connect_origins=connect_origins),
         max_body_bytes=settings.max_body_bytes,
         frame_ancestors=settings.frame_ancestors,
-        # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
-        connect_origins=[settings.oidc_origin] if settings.oidc_origin else [],
+        connect_origins=connect_origins,
     )
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics)
 
