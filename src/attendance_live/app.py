@@ -43,6 +43,7 @@ from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
+from attendance_live.lti.grades import Grades
 from attendance_live.lti.service import LtiTool
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.relay import Relay
@@ -144,6 +145,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         token_seconds=settings.session_token_max_seconds,
         clock=clock,
     )
+    # Grades to the LMS after every session's end, from the outbox (retried, never blocking the end).
+    grades = Grades(lti_tool, context.reports, poll_seconds=settings.outbox_poll_seconds)
+    lti_tool.grades = grades
+    bus.subscribe(grades.on_event)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +157,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         tokens.start()
         await relay.start()
         auto_ender.start()
+        grades.start()
         log.info(
             "attendance-live %s ready (database: %s, fan-out: %s)",
             __version__,
@@ -162,6 +168,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             yield
         finally:
             await auto_ender.stop()
+            await grades.stop()
             # Drain: what committed reaches this node's clients before their sockets close.
             await relay.close()
             await realtime.close()

@@ -199,6 +199,7 @@ async def course_lti(course_id: CourseId, user: Caller, tool: Tool) -> dict[str,
         "roster_sync": bool(context.memberships_url),
         "grades": bool(context.lineitems_url),
         "last_sync": json.loads(context.last_sync_summary) if context.last_sync_summary else None,
+        "grade_posts": await tool.grades.state(course_id) if tool.grades is not None else None,
     }
 
 

@@ -72,6 +72,7 @@ __all__ = [
     "LtiPlatform",
     "LtiScorePost",
     "LtiToolKey",
+    "LtiUser",
     "OutboxEvent",
     "RecordChange",
     "RecoverySession",
@@ -449,3 +450,13 @@ class LtiScorePost(Base):
         CheckConstraint("status IN ('pending', 'done', 'failed')", name="status"),
         Index("ix_lti_score_posts_status_next", "status", "next_attempt_at"),
     )
+
+
+class LtiUser(Base):
+    """Who an ``lti-`` user is on its platform (the ``sub`` that grades are posted for)."""
+
+    __tablename__ = "lti_users"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
-from attendance_live.db.models import Course, Enrollment, LtiContext, User
+from attendance_live.db.models import Course, Enrollment, LtiContext, LtiUser, User
 from attendance_live.lti.launch import Launch, Launcher, LaunchError
 from attendance_live.lti.platform import PlatformClient, PlatformError
 from attendance_live.lti.registry import PlatformInfo, ToolKey, list_platforms, load_tool_key
@@ -143,6 +143,7 @@ class LtiTool:
         self._key: ToolKey | None = None
         self.client = PlatformClient(self.tool_key)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.grades: Any = None  # lti.grades.Grades, set by the app (it imports this module)
 
     async def tool_key(self) -> ToolKey:
         if self._key is None:
@@ -182,6 +183,7 @@ class LtiTool:
         actor = Identity(lti_user_id(platform.issuer, launch.subject), launch.name, launch.email, role)
         course_id = lti_course_id(platform.issuer, launch.context_id)
         await self.service.remember_user(actor)
+        await self.remember_subjects(platform.issuer, [launch.subject])
         async with self.database.read() as db:
             context = await db.get(LtiContext, (platform.id, launch.context_id))
             course = await db.get(Course, course_id)
@@ -226,6 +228,17 @@ class LtiTool:
             )
         token = await self.sessions.mint_session_token(actor, role, self.token_seconds)
         return LandedLaunch(token, course_id, role, platform)
+
+    async def remember_subjects(self, issuer: str, subjects: list[str]) -> None:
+        """Keep each user's platform ``sub`` (grades are posted for it)."""
+        rows = [{"user_id": lti_user_id(issuer, s), "issuer": issuer, "subject": s} for s in subjects]
+        if not rows:
+            return
+        async with self.database.write() as db:
+            for start in range(0, len(rows), 500):
+                await db.execute(
+                    self.database.upsert(LtiUser.__table__, rows[start : start + 500], key=[LtiUser.user_id])
+                )
 
     async def _teacher(self, course: Course) -> Identity:
         async with self.database.read() as db:
@@ -335,6 +348,10 @@ class LtiTool:
         ]
         rows.extend(RosterRow(len(rows) + 1 + i, uid, None, None, "removed") for i, uid in enumerate(gone))
         removed = sum(1 for r in rows if r.status == "removed" and r.user_id in enrolled)
+        await self.remember_subjects(
+            platform.issuer,
+            [m["user_id"] for m in members if isinstance(m.get("user_id"), str) and m["user_id"]],
+        )
         teacher = await self._teacher(course)
         result = await self.service.import_roster(teacher, course_id, rows, dry_run=False)
         now = self.clock()

@@ -1,5 +1,6 @@
 """LTI 1.3: registered platforms and deployments, the tool's RSA key, login states (single use),
-contexts and the courses they became, the grade passback's outbox cursor and score posts.
+contexts and the courses they became, platform users' subjects, the grade passback's outbox
+cursor and score posts.
 
 Revision ID: 0009
 Revises: 0006
@@ -48,6 +49,13 @@ def upgrade() -> None:
         sa.Column("public_jwk", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("kid", name=op.f("pk_lti_tool_keys")),
+    )
+    op.create_table(
+        "lti_users",
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("issuer", sa.String(length=255), nullable=False),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_lti_users")),
     )
     op.create_table(
         "lti_deployments",
@@ -143,6 +151,7 @@ def downgrade() -> None:
 
     op.drop_table("lti_logins")
     op.drop_table("lti_deployments")
+    op.drop_table("lti_users")
     op.drop_table("lti_tool_keys")
     with op.batch_alter_table("lti_platforms", schema=None) as batch_op:
         batch_op.drop_index("ux_lti_platforms_issuer_client")
