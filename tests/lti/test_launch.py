@@ -212,7 +212,6 @@ async def test_login_from_an_unregistered_platform_or_deployment_is_refused(
     assert answer.status_code == 302
     assert answer.headers["location"].startswith(f"{platform.url}/auth?")
     cookie = answer.headers["set-cookie"]
-    assert "SameSite=none" in cookie or "samesite=none" in cookie.lower()
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "Max-Age=300" in cookie
@@ -223,3 +222,19 @@ async def test_tool_jwks_is_rsa(tool: httpx.AsyncClient) -> None:
     assert [(k["kty"], k["alg"], k["use"]) for k in keys] == [("RSA", "RS256", "sig")]
     assert "d" not in keys[0]
     assert "p" not in keys[0]
+
+
+async def test_the_platform_may_frame_the_launch_and_then_the_dashboard(
+    tool: httpx.AsyncClient, platform: Platform
+) -> None:
+    platform.add("t", "T", [INSTRUCTOR])
+    answer = await launch(tool, platform, "t")
+    assert f"frame-ancestors {platform.url}" in answer.headers["content-security-policy"]
+    platform_cookie = re.search(r"lti_platform=(\d+);", ", ".join(answer.headers.get_list("set-cookie")))
+    assert platform_cookie is not None
+    _, target = landing(answer)
+    framed = await tool.get(target, headers={"Cookie": f"lti_platform={platform_cookie.group(1)}"})
+    assert f"frame-ancestors {platform.url}" in framed.headers["content-security-policy"]
+    alone = await tool.get(target)
+    assert "frame-ancestors 'none'" in alone.headers["content-security-policy"]
+    assert alone.headers["x-frame-options"] == "DENY"

@@ -46,17 +46,19 @@ log = logging.getLogger(__name__)
 STATE_COOKIE: Final = "lti_state"
 PLATFORM_COOKIE: Final = "lti_platform"
 LANDING_JS: Final = """// Keeps an LTI launch's session token where the dashboard does, then opens the course.
+// Where the browser blocks storage in a third-party iframe (Safari, Firefox's strict mode,
+// Chrome's incognito), the token goes in the fragment instead: never sent to a server.
 (function () {
   var landing = document.getElementById('lti-landing');
   if (!landing) return;
+  var token = landing.getAttribute('data-token');
+  var target = landing.getAttribute('data-target');
   try {
-    window.sessionStorage.setItem('attendance-live.token', landing.getAttribute('data-token'));
+    window.sessionStorage.setItem('attendance-live.token', token);
   } catch (e) {
-    landing.textContent = 'This browser does not let the tool keep your sign-in (storage blocked); '
-      + 'open the tool in a new window from the LMS.';
-    return;
+    target += '#lti_token=' + token;
   }
-  window.location.replace(landing.getAttribute('data-target'));
+  window.location.replace(target);
 })();
 """
 
@@ -103,6 +105,17 @@ async def lti_config(tool: Tool) -> dict[str, Any]:
     return tool_config(tool.public_url)
 
 
+def _cookie(response: Response, name: str, value: str, *, max_age: int, path: str) -> None:
+    """A cookie a third-party iframe keeps: ``SameSite=None; Secure`` and ``Partitioned`` (CHIPS:
+    kept per top-level site, so browsers that block third-party cookies — Chrome's incognito
+    and its blocking setting, Firefox's Total Cookie Protection — still send it back inside
+    the same LMS page). Written by hand: ``http.cookies`` knows ``Partitioned`` from Python 3.14."""
+    response.headers.append(
+        "set-cookie",
+        f"{name}={value}; Max-Age={max_age}; Path={path}; Secure; HttpOnly; SameSite=None; Partitioned",
+    )
+
+
 async def _form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (what platforms post), first value of each
     field; parsed here rather than with python-multipart, which nothing else needs."""
@@ -125,9 +138,7 @@ async def _login(request: Request, tool: LtiTool) -> Response:
     except LaunchError as exc:
         return refused(exc, "login")
     response = RedirectResponse(url, status_code=302)
-    response.set_cookie(
-        STATE_COOKIE, state, max_age=LOGIN_SECONDS, path="/lti/", secure=True, httponly=True, samesite="none"
-    )
+    _cookie(response, STATE_COOKIE, state, max_age=LOGIN_SECONDS, path="/lti/")
     return response
 
 
@@ -166,16 +177,8 @@ async def lti_launch(request: Request, tool: Tool) -> Response:
         f'<p id="lti-landing" data-token="{html.escape(landed.token)}" data-target="{html.escape(target)}">'
         'Signing you in to attendance-live…</p><script src="/lti/landing.js"></script>',
     )
-    response.delete_cookie(STATE_COOKIE, path="/lti/", secure=True, httponly=True, samesite="none")
-    response.set_cookie(
-        PLATFORM_COOKIE,
-        str(landed.platform.id),
-        max_age=tool.token_seconds,
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="none",
-    )
+    _cookie(response, STATE_COOKIE, "", max_age=0, path="/lti/")
+    _cookie(response, PLATFORM_COOKIE, str(landed.platform.id), max_age=tool.token_seconds, path="/")
     log.info("LTI launch from %s: %s on course %s", landed.platform.issuer, landed.role, landed.course_id)
     return response
 
