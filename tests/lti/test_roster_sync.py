@@ -93,3 +93,20 @@ async def test_sync_while_the_platform_is_down_says_so_and_changes_nothing(
     assert synced.status_code == 502
     assert "503" in synced.json()["detail"]
     assert await roster(app, course_id) == before
+
+
+async def test_a_course_not_from_an_lms_says_so(tool: httpx.AsyncClient) -> None:
+    from tests.helpers import bearer
+
+    created = await tool.post(
+        "/api/courses",
+        json={"id": "plain-1", "code": "P1", "title": "Plain"},
+        headers=bearer("t1", "teacher"),
+    )
+    assert created.status_code == 201, created.text
+    state = await tool.get("/api/courses/plain-1/lti", headers=bearer("t1", "teacher"))
+    assert state.status_code == 200
+    assert state.json()["linked"] is False
+    refused = await tool.post("/api/courses/plain-1/lti/sync", headers=bearer("t1", "teacher"))
+    assert refused.status_code == 409
+    assert "not created by a launch from an LMS" in refused.json()["detail"]

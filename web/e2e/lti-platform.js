@@ -135,7 +135,7 @@ export async function startLtiPlatform({ toolUrl }) {
       if (!scope.includes('contextmembership')) return send(401, { error: 'scope' });
       const members = Object.entries(platform.people).map(([sub, p]) => ({ user_id: sub, name: p.name, roles: p.roles, status: 'Active' }));
       const page = Number(url.searchParams.get('page') || '1');
-      const headers = page === 1 ? { Link: `<${platform.url}/nrps?page=2>; rel="next"` } : {};
+      const headers = page * 2 < members.length ? { Link: `<${platform.url}/nrps?page=${page + 1}>; rel="next"` } : {};
       return send(200, { id: `${platform.url}/nrps`, members: members.slice((page - 1) * 2, page * 2) }, 'application/vnd.ims.lti-nrps.v2.membershipcontainer+json', headers);
     }
     return send(404, { error: 'not found' });

@@ -83,6 +83,12 @@ test('an instructor launches the tool inside the LMS iframe and lands on the cou
     for (const name of ['Ann Learner', 'Ben Learner', 'Cy Learner']) {
       await frame.getByText(name).first().waitFor();
     }
+    // A learner added in the LMS arrives with "Sync from LMS", which says what it changed.
+    platform.people.dan = { name: 'Dan Learner', roles: ['http://purl.imsglobal.org/vocab/lis/v2/membership#Learner'] };
+    await frame.getByRole('button', { name: 'Sync from LMS' }).click();
+    await frame.getByTestId('roster-counts').getByText('4 on the roster', { exact: false }).waitFor();
+    await frame.getByTestId('lms-last-sync').getByText('1 added', { exact: false }).waitFor();
+    await frame.getByText('Dan Learner').first().waitFor();
     assert.deepEqual(platform.assertionErrors, []);
     await page.screenshot({ path: path.join(screenshotDir, 'lti-iframe.png') });
   } finally {

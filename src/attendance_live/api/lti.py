@@ -37,7 +37,7 @@ from attendance_live.lti.launch import LOGIN_SECONDS, LaunchError
 from attendance_live.lti.platform import PlatformError
 from attendance_live.lti.registry import list_platforms, tool_config
 from attendance_live.lti.service import LtiTool
-from attendance_live.service.errors import Forbidden, NotFound
+from attendance_live.service.errors import Conflict, Forbidden
 
 __all__ = ["STATE_COOKIE", "LtiFraming", "router"]
 
@@ -192,11 +192,19 @@ async def lti_landing_js() -> Response:
 async def course_lti(course_id: CourseId, user: Caller, tool: Tool) -> dict[str, Any]:
     await _require_manager(tool, user, course_id)
     found = await tool.context_of(course_id)
-    if found is None:
-        raise NotFound(f"Course {course_id!r} is not linked to an LMS (it was not created by an LTI launch)")
+    if found is None:  # not from an LMS: said plainly (the dashboard asks for every course)
+        return {
+            "linked": False,
+            "issuer": None,
+            "context_id": None,
+            "roster_sync": False,
+            "grades": False,
+            "last_sync": None,
+            "grade_posts": None,
+        }
     context, platform = found
-
     return {
+        "linked": True,
         "issuer": platform.issuer,
         "context_id": context.context_id,
         "roster_sync": bool(context.memberships_url),
@@ -209,6 +217,10 @@ async def course_lti(course_id: CourseId, user: Caller, tool: Tool) -> dict[str,
 @router.post("/api/courses/{course_id}/lti/sync", summary="Sync the roster from the LMS now (NRPS)")
 async def course_lti_sync(course_id: CourseId, user: Caller, tool: Tool) -> dict[str, Any]:
     await _require_manager(tool, user, course_id)
+    if await tool.context_of(course_id) is None:
+        raise Conflict(
+            f"Course {course_id!r} was not created by a launch from an LMS, so it has no LMS roster to read"
+        )
     try:
         summary = await tool.sync_roster(course_id)
     except PlatformError as exc:
