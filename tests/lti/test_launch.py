@@ -238,3 +238,21 @@ async def test_the_platform_may_frame_the_launch_and_then_the_dashboard(
     alone = await tool.get(target)
     assert "frame-ancestors 'none'" in alone.headers["content-security-policy"]
     assert alone.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_launch_replayed_on_another_node_is_refused(
+    app: Application, tool: httpx.AsyncClient, platform: Platform
+) -> None:
+    """Another node: its own launcher (its own JWKS cache, nothing in memory shared), the same database."""
+    from attendance_live.lti.launch import Launcher, LaunchError
+
+    platform.add("t", "T", [INSTRUCTOR])
+    fields, state = await login(tool, platform, "t")
+    first = await tool.post("/lti/launch", data=fields, headers={"Cookie": f"lti_state={state}"})
+    assert first.status_code == 200
+    other = Launcher(app.context.database, redirect_uri=platform.redirect_uri, clock=app.http.state.lti.clock)
+    try:
+        with pytest.raises(LaunchError, match="already used"):
+            await other.launch(fields["id_token"], fields["state"], state)
+    finally:
+        await other.close()

@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import jwt
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from attendance_live.auth.jwks import JwksKeys
 from attendance_live.db.engine import Database
@@ -146,8 +146,11 @@ class Launcher:
             raise LaunchError(_unknown_deployment(platform, deployment), status=403)
         state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32)
+        now = self.clock()
         async with self.database.write() as session:
-            session.add(LtiLogin(state=state, nonce=nonce, platform_id=platform.id, created_at=self.clock()))
+            # Logins older than a day are of no use (a launch must follow within LOGIN_SECONDS).
+            await session.execute(delete(LtiLogin).where(LtiLogin.created_at < now - timedelta(days=1)))
+            session.add(LtiLogin(state=state, nonce=nonce, platform_id=platform.id, created_at=now))
         query = {
             "scope": "openid",
             "response_type": "id_token",
