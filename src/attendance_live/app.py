@@ -146,7 +146,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         clock=clock,
     )
     # Grades to the LMS after every session's end, from the outbox (retried, never blocking the end).
-    grades = Grades(lti_tool, context.reports, poll_seconds=settings.outbox_poll_seconds)
+    grades = Grades(lti_tool, context.reports, poll_seconds=max(settings.outbox_poll_seconds, 5.0))
     lti_tool.grades = grades
     bus.subscribe(grades.on_event)
 
