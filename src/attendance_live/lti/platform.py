@@ -8,10 +8,11 @@ is a :class:`PlatformError` whose message names the URL and the status, never a 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
@@ -35,9 +36,13 @@ class PlatformError(Exception):
 
 class PlatformClient:
     def __init__(
-        self, key: Callable[[], Any], *, timeout: float = 10.0, clock: Callable[[], float] = time.time
+        self,
+        key: Callable[[], Awaitable[ToolKey]],
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = key  # async () -> ToolKey
+        self._key = key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[int, str], tuple[str, float]] = {}
@@ -63,7 +68,7 @@ class PlatformClient:
             cached = self._tokens.get(cache_key)
             if cached is not None and cached[1] > self._clock() + 30:
                 return cached[0]
-            key: ToolKey = await self._key()
+            key = await self._key()
             now = int(self._clock())
             assertion = jwt.encode(
                 {
@@ -139,8 +144,6 @@ class PlatformClient:
         if data is not None:
             kwargs["data"] = data
         if json_body is not None:
-            import json
-
             kwargs["data"] = json.dumps(json_body)
             headers["Content-Type"] = content_type or "application/json"
         try:

@@ -176,16 +176,6 @@ async def list_platforms(database: Database) -> list[PlatformInfo]:
     return [PlatformInfo.of(row, by_platform.get(row.id, [])) for row in rows]
 
 
-async def find_platform(database: Database, issuer: str, client_id: str | None) -> PlatformInfo | None:
-    """The registration of ``issuer`` (and ``client_id``; without it, only an unambiguous one)."""
-    for platform in await list_platforms(database):
-        if platform.issuer == issuer and client_id in (None, platform.client_id):
-            if client_id is None and sum(p.issuer == issuer for p in await list_platforms(database)) > 1:
-                return None
-            return platform
-    return None
-
-
 async def remove_platform(
     database: Database, *, issuer: str, client_id: str | None = None, deployment_id: str | None = None
 ) -> str:
