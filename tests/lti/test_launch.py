@@ -256,3 +256,27 @@ async def test_a_launch_replayed_on_another_node_is_refused(
             await other.launch(fields["id_token"], fields["state"], state)
     finally:
         await other.close()
+
+
+async def test_an_unexpected_failure_is_a_page_with_a_reference_not_a_traceback(
+    app: Application, tool: httpx.AsyncClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.add("t", "T", [INSTRUCTOR])
+
+    async def broken(launch: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(app.http.state.lti, "land", broken)
+    answer = await launch(tool, platform, "t")
+    assert answer.status_code == 503
+    assert "could not be completed (RuntimeError)" in refusal(answer)
+    assert "Traceback" not in answer.text
+    assert "database went away" not in answer.text
+
+
+async def test_the_tool_config_endpoint(tool: httpx.AsyncClient, app: Application) -> None:
+    config = (await tool.get("/lti/config")).json()
+    base = app.http.state.lti.public_url
+    assert config["oidc_initiation_url"] == f"{base}/lti/login"
+    assert config["target_link_uri"] == f"{base}/lti/launch"
+    assert config["public_jwk_url"] == f"{base}/lti/jwks.json"

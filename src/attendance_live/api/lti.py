@@ -171,6 +171,14 @@ async def lti_launch(request: Request, tool: Tool) -> Response:
         landed = await tool.land(launch)
     except LaunchError as exc:
         return refused(exc, "launch")
+    except Exception as exc:  # a page with a reference, never a traceback
+        log.debug("LTI launch failed", exc_info=True)
+        problem = LaunchError(
+            f"The launch could not be completed ({type(exc).__name__}); try again in a moment, and give "
+            "the reference below to your administrator if it happens again",
+            status=503,
+        )
+        return refused(problem, f"launch ({type(exc).__name__}: {str(exc)[:200]})")
     target = f"/courses/{landed.course_id}"
     response = _page(
         "attendance-live: signing in",

@@ -40,8 +40,8 @@ from attendance_live.lti.launch import Launch, Launcher, LaunchError
 from attendance_live.lti.platform import PlatformClient, PlatformError
 from attendance_live.lti.registry import PlatformInfo, ToolKey, list_platforms, load_tool_key
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.errors import Conflict
-from attendance_live.service.roster import RosterRow
+from attendance_live.service.errors import Conflict, ServiceError
+from attendance_live.service.roster import EMAIL_RE, RosterRow
 from attendance_live.timeutil import Clock, iso_z
 from attendance_live.vocabulary import Role
 
@@ -220,12 +220,18 @@ class LtiTool:
                     status=409,
                 )
             teacher = await self._teacher(course)
-            await self.service.import_roster(
-                teacher,
-                course_id,
-                [RosterRow(1, actor.user_id, launch.email, launch.name, "approved")],
-                dry_run=False,
-            )
+            email = launch.email if launch.email and EMAIL_RE.match(launch.email) else None
+            try:
+                await self.service.import_roster(
+                    teacher,
+                    course_id,
+                    [RosterRow(1, actor.user_id, email, launch.name, "approved")],
+                    dry_run=False,
+                )
+            except ServiceError as exc:
+                raise LaunchError(
+                    f"You could not be added to this course's roster: {exc}", status=409
+                ) from None
         token = await self.sessions.mint_session_token(actor, role, self.token_seconds)
         return LandedLaunch(token, course_id, role, platform)
 
