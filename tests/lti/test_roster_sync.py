@@ -12,6 +12,7 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.db.models import Enrollment
 from attendance_live.lti.service import lti_course_id, lti_user_id
 from attendance_live.service.roster import RosterRow
+from tests.helpers import bearer
 from tests.lti.conftest import launch
 from tests.lti.platform import INSTRUCTOR, LEARNER, Platform
 
@@ -73,6 +74,8 @@ async def test_sync_on_launch_and_from_the_button_adds_removes_and_pages(
         f"/api/courses/{course_id}/lti/sync", headers={"Authorization": f"Bearer {student.group(1)}"}
     )
     assert refused.status_code == 403
+    stranger = await tool.get(f"/api/courses/{course_id}/lti", headers=bearer("nobody"))
+    assert stranger.status_code == 404
 
 
 async def test_sync_while_the_platform_is_down_says_so_and_changes_nothing(
@@ -96,8 +99,6 @@ async def test_sync_while_the_platform_is_down_says_so_and_changes_nothing(
 
 
 async def test_a_course_not_from_an_lms_says_so(tool: httpx.AsyncClient) -> None:
-    from tests.helpers import bearer
-
     created = await tool.post(
         "/api/courses",
         json={"id": "plain-1", "code": "P1", "title": "Plain"},

@@ -239,6 +239,7 @@ async def course_lti_sync(course_id: CourseId, user: Caller, tool: Tool) -> dict
 
 
 async def _require_manager(tool: LtiTool, user: Identity, course_id: str) -> None:
+    await tool.service.get_course(user, course_id)  # a stranger learns nothing: 404, as everywhere
     if not await tool.service.manages_course(user, course_id):
         raise Forbidden(f"Only the teacher of course {course_id!r} or an admin can do this")
 
