@@ -280,3 +280,23 @@ async def test_the_tool_config_endpoint(tool: httpx.AsyncClient, app: Applicatio
     assert config["oidc_initiation_url"] == f"{base}/lti/login"
     assert config["target_link_uri"] == f"{base}/lti/launch"
     assert config["public_jwk_url"] == f"{base}/lti/jwks.json"
+
+
+async def test_frame_ancestors_set_per_platform(
+    app: Application, tool: httpx.AsyncClient, platform: Platform
+) -> None:
+    await register_platform(
+        app.context.database,
+        issuer=platform.issuer,
+        client_id=platform.client_id,
+        deployment_ids=[platform.deployment_id],
+        auth_url=f"{platform.url}/auth",
+        token_url=f"{platform.url}/token",
+        jwks_url=f"{platform.url}/jwks",
+        frame_ancestors="https://lms.uni.example https://*.uni.example",
+    )
+    platform.add("t", "T", [INSTRUCTOR])
+    answer = await launch(tool, platform, "t")
+    assert "frame-ancestors https://*.uni.example https://lms.uni.example;" in (
+        answer.headers["content-security-policy"] + ";"
+    )
