@@ -121,9 +121,12 @@ class Grades:
             position = (
                 await db.execute(select(LtiCursor.position).where(LtiCursor.name == CURSOR))
             ).scalar_one_or_none()
-            if position is None:
-                db.add(LtiCursor(name=CURSOR, position=0))
-                await db.flush()
+            if position is None:  # the first pass anywhere; two nodes at once: one row
+                await db.execute(
+                    self.database.upsert(
+                        LtiCursor.__table__, {"name": CURSOR, "position": 0}, key=[LtiCursor.name]
+                    )
+                )
                 position = 0
             rows = (
                 await db.execute(
