@@ -30,6 +30,7 @@ SERVER_EVENTS = (
     "tokenRefreshed",
     "enrollmentChanged",
     "enrollmentRequested",
+    "absenceAlert",
 )
 
 

@@ -54,6 +54,7 @@ from attendance_live.service.cache import Caches
 from attendance_live.service.errors import NotFound
 from attendance_live.service.events import EventBus
 from attendance_live.service.reports import CourseReports
+from attendance_live.term import Term
 from attendance_live.timeutil import Clock, utcnow
 
 __all__ = ["DASHBOARD", "REDIS_CHANNEL", "Application", "create_app"]
@@ -75,6 +76,7 @@ class Application:
     relay: Relay
     auto_ender: AutoEnder
     metrics: Metrics
+    term: Term
 
     def uvicorn_options(self) -> dict[str, Any]:
         """Options for ``uvicorn.Config``: websockets through the transport's protocol class."""
@@ -125,6 +127,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     realtime.stream = relay
     auto_ender = AutoEnder(service, poll_seconds=settings.auto_end_poll_seconds)
     bus.subscribe(auto_ender.on_event)
+    term = Term(settings, service)  # webhooks, timetables, calendar feeds, absence alerts (issue 21)
     context = AppContext(
         settings,
         database,
@@ -158,6 +161,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         await relay.start()
         auto_ender.start()
         grades.start()
+        await term.start()
         log.info(
             "attendance-live %s ready (database: %s, fan-out: %s)",
             __version__,
@@ -167,6 +171,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         try:
             yield
         finally:
+            await term.stop()
             await auto_ender.stop()
             await grades.stop()
             # Drain: what committed reaches this node's clients before their sockets close.
@@ -188,6 +193,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     )
     http.state.context = context
     http.state.lti = lti_tool
+    http.state.term = term
     # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
     http.add_middleware(CheckInRoute, context=context)
     http.add_middleware(
@@ -217,6 +223,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(wellknown.router)
     http.include_router(docs.router)
     http.include_router(lti.router)
+    for router in term.routers:
+        http.include_router(router)
     _mount_dashboard(http)
 
     # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
@@ -227,7 +235,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         frame_ancestors=settings.frame_ancestors,
         connect_origins=connect_origins,
     )
-    return Application(asgi, http, context, realtime, relay, auto_ender, metrics)
+    return Application(asgi, http, context, realtime, relay, auto_ender, metrics, term)
 
 
 def _mount_dashboard(http: FastAPI) -> None:

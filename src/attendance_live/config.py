@@ -17,11 +17,12 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from attendance_live.networks import IPNetwork, parse_networks
+from attendance_live.term_config import TERM_FIXES, TermSettings
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -122,6 +123,7 @@ _FIXES: dict[str, str] = {
         "(no path, query or fragment)"
     ),
     "SESSION_TOKEN_MAX_SECONDS": "use a whole number of seconds from 60 to 604800",
+    **TERM_FIXES,  # the term's settings (issue 21): term_config.py
 }
 
 
@@ -151,7 +153,7 @@ def normalise_database_url(raw: str) -> str:
     raise ValueError(f"uses an unsupported database {url.drivername!r}")
 
 
-class Settings(BaseSettings):
+class Settings(TermSettings):
     """Every setting, read from the environment (names are the upper-case field names)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)

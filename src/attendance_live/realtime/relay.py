@@ -71,6 +71,7 @@ from attendance_live.realtime.payloads import (
 )
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.realtime.stream import CourseEvent
+from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, RECORD, OutboxRow, event_of
 from attendance_live.service.views import RecordView, Statistics
@@ -325,6 +326,11 @@ class Relay:
                     enrollment_requested_data(row.course_id, row.payload),
                     managers_room(row.course_id),
                 )
+        elif row.kind == ABSENCE_ALERT_KIND:
+            # The student and the course's teacher, on whichever sockets they have (service.alerts).
+            for user_id in dict.fromkeys((row.payload["user_id"], row.payload["teacher_id"])):
+                if self.realtime.room_size(user_room(user_id)):
+                    self._broadcast(ABSENCE_ALERT_KIND, row.payload, user_room(user_id))
         else:
             log.warning("ignored outbox row %d of unknown kind %r", row.position, row.kind)
 

@@ -47,7 +47,10 @@ class Sessions(Reads):
         check_in_mode: CheckInMode = "open",
         code_period_seconds: int = 15,
         allowed_networks: list[str] | None = None,
+        session_id: str | None = None,
     ) -> SessionView:
+        """Start a session; ``session_id`` names it (the timetable's planned id: a second start of the
+        same plan, by any node, fails on the primary key instead of starting it twice)."""
         now = self.clock()
         if not 5 <= code_period_seconds <= 300:
             raise InvalidInput(
@@ -79,7 +82,7 @@ class Sessions(Reads):
                 f"late_after_minutes ({late_minutes}) is longer than max_duration_minutes "
                 f"({max_minutes}); choose a late threshold within the session"
             )
-        session_id = uuid.uuid4().hex
+        session_id = session_id or uuid.uuid4().hex
         async with self._write() as unit:
             access = await self._manager_access(unit.db, actor, course_id)
             if access.course.archived_at is not None:

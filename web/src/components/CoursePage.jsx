@@ -5,6 +5,7 @@ import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import PageHeading from './PageHeading.jsx';
 import StudentView from './StudentView.jsx';
 import TeacherView from './TeacherView.jsx';
+import TermPanel from './term/TermPanel.jsx';
 
 export default function CoursePage({ courseId }) {
   const { token } = useSession();
@@ -45,6 +46,7 @@ export default function CoursePage({ courseId }) {
         </p>
       )}
       {manages ? <TeacherView course={course} tracking={tracking} /> : <StudentView course={course} tracking={tracking} />}
+      <TermPanel course={course} manages={manages} tracking={tracking} />
     </section>
   );
 }
