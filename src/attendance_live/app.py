@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, docs, health, join, reports, server_config, sessions, wellknown
+from attendance_live.api import courses, docs, health, join, lti, reports, server_config, sessions, wellknown
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import DASHBOARD_ROUTE, allowed_methods, install_error_handlers
 from attendance_live.api.hardening import Hardening, http_protocol
@@ -47,6 +47,8 @@ from attendance_live.config import Settings
 from attendance_live.context import AppContext
 from attendance_live.db.engine import Database
 from attendance_live.limits import Limiter, MemoryLimiter, Rate, RedisLimiter
+from attendance_live.lti.grades import Grades
+from attendance_live.lti.service import LtiTool
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.relay import Relay
 from attendance_live.realtime.server import RealtimeServer
@@ -161,6 +163,19 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         check_user=http_limits.check_user if settings.http_rate_limits else None,
     )
 
+    lti_tool = LtiTool(
+        database,
+        service,
+        session_keys,
+        public_url=settings.issuer_url,
+        token_seconds=settings.session_token_max_seconds,
+        clock=clock,
+    )
+    # Grades to the LMS after every session's end, from the outbox (retried, never blocking the end).
+    grades = Grades(lti_tool, context.reports, poll_seconds=max(settings.outbox_poll_seconds, 5.0))
+    lti_tool.grades = grades
+    bus.subscribe(grades.on_event)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await session_keys.start()  # the first start generates the signing key
@@ -168,6 +183,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         tokens.start()
         await relay.start()
         auto_ender.start()
+        grades.start()
         await term.start()
         log.info(
             "attendance-live %s ready (database: %s, fan-out: %s)",
@@ -180,6 +196,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         finally:
             await term.stop()
             await auto_ender.stop()
+            await grades.stop()
             # Drain: what committed reaches this node's clients before their sockets close.
             await relay.close()
             await realtime.close()
@@ -187,6 +204,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
             await realtime.stop_fanout()
             await tokens.close()
             await limiter.close()
+            await lti_tool.close()
             await database.dispose()
 
     http = FastAPI(
@@ -198,6 +216,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
         redoc_url=None,
     )
     http.state.context = context
+    http.state.lti = lti_tool
     http.state.term = term
     # Innermost: CORS, the request id and metrics wrap the lean check-in as they wrap the routes.
     http.add_middleware(CheckInRoute, context=context)
@@ -229,16 +248,18 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     http.include_router(server_config.router)
     http.include_router(wellknown.router)
     http.include_router(docs.router)
+    http.include_router(lti.router)
     for router in term.routers:
         http.include_router(router)
     _mount_dashboard(http)
 
+    # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
+    connect_origins = [settings.oidc_origin] if settings.oidc_origin else []
     asgi = Hardening(
-        realtime.asgi_app(http),
+        lti.LtiFraming(realtime.asgi_app(http), database, connect_origins=connect_origins),
         max_body_bytes=settings.max_body_bytes,
         frame_ancestors=settings.frame_ancestors,
-        # The dashboard talks to the OpenID Provider itself (discovery, tokens, renewals).
-        connect_origins=[settings.oidc_origin] if settings.oidc_origin else [],
+        connect_origins=connect_origins,
     )
     return Application(asgi, http, context, realtime, relay, auto_ender, metrics, term)
 

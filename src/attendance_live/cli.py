@@ -1,4 +1,4 @@
-"""``attendance-live serve | migrate | demo | token | watch | keys``.
+"""``attendance-live serve | migrate | demo | token | watch | keys | lti``.
 
 Bad configuration ends the command with one line naming the variable and the
 fix, and exit status 2. A server that cannot start (its port is taken, the
@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys_commands.add_parser("list", help="list the keys (kid, created, retires; no key material)")
 
+    _lti_parser(commands)
+
     watch = commands.add_parser("watch", help="print a course's live events as they arrive")
     watch.add_argument("course_id", metavar="COURSE_ID")
     watch.add_argument("--token", help="JWT to connect with (default: ATTENDANCE_LIVE_TOKEN)")
@@ -106,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "token": _token,
             "watch": _watch,
             "keys": _keys,
+            "lti": _lti,
         }[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -401,4 +404,97 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             await database.dispose()
 
     print(_with_database(settings, run()))
+    return 0
+
+
+def _lti_parser(commands: Any) -> None:
+    lti = commands.add_parser("lti", help="LTI 1.3 platforms (LMS) this tool accepts launches from")
+    actions = lti.add_subparsers(dest="lti_command", required=True, metavar="ACTION")
+    register = actions.add_parser(
+        "register", help="register a platform, or add deployments to a registered one"
+    )
+    register.add_argument(
+        "--issuer", required=True, help="the platform's issuer (iss), e.g. https://moodle.example.edu"
+    )
+    register.add_argument("--client-id", required=True, help="the client id the platform gave the tool")
+    register.add_argument(
+        "--deployment-id", required=True, action="append", help="a deployment id (repeat for several)"
+    )
+    register.add_argument("--auth-url", required=True, help="the platform's OIDC authentication request URL")
+    register.add_argument("--token-url", required=True, help="the platform's OAuth 2 access token URL")
+    register.add_argument("--jwks-url", required=True, help="the platform's public keyset (JWKS) URL")
+    register.add_argument(
+        "--frame-ancestors", help="origins allowed to frame the tool after a launch (default: the platform's)"
+    )
+    actions.add_parser("list", help="list the registered platforms and their deployments")
+    remove = actions.add_parser("remove", help="remove a platform (or one of its deployments)")
+    remove.add_argument("--issuer", required=True)
+    remove.add_argument("--client-id", help="which registration, when an issuer has several")
+    remove.add_argument("--deployment-id", help="remove only this deployment")
+    config = actions.add_parser("tool-config", help="print what the LMS administrator pastes (PUBLIC_URL)")
+    config.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _lti(settings: Settings, args: argparse.Namespace) -> int:
+    from attendance_live.db.engine import Database
+    from attendance_live.lti.registry import (
+        RegistrationError,
+        list_platforms,
+        register_platform,
+        remove_platform,
+        tool_config,
+    )
+
+    if args.lti_command == "tool-config":
+        config = tool_config(settings.issuer_url)
+        if args.json:
+            print(json.dumps(config, indent=2))
+        else:
+            print(f"Login URL (OIDC initiation):  {config['oidc_initiation_url']}")
+            print(f"Launch / redirect URL:        {config['target_link_uri']}")
+            print(f"Public keyset (JWKS) URL:     {config['public_jwk_url']}")
+            print("Scopes:")
+            for scope in config["scopes"]:
+                print(f"  {scope}")
+            if settings.public_url is None:
+                print("(PUBLIC_URL is not set, so these use the listening address; set PUBLIC_URL)")
+        return 0
+
+    async def run() -> str:
+        await _prepare(settings, seed=False)
+        database = Database(settings.database_url)
+        try:
+            if args.lti_command == "register":
+                info = await register_platform(
+                    database,
+                    issuer=args.issuer,
+                    client_id=args.client_id,
+                    deployment_ids=args.deployment_id,
+                    auth_url=args.auth_url,
+                    token_url=args.token_url,
+                    jwks_url=args.jwks_url,
+                    frame_ancestors=args.frame_ancestors,
+                )
+                deployments = ", ".join(info.deployments)
+                return f"registered {info.issuer} (client {info.client_id}), deployments: {deployments}"
+            if args.lti_command == "remove":
+                return await remove_platform(
+                    database, issuer=args.issuer, client_id=args.client_id, deployment_id=args.deployment_id
+                )
+            lines = []
+            for p in await list_platforms(database):
+                lines.append(
+                    f"{p.issuer}  client {p.client_id}  deployments {', '.join(p.deployments) or '-'}"
+                )
+                lines.append(f"  auth {p.auth_url}\n  token {p.token_url}\n  jwks {p.jwks_url}")
+                lines.append(f"  frame-ancestors {p.framing}")
+            return "\n".join(lines) or "no platform registered; see `attendance-live lti register --help`"
+        finally:
+            await database.dispose()
+
+    try:
+        print(_with_database(settings, run()))
+    except RegistrationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     return 0

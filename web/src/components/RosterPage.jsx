@@ -7,6 +7,7 @@ import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import PageHeading from './PageHeading.jsx';
 import CourseSettings from './CourseSettings.jsx';
 import JoinCodePanel from './JoinCodePanel.jsx';
+import LmsPanel from './LmsPanel.jsx';
 import RosterImport from './RosterImport.jsx';
 import './roster.css';
 
@@ -177,6 +178,7 @@ export default function RosterPage({ courseId }) {
 
       <div className="roster-grid">
         <JoinCodePanel course={course} />
+        <LmsPanel courseId={course.id} onSynced={reload} />
         <section className="card" aria-labelledby="requests-title">
           <h2 id="requests-title">Join requests ({pending.length})</h2>
           <p className="live-news" aria-live="polite" data-testid="roster-news">
