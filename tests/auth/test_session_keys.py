@@ -214,6 +214,9 @@ def test_keys_rotate_and_list_on_the_command_line(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
+    # An operator migrates first (on PostgreSQL nothing migrates by itself; SQLite's serve does).
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
     assert main(["keys", "list"]) == 0
     assert "no keys yet" in capsys.readouterr().out
     assert main(["keys", "rotate"]) == 0

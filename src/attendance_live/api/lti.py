@@ -39,7 +39,15 @@ from attendance_live.lti.registry import list_platforms, tool_config
 from attendance_live.lti.service import LtiTool
 from attendance_live.service.errors import Conflict, Forbidden
 
-__all__ = ["STATE_COOKIE", "LtiFraming", "router"]
+__all__ = [
+    "LANDING_JS",
+    "PLATFORM_COOKIE",
+    "STATE_COOKIE",
+    "LtiFraming",
+    "Tool",
+    "refused",
+    "router",
+]
 
 log = logging.getLogger(__name__)
 

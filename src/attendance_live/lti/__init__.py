@@ -6,3 +6,5 @@
 * ``platform``: calls to the platform's services (client-credentials tokens, NRPS, AGS);
 * ``service``: what a launch, a sync and a session's end do to courses and rosters.
 """
+
+__all__: list[str] = []

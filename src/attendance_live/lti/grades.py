@@ -37,7 +37,15 @@ from attendance_live.service.events import DomainEvent, SessionEnded
 from attendance_live.service.reports import CourseReports
 from attendance_live.timeutil import iso_z
 
-__all__ = ["CURSOR", "LEASE_SECONDS", "MAX_ATTEMPTS", "RETRY_SECONDS", "Grades"]
+__all__ = [
+    "CURSOR",
+    "LEASE_SECONDS",
+    "LINEITEM_SCOPE",
+    "MAX_ATTEMPTS",
+    "RETRY_SECONDS",
+    "SCORE_SCOPE",
+    "Grades",
+]
 
 log = logging.getLogger(__name__)
 

@@ -39,12 +39,16 @@ from attendance_live.lti.registry import LTI_ALGORITHM, PlatformInfo, list_platf
 from attendance_live.timeutil import Clock
 
 __all__ = [
+    "AGS_CLAIM",
     "CLAIM",
+    "LEEWAY",
     "LOGIN_SECONDS",
     "MAX_TOKEN_AGE",
+    "NRPS_CLAIM",
     "Launch",
     "LaunchError",
     "Launcher",
+    "login_cookie_name",
 ]
 
 CLAIM: Final = "https://purl.imsglobal.org/spec/lti/claim/"

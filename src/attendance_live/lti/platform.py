@@ -20,7 +20,15 @@ import jwt
 
 from attendance_live.lti.registry import LTI_ALGORITHM, PlatformInfo, ToolKey
 
-__all__ = ["MAX_PAGES", "PlatformClient", "PlatformError"]
+__all__ = [
+    "LINEITEMS_MEDIA",
+    "LINEITEM_MEDIA",
+    "MAX_PAGES",
+    "NRPS_MEDIA",
+    "SCORE_MEDIA",
+    "PlatformClient",
+    "PlatformError",
+]
 
 MAX_PAGES: Final = 100
 NRPS_MEDIA: Final = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"

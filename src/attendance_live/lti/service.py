@@ -46,6 +46,9 @@ from attendance_live.timeutil import Clock, iso_z
 from attendance_live.vocabulary import Role
 
 __all__ = [
+    "LEARNER_ROLES",
+    "LIS",
+    "MANAGER_ROLES",
     "SYNC_EVERY",
     "LandedLaunch",
     "LtiTool",
