@@ -1,28 +1,8 @@
-import { useCallback, useEffect, useState } from 'react';
-import QRCode from 'qrcode';
+import { useCallback, useState } from 'react';
 import { useApi } from '../session.js';
 import { formatTime } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
-
-/** The QR code of `url` as an SVG data URL. */
-function useQrCode(url) {
-  const [src, setSrc] = useState(null);
-  useEffect(() => {
-    if (!url) return undefined;
-    let cancelled = false;
-    QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
-      .then((svg) => {
-        if (!cancelled) setSrc(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`);
-      })
-      .catch(() => {
-        if (!cancelled) setSrc(null);
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [url]);
-  return url ? src : null;
-}
+import useQrCode from '../hooks/useQrCode.js';
 
 /** `datetime-local` text (the browser's zone) as ISO 8601 UTC; empty stays null. */
 function localToIso(value) {

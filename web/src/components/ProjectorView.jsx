@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'react';
-import QRCode from 'qrcode';
 import { useSession } from '../session.js';
 import { coursePath, linkHandler } from '../router.js';
 import useFetched from '../hooks/useFetched.js';
+import useQrCode from '../hooks/useQrCode.js';
 import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import useSessionRoster from '../hooks/useSessionRoster.js';
 
@@ -16,26 +16,6 @@ function useSecondsUntil(iso) {
   }, [iso]);
   if (!iso) return null;
   return Math.max(0, Math.ceil((new Date(iso).getTime() - now) / 1000));
-}
-
-/** The QR code of `url` as an SVG data URL (no canvas, no inline markup). */
-function useQrCode(url) {
-  const [src, setSrc] = useState(null);
-  useEffect(() => {
-    if (!url) return undefined;
-    let cancelled = false;
-    QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
-      .then((svg) => {
-        if (!cancelled) setSrc(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`);
-      })
-      .catch(() => {
-        if (!cancelled) setSrc(null);
-      });
-    return () => {
-      cancelled = true;
-    };
-  }, [url]);
-  return src;
 }
 
 /** A code's characters spaced for reading from the back row. */
