@@ -62,7 +62,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.payloads import (
+from attendance_live.payloads import (
     active_sessions_data,
     enrollment_changed_data,
     enrollment_requested_data,

@@ -59,15 +59,7 @@ from attendance_live.auth.tokens import Identity, TokenError, TokenService
 from attendance_live.config import Settings
 from attendance_live.logs import connection_id
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
-from attendance_live.realtime.expiry import (
-    TOKEN_EXPIRED_EVENT,
-    TOKEN_REFRESHED_EVENT,
-    Deadlines,
-    expiry_body,
-    require_token,
-)
-from attendance_live.realtime.payloads import (
+from attendance_live.payloads import (
     PayloadError,
     active_sessions_data,
     check_in_code_data,
@@ -75,6 +67,14 @@ from attendance_live.realtime.payloads import (
     require_id,
     roster_data,
     unsubscribed_data,
+)
+from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
+from attendance_live.realtime.expiry import (
+    TOKEN_EXPIRED_EVENT,
+    TOKEN_REFRESHED_EVENT,
+    Deadlines,
+    expiry_body,
+    require_token,
 )
 from attendance_live.realtime.ratelimit import TokenBucket
 from attendance_live.realtime.recovery import PidState, RecoveryStore, SharedReads, replay
