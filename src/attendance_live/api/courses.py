@@ -19,7 +19,8 @@ from attendance_live.api.schemas import (
     SessionStart,
 )
 from attendance_live.payloads import ActiveSessions, active_sessions_data
-from attendance_live.service.roster import RosterImportRefused, RosterRow
+from attendance_live.service.roster import RosterImportRefused
+from attendance_live.service.roster_rows import RosterRow
 from attendance_live.service.views import (
     CourseView,
     EnrollmentView,
