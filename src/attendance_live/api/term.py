@@ -14,7 +14,8 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.networks import MAX_NETWORKS
 from attendance_live.service.alerts import MAX_RULES, Alerts, AlertView, RuleSpec, RuleView
 from attendance_live.service.calendar import CalendarFeeds
-from attendance_live.service.timetable import PlannedView, SessionSettings, SlotView, Timetable, Weekday
+from attendance_live.service.slots import PlannedView, SessionSettings, SlotView, Weekday
+from attendance_live.service.timetable import Timetable
 from attendance_live.service.views import SessionView
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import CheckInMode
