@@ -18,7 +18,16 @@ from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.outbox import ENROLLMENT, RECORD
 from attendance_live.timeutil import iso_z
 
-__all__ = ["EVENT_TYPES", "DeliveryView", "EndpointCreated", "EndpointView", "EventType", "webhook_event"]
+__all__ = [
+    "EVENT_TYPES",
+    "DeliveryView",
+    "EndpointCreated",
+    "EndpointView",
+    "EventType",
+    "delivery_view",
+    "endpoint_view",
+    "webhook_event",
+]
 
 
 EventType = Literal[
