@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attendance_live.config import load_settings, normalise_database_url
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, load_settings, normalise_database_url
 
 
 class TestSettings:

@@ -7,8 +7,7 @@ import ipaddress
 
 import pytest
 
-from attendance_live.config import load_settings
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, load_settings
 
 
 def test_the_term_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

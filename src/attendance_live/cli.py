@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from attendance_live import __version__
-from attendance_live.config import Settings, ensure_secret, load_settings
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, Settings, ensure_secret, load_settings
 from attendance_live.logs import configure_logging
 
 __all__ = ["StartupError", "main"]

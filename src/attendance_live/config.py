@@ -31,6 +31,7 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "SUPPORTED_ALGORITHMS",
     "Algorithm",
+    "ConfigError",
     "Settings",
     "check_key_source",
     "check_sign_in",

@@ -15,8 +15,7 @@ import pytest
 
 from attendance_live.auth.keys import build_token_service, load_public_key
 from attendance_live.auth.tokens import ClaimNames, TokenError, TokenService
-from attendance_live.config import load_settings
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, load_settings
 from tests.auth.provider import ENTRA_APP, ENTRA_TENANT, SigningKey, entra_claims, keycloak_claims
 
 SECRET = "k" * 40

@@ -12,8 +12,7 @@ import pytest
 
 from attendance_live.app import Application, create_app
 from attendance_live.auth.tokens import Identity
-from attendance_live.config import Settings, load_settings
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, Settings, load_settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from tests.auth.provider import Provider, SigningKey, keycloak_claims, serve_jwks

@@ -22,8 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from attendance_live.auth.jwks import JwksKeys
 from attendance_live.auth.tokens import ClaimNames, TokenService
-from attendance_live.config import Settings, check_key_source
-from attendance_live.config_errors import ConfigError
+from attendance_live.config import ConfigError, Settings, check_key_source
 
 __all__ = ["OidcDiscovery", "build_token_service", "discovery_url", "load_public_key"]
 
