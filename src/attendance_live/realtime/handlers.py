@@ -36,9 +36,7 @@ from attendance_live.realtime.expiry import (
 from attendance_live.realtime.rooms import Connection, Rooms
 from attendance_live.realtime.stream import CourseStream
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound, RateLimited, ServiceError
-from attendance_live.transport import (
-    Socket,
-)
+from attendance_live.transport import Socket
 from attendance_live.vocabulary import (
     course_room,
     managers_room,

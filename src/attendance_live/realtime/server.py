@@ -44,7 +44,6 @@ gives uvicorn the websocket protocol class (docs/transport.md).
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -55,9 +54,7 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.codes import CodeTicker
-from attendance_live.realtime.expiry import (
-    Deadlines,
-)
+from attendance_live.realtime.expiry import Deadlines
 from attendance_live.realtime.handlers import ClientEvents, EventHandler
 from attendance_live.realtime.lifecycle import Lifecycle
 from attendance_live.realtime.recovery import RecoveryStore, SharedReads
@@ -77,8 +74,6 @@ from attendance_live.transport import (
 from attendance_live.transport.redis_adapter import DEFAULT_CHANNEL
 
 __all__ = ["RealtimeServer"]
-
-log = logging.getLogger(__name__)
 
 
 class RealtimeServer(Lifecycle, ClientEvents):
