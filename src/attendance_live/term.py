@@ -16,10 +16,11 @@ from fastapi import APIRouter
 from attendance_live.api import term as term_api
 from attendance_live.api import webhooks as webhooks_api
 from attendance_live.config import Settings
-from attendance_live.service.alerts import Alerts, Mailer
+from attendance_live.service.alerts import Alerts
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.calendar import CalendarFeeds, FeedTokens
 from attendance_live.service.loops import Loop
+from attendance_live.service.mail import Mailer
 from attendance_live.service.outbox import OutboxRow
 from attendance_live.service.timetable import Timetable
 from attendance_live.service.webhooks import Webhooks

@@ -11,7 +11,7 @@ from attendance_live.app import Application
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.models import Enrollment
 from attendance_live.lti.service import lti_course_id, lti_user_id
-from attendance_live.service.roster import RosterRow
+from attendance_live.service.roster_rows import RosterRow
 from tests.helpers import bearer
 from tests.lti.conftest import launch
 from tests.lti.platform import INSTRUCTOR, LEARNER, Platform

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from attendance_live.payloads import PayloadError
 from attendance_live.realtime.expiry import Deadlines, expiry_body, require_token
-from attendance_live.realtime.payloads import PayloadError
 
 
 class WallClock:

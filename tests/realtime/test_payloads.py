@@ -1,10 +1,10 @@
-"""Client payload validation and the shapes the server sends (``realtime.payloads``)."""
+"""Client payload validation and the shapes the server sends (``payloads``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from attendance_live.realtime.payloads import (
+from attendance_live.payloads import (
     ActiveSessions,
     PayloadError,
     active_sessions_data,

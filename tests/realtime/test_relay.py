@@ -14,7 +14,8 @@ import pytest
 
 from attendance_live.app import Application
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.relay import Relay, decode_rows, encode_rows
+from attendance_live.realtime.relay import Relay
+from attendance_live.realtime.relay_messages import decode_rows, encode_rows
 from attendance_live.service.outbox import OutboxRow
 from tests.helpers import World
 

@@ -17,7 +17,7 @@ from attendance_live.app import Application
 from attendance_live.auth.tokens import Identity
 from attendance_live.config import Settings
 from attendance_live.db.models import AttendanceRecord
-from attendance_live.service.alerts import measure
+from attendance_live.service.absence_rules import measure
 from attendance_live.service.events import RecordChanged
 from attendance_live.service.outbox import record_row
 from attendance_live.service.views import RecordView

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attendance_live.service.errors import InvalidInput
-from attendance_live.service.roster import RosterRow, parse_roster_csv
+from attendance_live.service.roster_rows import RosterRow, parse_roster_csv
 
 
 def test_header_spellings_semicolons_bom_and_split_names() -> None:

@@ -13,7 +13,7 @@ import vobject
 
 from attendance_live.app import Application, create_app
 from attendance_live.config import Settings
-from attendance_live.service.timetable import occurrences
+from attendance_live.service.slots import occurrences
 from tests.helpers import FakeClock, Recorder, World
 
 BERLIN = ZoneInfo("Europe/Berlin")

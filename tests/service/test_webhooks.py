@@ -18,7 +18,8 @@ from attendance_live.config import Settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
 from attendance_live.db.term_models import WebhookDelivery
-from attendance_live.service.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE, GuardedResolver
+from attendance_live.service.webhook_targets import GuardedResolver
+from attendance_live.service.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE
 from tests.helpers import FakeClock, World, bearer
 from tests.webhook_receiver import Receiver
 

@@ -18,8 +18,9 @@ from attendance_live.api.schemas import (
     JoinCodeCreate,
     SessionStart,
 )
-from attendance_live.realtime.payloads import ActiveSessions, active_sessions_data
-from attendance_live.service.roster import RosterImportRefused, RosterRow
+from attendance_live.payloads import ActiveSessions, active_sessions_data
+from attendance_live.service.roster import RosterImportRefused
+from attendance_live.service.roster_rows import RosterRow
 from attendance_live.service.views import (
     CourseView,
     EnrollmentView,

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from attendance_live.api.deps import Caller, CourseId, Reports, SessionId, UserId
 from attendance_live.api.errors import ERRORS
 from attendance_live.api.schemas import Detail
-from attendance_live.service.reports import CourseReport, StudentHistory, parse_day
+from attendance_live.service.report_views import CourseReport, StudentHistory
+from attendance_live.service.reports import parse_day
 
 __all__ = ["router"]
 

@@ -12,9 +12,11 @@ from attendance_live.api.deps import Caller, Context, CourseId, authenticate
 from attendance_live.api.errors import ERRORS
 from attendance_live.auth.tokens import Identity
 from attendance_live.networks import MAX_NETWORKS
-from attendance_live.service.alerts import MAX_RULES, Alerts, AlertView, RuleSpec, RuleView
+from attendance_live.service.absence_rules import RuleSpec, RuleView
+from attendance_live.service.alerts import MAX_RULES, Alerts, AlertView
 from attendance_live.service.calendar import CalendarFeeds
-from attendance_live.service.timetable import PlannedView, SessionSettings, SlotView, Timetable, Weekday
+from attendance_live.service.slots import PlannedView, SessionSettings, SlotView, Weekday
+from attendance_live.service.timetable import Timetable
 from attendance_live.service.views import SessionView
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import CheckInMode

@@ -9,13 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attendance_live.api.deps import Caller
 from attendance_live.api.errors import ERRORS
-from attendance_live.service.webhooks import (
-    DeliveryView,
-    EndpointCreated,
-    EndpointView,
-    EventType,
-    Webhooks,
-)
+from attendance_live.service.webhook_views import DeliveryView, EndpointCreated, EndpointView, EventType
+from attendance_live.service.webhooks import Webhooks
 from attendance_live.vocabulary import ID_MAX_CHARS, ID_PATTERN
 
 __all__ = ["WebhookCreate", "WebhooksDep", "get_webhooks", "router"]

@@ -476,7 +476,3 @@ class LtiUser(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     issuer: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str] = mapped_column(String(255))
-
-
-# The term's tables (issue 21) live in their own module, on this Base.
-from attendance_live.db import term_models as term_models  # noqa: E402

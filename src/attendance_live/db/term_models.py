@@ -12,8 +12,8 @@
 * ``term_cursors``: how far a reader of the outbox (the webhook enqueuer) has got; moved by a
   conditional update in the transaction that acts on the rows, so each row is handled once.
 
-Registered on ``models.Base`` (``models`` imports this module), so migrations and the metadata
-check see them.
+Registered on ``models.Base`` when this module is imported: the migrations' environment imports it,
+so migrations and the metadata check see them (``models`` does not, so the two make no cycle).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from attendance_live.lti.platform import PlatformClient, PlatformError
 from attendance_live.lti.registry import PlatformInfo, ToolKey, list_platforms, load_tool_key
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Conflict, ServiceError
-from attendance_live.service.roster import EMAIL_RE, RosterRow
+from attendance_live.service.roster_rows import EMAIL_RE, RosterRow
 from attendance_live.timeutil import Clock, iso_z
 from attendance_live.vocabulary import Role
 

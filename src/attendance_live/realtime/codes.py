@@ -16,7 +16,7 @@ import contextlib
 import logging
 from datetime import datetime
 
-from attendance_live.realtime.payloads import check_in_code_data
+from attendance_live.payloads import check_in_code_data
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import NotFound
 from attendance_live.service.views import CheckInCodeView

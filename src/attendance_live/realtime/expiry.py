@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from attendance_live.auth.tokens import MAX_TOKEN_LENGTH
-from attendance_live.realtime.payloads import PayloadError
+from attendance_live.payloads import PayloadError
 from attendance_live.timeutil import iso_z
 
 __all__ = ["TOKEN_EXPIRED_EVENT", "TOKEN_REFRESHED_EVENT", "Deadlines", "expiry_body", "require_token"]

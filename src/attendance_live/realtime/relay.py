@@ -11,7 +11,7 @@ Rows reach the relay three ways:
 * the local commit: the unit of work hands over its committed rows
   (``committed``), which also queues them for the other nodes;
 * Redis: each node publishes its committed rows on a channel of its own
-  (``CHANNEL``, independent of the transport's adapter);
+  (``realtime.relay_messages.CHANNEL``, independent of the transport's adapter);
 * a poll of the database every ``OUTBOX_POLL_SECONDS`` (and at once after a
   gap or after Redis comes back) for rows after ``position``: rows of a node
   that died between its commit and its publish, and everything missed while
@@ -57,18 +57,18 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from attendance_live.metrics import Metrics
-from attendance_live.realtime.payloads import (
+from attendance_live.payloads import (
     active_sessions_data,
     enrollment_changed_data,
     enrollment_requested_data,
     record_data,
     roster_update_data,
 )
+from attendance_live.realtime.relay_messages import CHANNEL, decode_rows, encode_rows
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.realtime.stream import CourseEvent
 from attendance_live.service.alerts import ABSENCE_ALERT_KIND
@@ -77,20 +77,10 @@ from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, RECORD, Ou
 from attendance_live.service.views import RecordView, Statistics
 from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
-__all__ = [
-    "CHANNEL",
-    "DRAIN_SECONDS",
-    "GAP_GRACE_SECONDS",
-    "PRUNE_EVERY_SECONDS",
-    "READ_BATCH",
-    "Relay",
-    "decode_rows",
-    "encode_rows",
-]
+__all__ = ["DRAIN_SECONDS", "GAP_GRACE_SECONDS", "PRUNE_EVERY_SECONDS", "READ_BATCH", "Relay"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL: Final = "attendance-live:outbox"
 # Rows read from the database at a time while catching up.
 READ_BATCH: Final = 500
 # How long a gap may wait for the missing rows' Redis message before the database is asked.
@@ -99,20 +89,6 @@ GAP_GRACE_SECONDS: Final = 0.02
 PRUNE_EVERY_SECONDS: Final = 60.0
 # How long a shutdown may spend delivering and publishing what is still pending.
 DRAIN_SECONDS: Final = 5.0
-
-
-def encode_rows(node: str, rows: Sequence[OutboxRow]) -> bytes:
-    return orjson.dumps({"node": node, "rows": [list(row) for row in rows]})
-
-
-def decode_rows(raw: bytes | str) -> tuple[str, list[OutboxRow]]:
-    """``(node, rows)``; ``ValueError`` when ``raw`` is not one of ours."""
-    try:
-        data = orjson.loads(raw)
-        rows = [OutboxRow(int(p), str(c), str(k), dict(v)) for p, c, k, v in data["rows"]]
-        return str(data["node"]), rows
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not an outbox message ({type(exc).__name__})") from None
 
 
 @dataclass(slots=True)

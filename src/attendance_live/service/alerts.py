@@ -26,16 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import ssl
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from email.message import EmailMessage
-from typing import Any, Final, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any, Final
 
 import orjson
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -49,24 +45,21 @@ from attendance_live.db.models import (
     User,
 )
 from attendance_live.db.term_models import AbsenceAlert, AbsenceRule, AbsenceState, TermCursor
+from attendance_live.service.absence_rules import (
+    RuleSpec,
+    RuleView,
+    alert_message,
+    has_crossed,
+    measure,
+    rule_view,
+)
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
+from attendance_live.service.mail import Mailer
 from attendance_live.service.outbox import RECORD, OutboxRow, PendingRow
 from attendance_live.timeutil import iso_z
 
-__all__ = [
-    "ABSENCE_ALERT_KIND",
-    "CURSOR",
-    "MAX_RULES",
-    "PROCESS_BATCH",
-    "AlertView",
-    "Alerts",
-    "Mailer",
-    "Metrics",
-    "RuleSpec",
-    "RuleView",
-    "measure",
-]
+__all__ = ["ABSENCE_ALERT_KIND", "CURSOR", "MAX_RULES", "PROCESS_BATCH", "AlertView", "Alerts"]
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +68,6 @@ CURSOR: Final = "alerts"
 ABSENCE_ALERT_KIND: Final = "absenceAlert"
 PROCESS_BATCH: Final = 200
 MAX_RULES: Final = 10
-
-
-class RuleSpec(BaseModel):
-    """A threshold, as a manager sets it."""
-
-    kind: Literal["absences", "rate", "streak"]
-    count: int = Field(
-        ge=1, le=1000, description="absences: how many; rate: after how many sessions; streak: how long"
-    )
-    below: float | None = Field(
-        default=None, gt=0, le=1, description="rate only: the rate (0 to 1) to stay above"
-    )
-
-
-class RuleView(RuleSpec):
-    id: str
 
 
 class AlertView(BaseModel):
@@ -112,103 +89,6 @@ class AlertView(BaseModel):
     created_at: str
     acknowledged_at: str | None = None
     acknowledged_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Metrics:
-    """A student's attendance over a course's ended sessions."""
-
-    sessions: int
-    absences: int
-    attended: int  # present + late
-    excused: int
-    streak: int  # absences in a row, up to the latest session
-
-    @property
-    def rate(self) -> float | None:
-        counted = self.sessions - self.excused
-        return None if counted <= 0 else self.attended / counted
-
-
-def measure(statuses: Sequence[str]) -> Metrics:
-    """The metrics of a student's records in session order."""
-    streak = 0
-    for status in reversed(statuses):
-        if status != "absent":
-            break
-        streak += 1
-    return Metrics(
-        sessions=len(statuses),
-        absences=sum(1 for s in statuses if s == "absent"),
-        attended=sum(1 for s in statuses if s in ("present", "late")),
-        excused=sum(1 for s in statuses if s == "excused"),
-        streak=streak,
-    )
-
-
-def _crossed(rule: RuleSpec, m: Metrics) -> bool:
-    if rule.kind == "absences":
-        return m.absences >= rule.count
-    if rule.kind == "streak":
-        return m.streak >= rule.count
-    rate = m.rate
-    return m.sessions >= rule.count and rate is not None and rule.below is not None and rate < rule.below
-
-
-def _message(rule: RuleSpec, m: Metrics, name: str, code: str) -> str:
-    if rule.kind == "absences":
-        return f"{name} has been absent from {m.absences} sessions of {code} (the threshold is {rule.count})."
-    if rule.kind == "streak":
-        return f"{name} has missed the last {m.streak} sessions of {code} in a row."
-    return (
-        f"{name}'s attendance in {code} is {(m.rate or 0):.0%} after {m.sessions} sessions, "
-        f"below {(rule.below or 0):.0%}."
-    )
-
-
-def _rule_view(rule: AbsenceRule) -> RuleView:
-    return RuleView(id=rule.id, kind=rule.kind, count=rule.count, below=rule.below)
-
-
-class Mailer:
-    """Plain-text email through ``SMTP_URL`` (smtp:// with STARTTLS when offered, or smtps://)."""
-
-    def __init__(self, smtp_url: SecretStr | None, sender: str, *, timeout: float = 10.0) -> None:
-        self.smtp_url = smtp_url
-        self.sender = sender
-        self.timeout = timeout
-
-    @property
-    def enabled(self) -> bool:
-        return self.smtp_url is not None
-
-    async def send(self, to: str, subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = subject
-        message.set_content(body)
-        await asyncio.to_thread(self._send, message)
-
-    def _send(self, message: EmailMessage) -> None:
-        assert self.smtp_url is not None
-        url = urlsplit(self.smtp_url.get_secret_value())
-        host = url.hostname or "localhost"
-        if url.scheme == "smtps":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, url.port or 465, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        else:
-            client = smtplib.SMTP(host, url.port or 25, timeout=self.timeout)
-        with client:
-            if url.scheme == "smtp":
-                client.ehlo()
-                if client.has_extn("starttls"):
-                    client.starttls(context=ssl.create_default_context())
-                    client.ehlo()
-            if url.username:
-                client.login(unquote(url.username), unquote(url.password or ""))
-            client.send_message(message)
 
 
 class Alerts:
@@ -259,7 +139,7 @@ class Alerts:
                         TermCursor, {"name": CURSOR, "position": last}, key=[TermCursor.name]
                     )
                 )
-        return [_rule_view(r) for r in rows]
+        return [rule_view(r) for r in rows]
 
     async def list_rules(self, actor: Identity, course_id: str) -> list[RuleView]:
         async with self.database.read() as db:
@@ -271,7 +151,7 @@ class Alerts:
                     .order_by(AbsenceRule.created_at)
                 )
             ).scalars()
-            return [_rule_view(r) for r in rows]
+            return [rule_view(r) for r in rows]
 
     # ------------------------------------------------------------ alerts (managers; a student sees its own)
 
@@ -446,7 +326,7 @@ class Alerts:
             metrics = measure(history[user_id])
             name = names.get(user_id) or user_id
             for rule in rules:
-                crossed = _crossed(rule, metrics)
+                crossed = has_crossed(rule, metrics)
                 was = states.get((rule.id, user_id))
                 if was != crossed:
                     conn.execute(
@@ -473,7 +353,7 @@ class Alerts:
                     attendance_rate=None if rate is None else round(rate, 4),
                     streak=metrics.streak,
                     session_id=users[user_id],
-                    message=_message(rule, metrics, name, course.code),
+                    message=alert_message(rule, metrics, name, course.code),
                     created_at=iso_z(now) or "",
                 )
                 alert.student_message = _second_person(alert)

@@ -36,7 +36,7 @@ from sqlalchemy import String, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from attendance_live.db.models import OutboxEvent, RecoverySession
-from attendance_live.realtime.payloads import active_sessions_data, ended_payload, started_payload
+from attendance_live.payloads import active_sessions_data, ended_payload, started_payload
 from attendance_live.service.events import (
     DomainEvent,
     EnrollmentChanged,

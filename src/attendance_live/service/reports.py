@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
@@ -44,19 +43,20 @@ from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
 from attendance_live.service import xapi
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
+from attendance_live.service.report_views import (
+    CourseReport,
+    SessionAttendance,
+    SessionCsv,
+    StudentAttendance,
+    StudentHistory,
+)
 from attendance_live.timeutil import iso_z
-from attendance_live.vocabulary import RecordStatus
 
 __all__ = [
     "CSV_FORMULA_PREFIXES",
     "FIRST_DAY",
     "LAST_DAY",
-    "CourseReport",
     "CourseReports",
-    "SessionAttendance",
-    "SessionCsv",
-    "StudentAttendance",
-    "StudentHistory",
     "attendance_rate",
     "csv_safe",
     "parse_day",
@@ -111,63 +111,6 @@ def parse_day(value: str | None, name: str) -> date | None:
             f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}, or leave {name} out for no limit"
         )
     return day
-
-
-class _View(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class StudentAttendance(_View):
-    user_id: str
-    name: str
-    present: int
-    late: int
-    absent: int
-    excused: int
-    sessions: int
-    attendance_rate: float | None
-
-
-class CourseReport(_View):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
-
-    course_id: str
-    sessions: int = Field(description="The course's ended sessions in the range")
-    from_: str | None = Field(alias="from", description="The first day included (YYYY-MM-DD), or null")
-    to: str | None = Field(description="The last day included (YYYY-MM-DD), or null")
-    students: list[StudentAttendance]
-
-
-class SessionAttendance(_View):
-    session_id: str
-    topic: str | None
-    started_at: str
-    status: RecordStatus
-
-
-class StudentHistory(_View):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
-
-    course_id: str
-    user_id: str
-    name: str
-    from_: str | None = Field(alias="from")
-    to: str | None
-    sessions: list[SessionAttendance] = Field(
-        description="The student's record in each ended session, oldest first"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class SessionCsv:
-    course_id: str
-    session_id: str
-    started_at: datetime
-    body: str
-
-    @property
-    def filename(self) -> str:
-        return f"attendance-{self.course_id}-{self.started_at.date().isoformat()}-{self.session_id[:8]}.csv"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,9 @@ import csv
 import functools
 import io
 import logging
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,63 +37,30 @@ from sqlalchemy.sql.dml import Insert
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
-from attendance_live.db.models import Course, Enrollment, RosterInvite, User
-from attendance_live.service.access import AccessRules
+from attendance_live.db.models import Enrollment, RosterInvite, User
 from attendance_live.service.core import BATCH_ROWS
 from attendance_live.service.errors import InvalidInput
 from attendance_live.service.events import EnrollmentChanged
+from attendance_live.service.invitations import Invitations
+from attendance_live.service.roster_rows import (
+    CheckedRow,
+    RosterRow,
+    check_row,
+    parse_roster_csv,
+)
 from attendance_live.service.users import name_and_email
-from attendance_live.service.views import ImportResult, ImportRowError, InvitationView
+from attendance_live.service.views import ImportResult, ImportRowError
 from attendance_live.timeutil import iso_z
-from attendance_live.vocabulary import ENROLLMENT_STATUSES, ID_RE, EnrollmentStatus
+from attendance_live.vocabulary import ENROLLMENT_STATUSES
 
-__all__ = [
-    "ANALYZE_AFTER_ROWS",
-    "EMAIL_RE",
-    "HEADER_NAMES",
-    "MAX_BULK_ITEMS",
-    "MAX_IMPORT_ROWS",
-    "ROW_STATUSES",
-    "Roster",
-    "RosterImportRefused",
-    "RosterRow",
-    "RowStatus",
-    "parse_roster_csv",
-]
+__all__ = ["ANALYZE_AFTER_ROWS", "MAX_BULK_ITEMS", "Roster", "RosterImportRefused"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_IMPORT_ROWS: Final = 10_000
 MAX_BULK_ITEMS: Final = 5_000
 # On PostgreSQL, an import that writes this many rows refreshes the planner's statistics.
 ANALYZE_AFTER_ROWS: Final = 1_000
-EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-RowStatus = EnrollmentStatus | Literal["removed"]
-ROW_STATUSES: Final[tuple[str, ...]] = (*ENROLLMENT_STATUSES, "removed")
-
-# Header cells as spreadsheets and student information systems spell them (compared in lower
-# case without spaces, dashes, underscores or dots) -> our column.
-HEADER_NAMES: Final[dict[str, str]] = {
-    **dict.fromkeys(("userid", "user", "id", "uid", "sub", "studentid", "username", "login"), "user_id"),
-    **dict.fromkeys(("email", "emailaddress", "mail", "courriel"), "email"),
-    **dict.fromkeys(("name", "fullname", "displayname", "studentname"), "name"),
-    **dict.fromkeys(("status", "enrollmentstatus", "enrolmentstatus", "state"), "status"),
-    **dict.fromkeys(("firstname", "givenname", "first"), "first_name"),
-    **dict.fromkeys(("lastname", "familyname", "surname", "last"), "last_name"),
-}
-
-
-@dataclass(slots=True)
-class RosterRow:
-    """One row of an import as given: its line (CSV) or position (JSON), and its cells."""
-
-    line: int
-    user_id: str | None
-    email: str | None
-    name: str | None
-    status: str | None
 
 
 class RosterImportRefused(InvalidInput):
@@ -109,110 +74,6 @@ class RosterImportRefused(InvalidInput):
             f"(line {first.line}: {first.message}); fix them and send the whole file again"
         )
         self.result = result
-
-
-def _header_key(cell: str) -> str:
-    return re.sub(r"[\s_\-.]", "", cell.strip().lower())
-
-
-def parse_roster_csv(body: bytes) -> tuple[list[RosterRow], list[ImportRowError]]:
-    """The rows of a roster CSV (UTF-8 with or without BOM; comma or semicolon), or the reasons
-    it cannot be read. Line numbers count the header as line 1."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"The file is not UTF-8 (byte {exc.start} cannot be read); "
-            "save it as 'CSV UTF-8' and upload it again"
-        ) from None
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise InvalidInput(f"Line 1 (the header) cannot be read: {exc}") from None
-    if header is None or not any(cell.strip() for cell in header):
-        raise InvalidInput(
-            "The file is empty; its first line names the columns (user_id, email, name, status)"
-        )
-    columns: dict[str, int] = {}
-    for index, cell in enumerate(header):
-        column = HEADER_NAMES.get(_header_key(cell))
-        if column is not None and column not in columns:
-            columns[column] = index
-    if "user_id" not in columns and "email" not in columns:
-        raise InvalidInput(
-            f"The header (line 1: {first_line[:80]!r}) has neither a user_id nor an email column; "
-            "the first line must name the columns, e.g. user_id,email,name,status"
-        )
-    rows: list[RosterRow] = []
-    errors: list[ImportRowError] = []
-    line = reader.line_num
-    while True:
-        start = line + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(ImportRowError(line=start, message=f"cannot be read as CSV: {exc}"))
-            break
-        line = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue  # blank lines (a spreadsheet's trailing ones) are not rows
-        if len(rows) >= MAX_IMPORT_ROWS:
-            errors.append(
-                ImportRowError(
-                    line=start,
-                    message=f"more than {MAX_IMPORT_ROWS:,} rows; split the file and import each part",
-                )
-            )
-            break
-        if len(cells) > len(header):
-            errors.append(
-                ImportRowError(
-                    line=start,
-                    message=f"has {len(cells)} cells but the header names {len(header)} columns "
-                    f"(a {delimiter!r} inside a value must be in double quotes)",
-                )
-            )
-            continue
-        name = _value(cells, columns, "name")
-        if name is None and ("first_name" in columns or "last_name" in columns):
-            parts = (_value(cells, columns, "first_name"), _value(cells, columns, "last_name"))
-            name = " ".join(p for p in parts if p) or None
-        rows.append(
-            RosterRow(
-                start,
-                _value(cells, columns, "user_id"),
-                _value(cells, columns, "email"),
-                name,
-                _value(cells, columns, "status"),
-            )
-        )
-    return rows, errors
-
-
-def _value(cells: list[str], columns: dict[str, int], column: str) -> str | None:
-    """A row's cell of ``column``, stripped; None when empty or absent."""
-    index = columns.get(column)
-    value = cells[index].strip() if index is not None and index < len(cells) else ""
-    return value or None
-
-
-@dataclass(slots=True)
-class _Checked:
-    """A valid row, its student resolved: an enrollment (``user_id``) or an invitation (``invite``)."""
-
-    line: int
-    user_id: str | None
-    email: str | None  # as given
-    invite: str | None  # lower-cased email of an invitation
-    name: str | None
-    status: RowStatus
-    moves: bool = True  # the status changes (an outbox row; sockets join or leave)
-    names: bool = True  # the user's row is written (new, or its name or email changes)
 
 
 class _Statements:
@@ -248,7 +109,7 @@ class _Statements:
         )
 
 
-class Roster(AccessRules):
+class Roster(Invitations):
     """Bulk roster changes and email invitations; see the module docstring."""
 
     async def import_roster(
@@ -313,15 +174,15 @@ class Roster(AccessRules):
         teacher_id: str,
         rows: Sequence[RosterRow],
         errors: list[ImportRowError],
-    ) -> tuple[ImportResult, list[_Checked]]:
+    ) -> tuple[ImportResult, list[CheckedRow]]:
         """Validate and resolve every row; count what would change. The plan holds only rows that
         change something; a row whose status stays (its name or email changes) has ``moves`` off."""
         errors = list(errors)
-        checked: list[_Checked] = []
+        checked: list[CheckedRow] = []
         by_user: dict[str, int] = {}
         by_email: dict[str, int] = {}
         for row in rows:
-            problem, item = _check_row(row, teacher_id)
+            problem, item = check_row(row, teacher_id)
             if problem is not None:
                 errors.append(ImportRowError(line=row.line, message=problem))
                 continue
@@ -336,7 +197,7 @@ class Roster(AccessRules):
             )
             for email, user_id in found:
                 owners.setdefault(email, []).append(user_id)
-        resolved: list[_Checked] = []
+        resolved: list[CheckedRow] = []
         for item in checked:
             if item.invite is not None and item.invite in owners:
                 ids = sorted(owners[item.invite])
@@ -399,7 +260,7 @@ class Roster(AccessRules):
             )
             stored_invites.update({email: (status, name) for email, status, name in found_invites})
         added = changed = unchanged = 0
-        plan: list[_Checked] = []
+        plan: list[CheckedRow] = []
         for item in resolved:
             if item.user_id is not None:
                 before = stored.get(item.user_id)
@@ -448,7 +309,7 @@ class Roster(AccessRules):
         )
         return result, plan
 
-    async def _apply(self, db: AsyncSession, course_id: str, plan: list[_Checked], now: datetime) -> None:
+    async def _apply(self, db: AsyncSession, course_id: str, plan: list[CheckedRow], now: datetime) -> None:
         """Write the plan: each kind of row with one statement executed for many rows (built
         once: compiling a multi-row ``VALUES`` per chunk cost more than the writes)."""
         conn = await db.connection()
@@ -549,127 +410,6 @@ class Roster(AccessRules):
                 ["", csv_safe(invite_email), csv_safe(invite_name or ""), status, iso_z(updated_at)]
             )
         return out.getvalue()
-
-    async def list_invitations(self, actor: Identity, course_id: str) -> list[InvitationView]:
-        """Students imported by email who have not signed in yet."""
-        async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
-            rows = (
-                await db.execute(
-                    select(RosterInvite)
-                    .where(RosterInvite.course_id == course_id)
-                    .order_by(RosterInvite.email)
-                )
-            ).scalars()
-            return [
-                InvitationView(
-                    course_id=course_id,
-                    email=r.email,
-                    name=r.name,
-                    status=r.status,
-                    updated_at=iso_z(r.updated_at) or "",
-                )
-                for r in rows
-            ]
-
-    # --------------------------------------------------------------- linking
-
-    async def link_invitations(self, actors: Iterable[Identity]) -> int:
-        """Turn the invitations of these users' emails into their enrollments; returns how many.
-
-        Called when users first sign in (``UserDirectory.on_written``). An email
-        stored for two users or more links nobody (logged; a manager adds the
-        student by user id); an enrollment that exists already wins over the
-        invitation, which is dropped.
-        """
-        by_email: dict[str, Identity] = {}
-        for actor in actors:
-            if actor.email:
-                by_email.setdefault(actor.email.strip().lower(), actor)
-        if not by_email:
-            return 0
-        async with self.database.read() as db:
-            invited = set(
-                (
-                    await db.execute(
-                        select(RosterInvite.email).where(RosterInvite.email.in_(list(by_email))).distinct()
-                    )
-                ).scalars()
-            )
-        if not invited:
-            return 0
-        linked = 0
-        now = self.clock()
-        async with self._write() as unit:
-            owners: dict[str, set[str]] = {}
-            found = await unit.db.execute(
-                select(func.lower(User.email), User.id).where(func.lower(User.email).in_(sorted(invited)))
-            )
-            for email, user_id in found:
-                owners.setdefault(email, set()).add(user_id)
-            for email in sorted(invited):
-                actor = by_email[email]
-                others = owners.get(email, set()) - {actor.user_id}
-                if others:
-                    log.warning(
-                        "not linking roster invitations: %d other user(s) have the same email", len(others)
-                    )
-                    continue
-                rows = (
-                    await unit.db.execute(
-                        select(RosterInvite, Course.teacher_id)
-                        .join(Course, Course.id == RosterInvite.course_id)
-                        .where(RosterInvite.email == email)
-                    )
-                ).all()
-                await self.users.ensure(unit.db, actor)
-                for invite, teacher_id in rows:
-                    if teacher_id != actor.user_id:
-                        existing = await unit.db.get(Enrollment, (invite.course_id, actor.user_id))
-                        if existing is None:
-                            unit.db.add(
-                                Enrollment(
-                                    course_id=invite.course_id,
-                                    user_id=actor.user_id,
-                                    status=invite.status,
-                                    created_at=now,
-                                    updated_at=now,
-                                )
-                            )
-                            unit.events.append(
-                                EnrollmentChanged(invite.course_id, actor.user_id, invite.status)
-                            )
-                            linked += 1
-                    await unit.db.delete(invite)
-        return linked
-
-
-def _check_row(row: RosterRow, teacher_id: str) -> tuple[str | None, _Checked | None]:
-    """Why the row is bad, or the row checked."""
-    if row.user_id is None and row.email is None:
-        return "has neither a user_id nor an email; give at least one", None
-    if row.user_id is not None and not ID_RE.match(row.user_id):
-        return (
-            f"user_id {row.user_id[:40]!r} is not valid: use 1 to 128 letters, digits or ._:@- "
-            "starting with a letter or digit",
-            None,
-        )
-    if row.email is not None and (len(row.email) > 320 or not EMAIL_RE.match(row.email)):
-        return f"email {row.email[:60]!r} is not an email address (name@domain)", None
-    if row.name is not None and len(row.name) > 200:
-        return f"name is {len(row.name)} characters long; at most 200", None
-    status = (row.status or "approved").strip().lower()
-    if status not in ROW_STATUSES:
-        return (
-            f"status {row.status[:20]!r} is not one of {', '.join(ROW_STATUSES)} (empty means approved)"
-            if row.status
-            else "status is empty",
-            None,
-        )
-    if row.user_id is not None and row.user_id == teacher_id:
-        return f"{row.user_id!r} is the course's teacher, who cannot enroll in it", None
-    invite = row.email.lower() if row.user_id is None and row.email is not None else None
-    return None, _Checked(row.line, row.user_id, row.email, invite, row.name, cast(RowStatus, status))
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:

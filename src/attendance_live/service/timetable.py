@@ -31,148 +31,40 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Final
 
 import orjson
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.models import AttendanceSession, Course
 from attendance_live.db.term_models import PlannedSession, TimetableSlot
-from attendance_live.networks import MAX_NETWORKS, parse_networks
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.calendar import CalendarEntry, uid_of
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
+from attendance_live.service.slots import (
+    WEEKDAYS,
+    PlannedView,
+    SessionSettings,
+    SlotView,
+    Weekday,
+    check_settings,
+    occurrences,
+    settings_of,
+    zone,
+)
 from attendance_live.service.views import SessionView
 from attendance_live.timeutil import Clock, iso_z
-from attendance_live.vocabulary import SYSTEM, CheckInMode
+from attendance_live.vocabulary import SYSTEM
 
-__all__ = [
-    "DUE_BATCH",
-    "LEASE",
-    "WEEKDAYS",
-    "PlannedView",
-    "SessionSettings",
-    "SlotView",
-    "Timetable",
-    "Weekday",
-    "occurrences",
-    "zone",
-]
+__all__ = ["DUE_BATCH", "LEASE", "Timetable"]
 
 log = logging.getLogger(__name__)
 
 # How long a node holds a plan it is starting before another may take over.
 LEASE: Final = timedelta(seconds=60)
 DUE_BATCH: Final = 100
-Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-WEEKDAYS: Final[tuple[Weekday, ...]] = (
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-)
-
-
-class SessionSettings(BaseModel):
-    """The started session's settings (``POST /api/courses/{id}/sessions``'s optional fields)."""
-
-    late_after_minutes: int | None = None
-    check_in_mode: CheckInMode = "open"
-    code_period_seconds: int = 15
-    allowed_networks: list[str] | None = None
-
-
-class SlotView(BaseModel):
-    id: str
-    course_id: str
-    weekday: Weekday
-    start_time: str
-    duration_minutes: int
-    timezone: str
-    first_date: str
-    last_date: str
-    exception_dates: list[str]
-    topic: str | None
-    location: str | None
-    settings: SessionSettings
-    planned: int  # occurrences created
-
-
-class PlannedView(BaseModel):
-    id: str
-    course_id: str
-    slot_id: str | None
-    starts_at: str
-    ends_at: str
-    topic: str | None
-    location: str | None
-    status: Literal["planned", "starting", "started", "skipped", "missed"]
-    # When started: the session (its id is the plan's) and whether it is active or ended.
-    session_id: str | None
-    session_status: str | None
-    settings: SessionSettings
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name``; InvalidInput naming it otherwise."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"timezone {name[:64]!r} is not an IANA time zone; use a name such as Europe/Berlin or UTC"
-        ) from None
-
-
-def occurrences(
-    weekday: int,
-    start: time,
-    duration: timedelta,
-    tz: ZoneInfo,
-    first: date,
-    last: date,
-    exceptions: Sequence[date] = (),
-) -> list[tuple[datetime, datetime]]:
-    """The (start, end) instants in UTC of a weekly slot: the wall-clock ``start`` in ``tz`` on every
-    ``weekday`` from ``first`` to ``last`` but the ``exceptions``."""
-    day = first + timedelta(days=(weekday - first.weekday()) % 7)
-    skipped = set(exceptions)
-    found = []
-    while day <= last:
-        if day not in skipped:
-            begins = datetime.combine(day, start, tzinfo=tz).astimezone(UTC)
-            found.append((begins, begins + duration))
-        day += timedelta(days=7)
-    return found
-
-
-def _check_settings(settings: SessionSettings, duration_minutes: int) -> None:
-    if not 5 <= settings.code_period_seconds <= 300:
-        raise InvalidInput(
-            f"code_period_seconds ({settings.code_period_seconds}) is out of range; use 5 to 300 seconds"
-        )
-    if settings.late_after_minutes is not None and not 0 <= settings.late_after_minutes <= duration_minutes:
-        raise InvalidInput(
-            f"late_after_minutes ({settings.late_after_minutes}) is not within the session's "
-            f"{duration_minutes} minutes; choose a late threshold within the session"
-        )
-    if settings.allowed_networks is not None:
-        if not settings.allowed_networks or len(settings.allowed_networks) > MAX_NETWORKS:
-            raise InvalidInput(f"allowed_networks lists 1 to {MAX_NETWORKS} networks, or is null (anywhere)")
-        try:
-            parse_networks(settings.allowed_networks, "allowed_networks entry")
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-
-
-def _settings_of(raw: str) -> SessionSettings:
-    return SessionSettings.model_validate(orjson.loads(raw))
 
 
 class Timetable:
@@ -210,7 +102,7 @@ class Timetable:
             raise InvalidInput(f"last_date ({last_date}) is before first_date ({first_date}); swap them")
         if (last_date - first_date).days > 366:
             raise InvalidInput("a slot spans at most 366 days; add another slot for the next term")
-        _check_settings(settings, duration_minutes)
+        check_settings(settings, duration_minutes)
         start = start_time.replace(second=0, microsecond=0, tzinfo=None)
         day = WEEKDAYS.index(weekday)
         times = occurrences(
@@ -314,7 +206,7 @@ class Timetable:
         settings = settings or SessionSettings()
         if starts_at.tzinfo is None:
             raise InvalidInput("starts_at has no time zone; add Z or an offset such as +01:00")
-        _check_settings(settings, duration_minutes)
+        check_settings(settings, duration_minutes)
         now = self.clock()
         begins = starts_at.astimezone(UTC).replace(microsecond=0)
         ends = begins + timedelta(minutes=duration_minutes)
@@ -506,7 +398,7 @@ class Timetable:
 
     async def _start(self, planned: PlannedSession, actor: Identity) -> SessionView | None:
         """Start the claimed plan's session (its id is the plan's); None if some node already had."""
-        settings = _settings_of(planned.settings)
+        settings = settings_of(planned.settings)
         remaining = (planned.ends_at - self.clock()).total_seconds()
         minutes = max(1, math.ceil(remaining / 60))
         late = settings.late_after_minutes
@@ -570,7 +462,7 @@ class Timetable:
             exception_dates=orjson.loads(slot.exception_dates),
             topic=slot.topic,
             location=slot.location,
-            settings=_settings_of(slot.settings),
+            settings=settings_of(slot.settings),
             planned=planned,
         )
 
@@ -588,5 +480,5 @@ class Timetable:
             status=planned.status,
             session_id=planned.id if started else None,
             session_status=session_status if started else None,
-            settings=_settings_of(planned.settings),
+            settings=settings_of(planned.settings),
         )

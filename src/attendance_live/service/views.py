@@ -1,6 +1,6 @@
 """What the service returns: typed, JSON-ready views shared by HTTP and Socket.IO.
 
-The HTTP API returns most of them as they are; ``realtime.payloads`` builds
+The HTTP API returns most of them as they are; ``payloads`` builds
 every Socket.IO payload from them.
 """
 
@@ -230,7 +230,7 @@ class ActiveSessionView(_View):
 
 
 class ActiveSessionsView(_View):
-    """A course's active sessions, oldest first (``realtime.payloads`` gives it the seed's shape)."""
+    """A course's active sessions, oldest first (``payloads`` gives it the seed's shape)."""
 
     course_id: str
     sessions: list[ActiveSessionView]

@@ -28,19 +28,14 @@ import asyncio
 import base64
 import logging
 import secrets
-import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import aiohttp
 import orjson
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-from pydantic import BaseModel
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from standardwebhooks.webhooks import Webhook
@@ -49,42 +44,33 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import Course, OutboxEvent
 from attendance_live.db.term_models import TermCursor, WebhookDelivery, WebhookEndpoint
-from attendance_live.networks import IPAddress, IPNetwork, in_networks, parse_address
-from attendance_live.service.alerts import ABSENCE_ALERT_KIND
+from attendance_live.networks import IPNetwork
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
-from attendance_live.service.outbox import ENROLLMENT, RECORD
+from attendance_live.service.webhook_targets import GuardedResolver, check_target
+from attendance_live.service.webhook_views import (
+    EVENT_TYPES,
+    DeliveryView,
+    EndpointCreated,
+    EndpointView,
+    EventType,
+    delivery_view,
+    endpoint_view,
+    webhook_event,
+)
 from attendance_live.timeutil import Clock, iso_z, utcnow
 
 __all__ = [
     "CURSOR",
     "ENQUEUE_BATCH",
     "ERROR_CHARS",
-    "EVENT_TYPES",
     "MAX_ATTEMPTS",
     "RETRY_SCHEDULE",
     "SEND_BATCH",
-    "DeliveryView",
-    "EndpointCreated",
-    "EndpointView",
-    "EventType",
-    "GuardedResolver",
     "Webhooks",
-    "check_target",
-    "webhook_event",
 ]
 
 log = logging.getLogger(__name__)
 
-EventType = Literal[
-    "session.started", "session.ended", "record.changed", "enrollment.changed", "absence.alert"
-]
-EVENT_TYPES: Final[tuple[EventType, ...]] = (
-    "session.started",
-    "session.ended",
-    "record.changed",
-    "enrollment.changed",
-    "absence.alert",
-)
 CURSOR: Final = "webhooks"
 # The waits after each failed attempt (the Standard Webhooks recommendation): 27 h 35 min in all.
 RETRY_SCHEDULE: Final[tuple[timedelta, ...]] = (
@@ -104,124 +90,6 @@ SEND_BATCH: Final = 50
 ERROR_CHARS: Final = 500
 
 
-class EndpointView(BaseModel):
-    id: str
-    url: str
-    course_id: str | None
-    event_types: list[EventType]
-    description: str | None
-    created_at: str
-
-
-class EndpointCreated(EndpointView):
-    secret: str
-
-
-class DeliveryView(BaseModel):
-    id: int
-    endpoint_id: str
-    course_id: str
-    event_type: str
-    message_id: str
-    status: str
-    attempts: int
-    next_attempt_at: str | None
-    last_error: str | None
-    last_status_code: int | None
-    created_at: str
-    delivered_at: str | None
-    payload: dict[str, Any]
-
-
-def webhook_event(kind: str, payload: dict[str, Any]) -> tuple[EventType, dict[str, Any]] | None:
-    """The webhook event type and ``data`` of an outbox row; None for rows no webhook carries."""
-    if kind == "courseSessionStarted":
-        return "session.started", payload
-    if kind == "courseSessionEnded":
-        return "session.ended", payload
-    if kind == RECORD:
-        record = payload["record"]
-        # The record without its audit (addresses and devices stay in the server).
-        return "record.changed", {
-            "session_id": payload["session_id"],
-            "user_id": payload["user_id"],
-            "name": record.get("name"),
-            "status": record.get("status"),
-            "marked_at": record.get("marked_at"),
-            "marked_by": record.get("marked_by"),
-            "remarks": record.get("remarks"),
-        }
-    if kind == ENROLLMENT:
-        return "enrollment.changed", {"user_id": payload["user_id"], "status": payload["status"]}
-    if kind == ABSENCE_ALERT_KIND:
-        return "absence.alert", payload
-    return None
-
-
-async def check_target(url: str, allowed: Sequence[IPNetwork]) -> None:
-    """Refuse (InvalidInput) a URL that is not http(s) or whose host resolves to an address that is
-    not public, unless ``allowed`` lists it."""
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidInput(f"url {url[:100]!r} is not an http:// or https:// URL with a host")
-    if parsed.username or parsed.password:
-        raise InvalidInput("url carries a user name or password; authenticate with the signature instead")
-    host = parsed.hostname
-    literal = parse_address(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, parsed.port or (443 if parsed.scheme == "https" else 80), type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise InvalidInput(
-                f"url host {host!r} does not resolve ({exc.strerror or exc}); check the name"
-            ) from None
-        addresses = [a for a in (parse_address(str(info[4][0])) for info in infos) if a is not None]
-        if not addresses:
-            raise InvalidInput(f"url host {host!r} does not resolve to an IP address; check the name")
-    for address in addresses:
-        if not _permitted(address, allowed):
-            raise InvalidInput(
-                f"url host {host!r} resolves to {address}, a loopback, private or reserved address; "
-                "webhooks go to public addresses only, unless WEBHOOK_ALLOWED_NETWORKS lists that network"
-            )
-
-
-def _permitted(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
-    return address.is_global or in_networks(address, allowed)
-
-
-class GuardedResolver(AbstractResolver):
-    """The HTTP client's resolver: the system's answers, less the addresses a webhook may not reach.
-
-    The connection is made to an address this resolver returned, so a name that is re-pointed at a
-    private address between the check and the request (DNS rebinding) is refused as well.
-    """
-
-    def __init__(self, allowed: Sequence[IPNetwork]) -> None:
-        self.allowed = tuple(allowed)
-        self._inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        kept = [
-            r
-            for r in results
-            if (address := parse_address(r["host"])) is not None and _permitted(address, self.allowed)
-        ]
-        if not kept:
-            raise OSError(f"{host} resolves to loopback, private or reserved addresses only")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def _new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -238,35 +106,6 @@ def _check_secret(secret: str) -> str:
     if not 24 <= len(raw) <= 64:
         raise InvalidInput(f"secret holds {len(raw)} bytes; use 24 to 64 random bytes (base64 after whsec_)")
     return secret
-
-
-def _endpoint_view(row: WebhookEndpoint) -> EndpointView:
-    return EndpointView(
-        id=row.id,
-        url=row.url,
-        course_id=row.course_id,
-        event_types=orjson.loads(row.event_types),
-        description=row.description,
-        created_at=iso_z(row.created_at) or "",
-    )
-
-
-def _delivery_view(row: WebhookDelivery) -> DeliveryView:
-    return DeliveryView(
-        id=row.id,
-        endpoint_id=row.endpoint_id,
-        course_id=row.course_id,
-        event_type=row.event_type,
-        message_id=row.message_id,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=iso_z(row.next_attempt_at) if row.status == "pending" else None,
-        last_error=row.last_error,
-        last_status_code=row.last_status_code,
-        created_at=iso_z(row.created_at) or "",
-        delivered_at=iso_z(row.delivered_at),
-        payload=orjson.loads(row.payload),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,13 +185,13 @@ class Webhooks:
                     )
                 )
             db.add(row)
-        return EndpointCreated(**_endpoint_view(row).model_dump(), secret=secret)
+        return EndpointCreated(**endpoint_view(row).model_dump(), secret=secret)
 
     async def list_endpoints(self, actor: Identity) -> list[EndpointView]:
         self._require_admin(actor)
         async with self.database.read() as db:
             rows = (await db.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))).scalars()
-            return [_endpoint_view(r) for r in rows]
+            return [endpoint_view(r) for r in rows]
 
     async def delete_endpoint(self, actor: Identity, endpoint_id: str) -> None:
         self._require_admin(actor)
@@ -381,7 +220,7 @@ class Webhooks:
         if status is not None:
             query = query.where(WebhookDelivery.status == status)
         async with self.database.read() as db:
-            return [_delivery_view(r) for r in (await db.execute(query)).scalars()]
+            return [delivery_view(r) for r in (await db.execute(query)).scalars()]
 
     async def resend(self, actor: Identity, delivery_id: int) -> DeliveryView:
         """Send the delivery again as soon as its line allows (the same webhook-id and body)."""
@@ -397,7 +236,7 @@ class Webhooks:
             row.next_attempt_at = now
             row.lease_until = None
             await db.flush()
-            return _delivery_view(row)
+            return delivery_view(row)
 
     # ------------------------------------------------------------ enqueue (every node)
 

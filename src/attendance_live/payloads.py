@@ -1,7 +1,10 @@
 """The Socket.IO protocol's shapes: what clients send, checked, and everything the server sends.
 
 Every payload the server emits is built here from the service's views, so the
-protocol can be read in this one file against docs/protocol.md:
+protocol can be read in this one file against docs/protocol.md. It sits below both
+its users: ``realtime/`` (the handlers and the relay) and ``service/outbox.py`` (which
+stores the course events' payloads) take the shapes from here, so the service never
+imports the real-time layer:
 
 * ``courseSessionStarted``  ``started_payload``
 * ``courseSessionEnded``    ``ended_payload``
