@@ -12,6 +12,7 @@ import pytest
 import vobject
 
 from attendance_live.app import Application, create_app
+from attendance_live.auth.tokens import Identity
 from attendance_live.config import Settings
 from attendance_live.service.slots import occurrences
 from tests.helpers import FakeClock, Recorder, World
@@ -191,6 +192,22 @@ async def test_a_node_down_across_a_start_catches_up_and_one_missed_entirely_is_
     assert plans["Caught up"]["status"] == "started"
     assert [s["sessionId"] for s in running] == [late.json()["id"]]
     assert session["started_at"] == "2026-03-16T10:20:00.000Z"  # late, for what remains of it
+
+
+async def test_a_plan_whose_session_exists_reads_as_started_before_its_row_is_marked(
+    app: Application, http: httpx.AsyncClient, world: World, clock: FakeClock
+) -> None:
+    # The scheduler announces the start, then marks the plan in a second write: a dashboard that
+    # refreshes its calendar on the announcement must already see the plan started and running.
+    await add_slot(http, world, last_date="2026-03-16")
+    (plan,) = await planned(http, world)
+    clock.now = utc(plan["starts_at"])
+    teacher = Identity(user_id="teacher", name="Grace Hopper", email=None, role="teacher")
+    await app.context.service.start_session(teacher, "cs101", session_id=plan["id"])
+    (seen,) = await planned(http, world)
+    assert seen["status"] == "started"
+    assert seen["session_id"] == plan["id"]
+    assert seen["session_status"] == "active"
 
 
 async def test_a_teacher_starts_early_skips_and_ends_early(

@@ -468,7 +468,10 @@ class Timetable:
 
     @staticmethod
     def _planned_view(planned: PlannedSession, session_status: str | None) -> PlannedView:
-        started = planned.status == "started"
+        # A plan whose session exists has started, whatever its row says yet: the row is marked in a
+        # write after the start was announced, and a dashboard refreshing on that announcement must
+        # not see it still "planned" (nothing would make it look again).
+        started = planned.status == "started" or session_status is not None
         return PlannedView(
             id=planned.id,
             course_id=planned.course_id,
@@ -477,7 +480,7 @@ class Timetable:
             ends_at=iso_z(planned.ends_at) or "",
             topic=planned.topic,
             location=planned.location,
-            status=planned.status,
+            status="started" if started else planned.status,
             session_id=planned.id if started else None,
             session_status=session_status if started else None,
             settings=settings_of(planned.settings),
