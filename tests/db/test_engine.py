@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from attendance_live.db.engine import Database
+from attendance_live.db.engine import GROUP_ATTEMPTS, Database
 from attendance_live.db.models import User
 
 T0 = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
@@ -96,3 +97,67 @@ async def test_grouped_writes_commit_together_and_a_failing_unit_undoes_only_its
 
     reads = await asyncio.gather(*(database.run_read_grouped(name_of(f"u{n}")) for n in range(8)))
     assert reads == ["u0", "u1", "u2", None, "u4", "u5", "u6", "u7"]
+
+
+async def test_a_group_runs_its_units_in_their_order_and_answers_each_its_own(database: Database) -> None:
+    ran: list[str] = []
+
+    def unit(name: str) -> Callable[[Connection], str]:
+        def work(_conn: Connection) -> str:
+            ran.append(name)
+            return name
+
+        return work
+
+    # Two nodes locking the same rows sort them the same way (db/engine.py says why).
+    orders = ["check-in s b", "check-in s a", "", "check-in s c", "recovery p"]
+    answers = await asyncio.gather(*(database.run_write_grouped(unit(o), order=o) for o in orders))
+    assert answers == orders
+    assert ran == sorted(orders)
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def _deadlock() -> DBAPIError:
+    return DBAPIError("UPDATE attendance_records …", {}, _Deadlock("deadlock detected"))
+
+
+async def test_a_unit_undone_by_a_deadlock_runs_again_and_only_it(database: Database) -> None:
+    tries: dict[str, int] = {"flaky": 0, "steady": 0}
+
+    def flaky(conn: Connection) -> str:
+        tries["flaky"] += 1
+        conn.execute(insert(User).values(_row(f"flaky{tries['flaky']}", "f", T0)))
+        if tries["flaky"] < GROUP_ATTEMPTS:
+            raise _deadlock()  # after its write: the savepoint undoes it, as PostgreSQL would
+        return "flaky"
+
+    def steady(conn: Connection) -> str:
+        tries["steady"] += 1
+        conn.execute(insert(User).values(_row("steady", "s", T0)))
+        return "steady"
+
+    answers = await asyncio.gather(database.run_write_grouped(flaky), database.run_write_grouped(steady))
+    assert list(answers) == ["flaky", "steady"]
+    assert tries == {"flaky": GROUP_ATTEMPTS, "steady": 1}
+    assert [uid for uid, _, _ in await _users(database)] == [f"flaky{GROUP_ATTEMPTS}", "steady"]
+
+
+async def test_a_unit_deadlocked_every_time_fails_after_its_attempts(database: Database) -> None:
+    tries = 0
+
+    def doomed(_conn: Connection) -> None:
+        nonlocal tries
+        tries += 1
+        raise _deadlock()
+
+    def refused(_conn: Connection) -> None:
+        raise Refused("not retried")  # an ordinary error reaches its caller at once
+
+    outcomes = await asyncio.gather(
+        database.run_write_grouped(doomed), database.run_write_grouped(refused), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [DBAPIError, Refused]
+    assert tries == GROUP_ATTEMPTS

@@ -197,8 +197,22 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.error(
+        "database unavailable during %s %s: %s", request.method, request.url.path, database_error_name(exc)
+    )
     return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"})
+
+
+def database_error_name(exc: BaseException) -> str:
+    """The error's class, the driver's, and the SQLSTATE when there is one.
+
+    Never the message: it may hold the row's values.
+    """
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return type(exc).__name__
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return f"{type(exc).__name__} ({type(orig).__name__}{f', SQLSTATE {state}' if state else ''})"
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

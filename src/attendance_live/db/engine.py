@@ -21,6 +21,14 @@ check-ins becomes a few dozen transactions instead of a thousand: a few dozen
 thread hops on SQLite, a few dozen connection checkouts and WAL flushes on
 PostgreSQL (docs/performance.md).
 
+Two nodes on PostgreSQL run their groups at the same time, so a unit may
+name an ``order``: a group runs its units sorted by it (check-ins name their
+session and user), so every node takes the rows' locks in the same order and
+two groups wait for each other instead of deadlocking. A unit that still fails
+with a deadlock or a serialization failure (SQLSTATE 40P01, 40001: PostgreSQL
+undid it, nothing of it is kept) runs again in the next group, up to
+``GROUP_ATTEMPTS`` times in all, before its caller sees the error.
+
 ``Database.upsert`` builds ``INSERT … ON CONFLICT`` in the dialect in use, the
 one statement SQLAlchemy spells differently for each.
 """
@@ -29,16 +37,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -48,13 +59,26 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql import ColumnCollection
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["GROUP_MAX_UNITS", "SQLITE_BUSY_TIMEOUT_MS", "Database"]
+__all__ = ["GROUP_ATTEMPTS", "GROUP_MAX_UNITS", "SQLITE_BUSY_TIMEOUT_MS", "Database", "is_retryable"]
 
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # Most units in one grouped transaction (a bound on how long the first of them waits).
 GROUP_MAX_UNITS = 200
+# How often a grouped unit runs when PostgreSQL undoes it for a deadlock or a serialization failure.
+GROUP_ATTEMPTS = 4
+# SQLSTATEs after which running the same unit again is right: PostgreSQL undid it.
+_RETRYABLE_STATES = frozenset({"40P01", "40001"})
+
+log = logging.getLogger(__name__)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a deadlock or serialization failure, after which the same work may run again."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, DBAPIError) and state in _RETRYABLE_STATES
 
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
@@ -237,7 +261,11 @@ class Database:
         return batch
 
     async def run_write_grouped(
-        self, work: Callable[[Connection], T], *, finish: Callable[[Connection, list[T]], None] | None = None
+        self,
+        work: Callable[[Connection], T],
+        *,
+        finish: Callable[[Connection, list[T]], None] | None = None,
+        order: str = "",
     ) -> T:
         """``run_write``, grouped with the writes waiting beside it (see the module docstring).
 
@@ -246,10 +274,14 @@ class Database:
         ``finish`` (the same callable for every unit that shares it) runs once
         after all the group's units, before the commit, with the results of
         those that succeeded, in order; if it raises, the whole group fails.
+        ``order`` places the unit in its group (sorted, stable; units that lock
+        rows name them here so every node locks them in the same order). A unit
+        may run more than once (after a deadlock): it must do all its work on
+        ``conn``.
         """
         started = time.perf_counter()
         try:
-            return await self._write_group.run(work, finish)
+            return await self._write_group.run(work, finish, order)
         finally:
             self._observe("write", time.perf_counter() - started)
 
@@ -257,7 +289,7 @@ class Database:
         """``run_read``, grouped with the reads waiting beside it (on one connection)."""
         started = time.perf_counter()
         try:
-            return await self._read_group.run(work, None)
+            return await self._read_group.run(work, None, "")
         finally:
             self._observe("read", time.perf_counter() - started)
 
@@ -326,17 +358,27 @@ def _each_unit(conn: Connection, *, works: Sequence[_Work], savepoints: bool) ->
     return outcomes
 
 
+@dataclass
+class _Waiting:
+    """A unit waiting for its group, and its caller's future."""
+
+    work: _Work
+    order: str
+    future: asyncio.Future[Any]
+    attempts: int = 0
+
+
 class _Group:
     """Units waiting for one batch runner: whoever arrives while a group runs joins the next one."""
 
     def __init__(self, batch: _Batch) -> None:
         self._batch = batch
-        self._waiting: list[tuple[_Work, asyncio.Future[Any]]] = []
+        self._waiting: list[_Waiting] = []
         self._runner: asyncio.Task[None] | None = None
 
-    async def run(self, work: Callable[[Connection], T], finish: _Finish | None) -> T:
+    async def run(self, work: Callable[[Connection], T], finish: _Finish | None, order: str) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((work, finish), future))
+        self._waiting.append(_Waiting((work, finish), order, future))
         if self._runner is None:
             self._runner = asyncio.create_task(self._drain(), name="database-group")
         return await future
@@ -348,23 +390,33 @@ class _Group:
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                group = self._waiting[:GROUP_MAX_UNITS]
+                group = sorted(self._waiting[:GROUP_MAX_UNITS], key=lambda unit: unit.order)
                 del self._waiting[:GROUP_MAX_UNITS]
                 try:
-                    outcomes = await self._batch([work for work, _ in group])
+                    outcomes = await self._batch([unit.work for unit in group])
                 except Exception as exc:  # the transaction itself failed: nothing of it was kept
                     outcomes = [(False, exc)] * len(group)
-                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-                    if future.done():  # its caller was cancelled
+                again: list[_Waiting] = []
+                for unit, (ok, value) in zip(group, outcomes, strict=True):
+                    if unit.future.done():  # its caller was cancelled
                         continue
                     if ok:
-                        future.set_result(value)
+                        unit.future.set_result(value)
+                    elif is_retryable(value) and unit.attempts + 1 < GROUP_ATTEMPTS:
+                        unit.attempts += 1
+                        again.append(unit)
                     else:
-                        future.set_exception(value)
+                        unit.future.set_exception(value)
+                if again:
+                    log.info(
+                        "running %d grouped unit(s) again after a deadlock or serialization failure",
+                        len(again),
+                    )
+                    self._waiting[:0] = again
         finally:
             self._runner = None
             if self._waiting:  # cancelled while units waited: they must not hang
-                for _, future in self._waiting:
-                    if not future.done():
-                        future.set_exception(RuntimeError("the database is closing; try again"))
+                for unit in self._waiting:
+                    if not unit.future.done():
+                        unit.future.set_exception(RuntimeError("the database is closing; try again"))
                 self._waiting.clear()

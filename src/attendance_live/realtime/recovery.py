@@ -260,7 +260,7 @@ class PidState:
                     return conn.execute(_DELETE, mine).rowcount == 1
                 return conn.execute(_UPDATE, {**mine, **values}).rowcount == 1
 
-            written = await store.database.run_write_grouped(write)
+            written = await store.database.run_write_grouped(write, order=f"recovery {pid}")
         if written:
             self.version = None if forget else new
             if forget:
@@ -356,7 +356,9 @@ class RecoveryStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLAIM_WAIT_SECONDS
         while True:
-            outcome = await self.database.run_write_grouped(lambda conn: self._take(conn, pid, user_id))
+            outcome = await self.database.run_write_grouped(
+                lambda conn: self._take(conn, pid, user_id), order=f"recovery {pid}"
+            )
             if outcome != _LIVE:
                 return outcome if isinstance(outcome, Claimed) else None
             if loop.time() >= deadline:

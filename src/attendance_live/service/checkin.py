@@ -283,7 +283,11 @@ class CheckIns(AccessRules):
                     return checked_in(None, q.rows(conn, "state", params)[0][1:])
             return checked_in(self._audit_check_in(conn, params), changed[0])
 
-        done = await self.database.run_write_grouped(unit, finish=self._append_check_ins)
+        # Ordered by session and student, so two nodes' groups lock the records
+        # in the same order (db/engine.py): they wait for each other, never deadlock.
+        done = await self.database.run_write_grouped(
+            unit, finish=self._append_check_ins, order=f"check-in {session_id} {actor.user_id}"
+        )
         if done.change is not None:
             await self._committed([done.change], done.rows)
         return done.record.model_copy(update={"audit": None})  # the trail is the teacher's
