@@ -75,4 +75,4 @@ async def test_background_timer_wakes_and_stops_cleanly(
     app.auto_ender.wake()
     await asyncio.wait_for(done.wait(), 5)
     await app.auto_ender.stop()
-    assert app.auto_ender._task is None
+    assert not app.auto_ender.running

@@ -1,8 +1,8 @@
 """A background loop that runs one pass, sleeps as long as the pass asks, and can be woken early.
 
-The term's timers (the webhook sender, the timetable scheduler) are such loops, built like
-``service.autoend``: a pass in progress is never cancelled mid-query on stop (it would abandon its
-database connection) unless it outlasts a grace period, and a failing pass is logged and retried.
+The timers (the auto-end timer, the webhook sender, the timetable scheduler) are such loops: a
+pass in progress is never cancelled mid-query on stop (it would abandon its database connection)
+unless it outlasts a grace period, and a failing pass is logged and retried.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class Loop:
         self._begun = 0
         self._finished = 0
         self._progress = asyncio.Condition()
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._task is not None
 
     def start(self) -> None:
         self._stopping = False
