@@ -235,6 +235,7 @@ async def test_the_platform_may_frame_the_launch_and_then_the_dashboard(
     _, target = landing(answer)
     framed = await tool.get(target, headers={"Cookie": f"lti_platform={platform_cookie.group(1)}"})
     assert f"frame-ancestors {platform.url}" in framed.headers["content-security-policy"]
+    assert "x-frame-options" not in framed.headers  # it would deny what frame-ancestors allows
     alone = await tool.get(target)
     assert "frame-ancestors 'none'" in alone.headers["content-security-policy"]
     assert alone.headers["x-frame-options"] == "DENY"

@@ -151,6 +151,10 @@ class Hardening:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present:
+                    # A response with its own policy (an LMS may frame the tool) owns its
+                    # framing: X-Frame-Options would contradict its frame-ancestors.
+                    present.add(b"x-frame-options")
                 added = [(name, value) for name, value in extra if name not in present]
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)

@@ -304,10 +304,8 @@ class LtiFraming:
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"
                 ]
-                # frame-ancestors overrides X-Frame-Options in every current browser; an explicit
-                # value here keeps the edge from adding DENY.
+                # Hardening adds no X-Frame-Options to a response with its own policy.
                 headers.append((b"content-security-policy", policy))
-                headers.append((b"x-frame-options", b"ALLOWALL"))
                 message = {**message, "headers": headers}
             await send(message)
 
