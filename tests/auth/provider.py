@@ -175,3 +175,8 @@ def entra_claims(*, roles: list[str] | None, oid: str | None = None, ttl: int = 
     if roles is not None:
         claims["roles"] = roles
     return claims
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}

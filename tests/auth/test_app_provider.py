@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,21 +11,10 @@ import pytest
 from attendance_live.app import Application
 from attendance_live.cli import main
 from attendance_live.config import Settings
-from tests.auth.provider import Provider, SigningKey, keycloak_claims, serve_jwks
+from tests.auth.provider import Provider, SigningKey, bearer, keycloak_claims
 from tests.helpers import Recorder
 
 ISSUER = "https://login.uni.example/realms/uni"
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> SigningKey:
-    return SigningKey.new("RS256", kid="kc-rsa-1")
-
-
-@pytest.fixture
-def provider(signing_key: SigningKey) -> Iterator[Provider]:
-    with serve_jwks(signing_key) as running:
-        yield running
 
 
 @pytest.fixture
@@ -41,10 +29,6 @@ def settings(database_url: str, tmp_path: Path, provider: Provider) -> Settings:
         jwt_role_claim="realm_access.roles",
         jwt_name_claim="name",
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_keycloak_tokens_work_over_http_and_socket(

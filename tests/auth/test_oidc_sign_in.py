@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,18 +15,7 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.config import ConfigError, Settings, load_settings
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import upgrade
-from tests.auth.provider import Provider, SigningKey, keycloak_claims, serve_jwks
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> SigningKey:
-    return SigningKey.new("RS256", kid="idp-1")
-
-
-@pytest.fixture
-def provider(signing_key: SigningKey) -> Iterator[Provider]:
-    with serve_jwks(signing_key) as running:
-        yield running
+from tests.auth.provider import Provider, SigningKey, bearer, keycloak_claims
 
 
 @pytest.fixture
@@ -41,10 +30,6 @@ def settings(database_url: str, tmp_path: Path, provider: Provider) -> Settings:
         jwt_role_claim="realm_access.roles",
         public_url="https://attendance.uni.example/",
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_the_config_says_where_to_sign_in_without_a_token(
