@@ -1,0 +1,61 @@
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { json, useFakeFetch } from './fakeFetch.js';
+import CoTeachersPanel from '../src/components/CoTeachersPanel.jsx';
+import { SessionContext } from '../src/session.js';
+
+const ME = { id: 't', name: 'Grace', email: null, role: 'teacher' };
+const http = useFakeFetch();
+
+function withSession(children) {
+  return <SessionContext.Provider value={{ token: 'tok', me: ME, signOut: () => {} }}>{children}</SessionContext.Provider>;
+}
+
+const COURSE = { id: 'cs101', code: 'CS101', title: 'Computing', teacher_id: 't', my_role: 'teacher' };
+const OWNER = { course_id: 'cs101', user_id: 't', name: 'Grace', email: null, role: 'owner', added_at: '' };
+const TIM = { course_id: 'cs101', user_id: 'tim', name: 'Tim', email: null, role: 'ta', added_at: '' };
+
+describe('CoTeachersPanel', () => {
+  it('lets the owner add, re-role and remove co-teachers', async () => {
+    let managers = [OWNER];
+    const calls = [];
+    http.mock.mockImplementation((url, init = {}) => {
+      calls.push([init.method ?? 'GET', url, init.body]);
+      if (init.method === 'PUT') {
+        const body = JSON.parse(init.body);
+        const id = decodeURIComponent(url.split('/').at(-1));
+        const known = managers.find((m) => m.user_id === id);
+        managers = [...managers.filter((m) => m.user_id !== id), { ...TIM, user_id: id, role: body.role, name: body.name ?? known?.name ?? id }];
+        return json(managers.at(-1), 201);
+      }
+      if (init.method === 'DELETE') {
+        managers = managers.filter((m) => m.user_id !== 'tim');
+        return Promise.resolve(new Response(null, { status: 204 }));
+      }
+      return json(managers);
+    });
+    render(withSession(<CoTeachersPanel course={{ ...COURSE, manager_role: 'owner' }} />));
+    await screen.findByText(/Teacher \(owner\)/);
+    fireEvent.change(screen.getByLabelText('User id'), { target: { value: 'tim' } });
+    fireEvent.change(screen.getByLabelText('Name (optional)'), { target: { value: 'Tim' } });
+    fireEvent.change(screen.getByLabelText('Role'), { target: { value: 'ta' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Add' }));
+    await screen.findByText('Tim is a teaching assistant now.');
+    expect(calls).toContainEqual(['PUT', '/api/courses/cs101/managers/tim', JSON.stringify({ role: 'ta', name: 'Tim' })]);
+    await screen.findByText(/Teaching assistant$/);
+    fireEvent.click(screen.getByRole('button', { name: 'Make co-teacher' }));
+    await screen.findByText('Tim is a co-teacher now.');
+    vi.spyOn(window, 'confirm').mockReturnValue(true);
+    fireEvent.click(await screen.findByRole('button', { name: 'Remove Tim' }));
+    await screen.findByText('Tim no longer teaches CS101.');
+    await waitFor(() => expect(screen.queryByText(/Tim \(/)).toBeNull());
+  });
+
+  it('shows a co-teacher the list without the controls', async () => {
+    http.mock.mockImplementation(() => json([OWNER, TIM]));
+    render(withSession(<CoTeachersPanel course={{ ...COURSE, manager_role: 'ta' }} />));
+    await screen.findByText(/Teaching assistant/);
+    expect(screen.queryByRole('button', { name: 'Add' })).toBeNull();
+    expect(screen.queryByRole('button', { name: /Remove/ })).toBeNull();
+  });
+});
