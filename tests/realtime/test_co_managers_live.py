@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
+from attendance_live.app import Application
 from tests.helpers import Recorder, World
+from tests.service.test_alerts import hold_session, set_rules
 
 Make = Callable[[str], Recorder]
 
@@ -72,3 +74,22 @@ async def test_sockets_join_when_made_co_manager_and_leave_at_once_when_removed(
     assert ta.count("courseSessionEnded") == 0
     refused = await ta.call("subscribeToSession", {"session_id": session["id"]})
     assert refused["code"] == "forbidden"
+
+
+async def test_a_co_manager_is_told_of_absence_alerts_and_acknowledges_them(
+    app: Application, live_url: str, world: World, http: httpx.AsyncClient, recorders: Make
+) -> None:
+    world.user("ta", "Tim Assistant")
+    added = await http.put(
+        "/api/courses/cs101/managers/ta", json={"role": "ta"}, headers=world.teacher.headers
+    )
+    assert added.status_code == 201, added.text
+    await set_rules(http, world, {"kind": "absences", "count": 1})
+    ta = recorders("ta")
+    await ta.connect(live_url, world.users["ta"].token)
+    await hold_session(app, world, present=("s2", "s3"))
+    alert = await ta.next("absenceAlert")  # on its own sockets, subscribed to nothing
+    assert (alert["user_id"], alert["teacher_id"], alert["manager_ids"]) == ("s1", "teacher", ["ta"])
+    done = await http.post(f"/api/alerts/{alert['id']}/acknowledge", headers=world.users["ta"].headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["acknowledged_by"] == "ta"

@@ -304,12 +304,12 @@ class Relay:
                     managers_room(row.course_id),
                 )
         elif row.kind == MANAGER:
-            self.realtime.manager_changed(
-                row.payload["user_id"], row.course_id, row.payload["role"], row.position
-            )
+            p = row.payload
+            self.realtime.manager_changed(p["user_id"], row.course_id, p["role"], row.position)
         elif row.kind == ABSENCE_ALERT_KIND:
-            # The student and the course's teacher, on whichever sockets they have (service.alerts).
-            for user_id in dict.fromkeys((row.payload["user_id"], row.payload["teacher_id"])):
+            # The student, the course's teacher and co-managers, on whichever sockets they have.
+            p = row.payload
+            for user_id in dict.fromkeys((p["user_id"], p["teacher_id"], *p.get("manager_ids", ()))):
                 if self.realtime.room_size(user_room(user_id)):
                     self._broadcast(ABSENCE_ALERT_KIND, row.payload, user_room(user_id))
         else:
