@@ -217,6 +217,11 @@ async def test_the_owner_manages_co_managers_who_see_the_course_as_teachers(
     # A session started by a co-manager names the owner as the course's teacher.
     started = await http.post("/api/courses/cs101/sessions", json={}, headers=staffed.users["ta"].headers)
     assert (started.json()["teacher_id"], started.json()["teacher_name"]) == ("teacher", "Grace Hopper")
+    # The TA's own calendar feed has the course's sessions, as the teacher's has.
+    made = await http.post("/api/calendar/token", headers=staffed.users["ta"].headers)
+    feed = await http.get(made.json()["url"])
+    assert feed.status_code == 200, feed.text
+    assert started.json()["id"] in feed.text
     # A co-manager is no student: enrolling one, importing one or joining by code is refused.
     enrolled = await http.put(
         "/api/courses/cs101/enrollments/ta", json={"status": "approved"}, headers=staffed.teacher.headers

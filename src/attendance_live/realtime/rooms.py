@@ -74,6 +74,7 @@ class Rooms:
             session_id = session_of_room(room)
             if session_id is not None and not await self.service.manages_session(conn.identity, session_id):
                 socket.leave(room)
+                conn.sessions.pop(session_id, None)
                 log.info("socket %s left a roster its refreshed token no longer grants", socket.sid)
             managed_id = course_of_managers_room(room)
             if managed_id is not None and not await self.service.manages_course(conn.identity, managed_id):
