@@ -2,6 +2,7 @@ import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { describe, expect, it, vi } from 'vitest';
 import { json, useFakeFetch } from './fakeFetch.js';
 import CoTeachersPanel from '../src/components/CoTeachersPanel.jsx';
+import CourseList from '../src/components/CourseList.jsx';
 import { SessionContext } from '../src/session.js';
 
 const ME = { id: 't', name: 'Grace', email: null, role: 'teacher' };
@@ -42,8 +43,7 @@ describe('CoTeachersPanel', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Add' }));
     await screen.findByText('Tim is a teaching assistant now.');
     expect(calls).toContainEqual(['PUT', '/api/courses/cs101/managers/tim', JSON.stringify({ role: 'ta', name: 'Tim' })]);
-    await screen.findByText(/Teaching assistant$/);
-    fireEvent.click(screen.getByRole('button', { name: 'Make co-teacher' }));
+    fireEvent.click(await screen.findByRole('button', { name: 'Make co-teacher' }));
     await screen.findByText('Tim is a co-teacher now.');
     vi.spyOn(window, 'confirm').mockReturnValue(true);
     fireEvent.click(await screen.findByRole('button', { name: 'Remove Tim' }));
@@ -54,8 +54,24 @@ describe('CoTeachersPanel', () => {
   it('shows a co-teacher the list without the controls', async () => {
     http.mock.mockImplementation(() => json([OWNER, TIM]));
     render(withSession(<CoTeachersPanel course={{ ...COURSE, manager_role: 'ta' }} />));
-    await screen.findByText(/Teaching assistant/);
+    await screen.findByText(/· Teaching assistant/);
     expect(screen.queryByRole('button', { name: 'Add' })).toBeNull();
     expect(screen.queryByRole('button', { name: /Remove/ })).toBeNull();
+  });
+});
+
+describe('CourseList', () => {
+  it('says how a co-manager takes part, and who teaches the course', async () => {
+    http.mock.mockImplementation(() =>
+      json([
+        { ...COURSE, teacher_name: 'Grace', manager_role: 'ta' },
+        { ...COURSE, id: 'ma1', code: 'MA1', teacher_name: 'Emmy', manager_role: 'teacher' },
+        { ...COURSE, id: 'ph1', code: 'PH1', teacher_name: 'Grace', manager_role: 'owner' },
+      ]),
+    );
+    render(withSession(<CourseList />));
+    await screen.findByText('You assist in this course (TA) · taught by Grace');
+    screen.getByText('You co-teach this course · taught by Emmy');
+    screen.getByText('You teach this course');
   });
 });
