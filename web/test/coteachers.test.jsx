@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { json, useFakeFetch } from './fakeFetch.js';
 import CoTeachersPanel from '../src/components/CoTeachersPanel.jsx';
 import CourseList from '../src/components/CourseList.jsx';
+import LmsPanel from '../src/components/LmsPanel.jsx';
 import { SessionContext } from '../src/session.js';
 
 const ME = { id: 't', name: 'Grace', email: null, role: 'teacher' };
@@ -73,5 +74,17 @@ describe('CourseList', () => {
     await screen.findByText('You assist in this course (TA) · taught by Grace');
     screen.getByText('You co-teach this course · taught by Emmy');
     screen.getByText('You teach this course');
+  });
+});
+
+describe('LmsPanel', () => {
+  it('says what the last sync changed among the co-teachers', async () => {
+    const sync = { at: '2024-09-02T08:01:12.000Z', members: 6, added: 1, changed: 1, removed: 1, unchanged: 3, instructors: 3 };
+    http.mock.mockImplementation(() =>
+      json({ linked: true, roster_sync: true, grades: false, last_sync: { ...sync, managers_added: 2, managers_removed: 1 } }),
+    );
+    render(withSession(<LmsPanel courseId="cs101" />));
+    const text = await screen.findByTestId('lms-last-sync');
+    await waitFor(() => expect(text.textContent).toMatch(/1 added, 1 removed, 0 changed; co-teachers: 2 added or changed, 1 removed\.$/));
   });
 });
