@@ -121,7 +121,7 @@ class AccessRules(ServiceCore):
     async def _owner_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
         """The course's teacher (its owner) or an admin: who may change who manages it."""
         access = await self._manager_access(db, actor, course_id)
-        if not (actor.is_admin or access.course.teacher_id == actor.user_id):
+        if not manages(actor, access.course.teacher_id, co_manager=False):  # a co-manager may not
             raise Forbidden(
                 f"Only the teacher who owns course {course_id!r} or an admin can change its co-teachers"
             )
@@ -160,6 +160,6 @@ class AccessRules(ServiceCore):
 
     async def _is_manager(self, db: AsyncSession, course: Course, actor: Identity) -> bool:
         """:func:`manages` for a course already loaded."""
-        if manages(actor, course.teacher_id, False):
+        if manages(actor, course.teacher_id, co_manager=False):
             return True
         return await self._manager_role(db, course.id, actor.user_id) is not None
