@@ -35,7 +35,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from attendance_live import __version__
-from attendance_live.api import courses, docs, health, join, lti, reports, server_config, sessions, wellknown
+from attendance_live.api import (
+    courses,
+    docs,
+    health,
+    join,
+    lti,
+    managers,
+    reports,
+    server_config,
+    sessions,
+    wellknown,
+)
 from attendance_live.api.checkin_route import CheckInRoute
 from attendance_live.api.errors import DASHBOARD_ROUTE, allowed_methods, install_error_handlers
 from attendance_live.api.hardening import Hardening, http_protocol
@@ -242,6 +253,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, demo: bool = False)
     install_error_handlers(http)
     http.include_router(health.router)
     http.include_router(courses.router)
+    http.include_router(managers.router)
     http.include_router(join.router)
     http.include_router(sessions.router)
     http.include_router(reports.router)

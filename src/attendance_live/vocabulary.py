@@ -22,6 +22,7 @@ __all__ = [
     "ID_PATTERN",
     "ID_RE",
     "JOIN_APPROVALS",
+    "MANAGER_ROLES",
     "PRESENT_STATUSES",
     "RECORD_STATUSES",
     "ROLES",
@@ -32,6 +33,7 @@ __all__ = [
     "CheckInRefusal",
     "EnrollmentStatus",
     "JoinApproval",
+    "ManagerRole",
     "RecordStatus",
     "Role",
     "SessionStatus",
@@ -57,11 +59,14 @@ CheckInRefusal = Literal["code_required", "code_invalid", "network_not_allowed"]
 JoinApproval = Literal["manual", "auto"]
 # A token's role, and a caller's relation to a course as the API reports it (``my_role``).
 Role = Literal["student", "teacher", "admin"]
+# A co-manager's role in a course (besides its owner, ``courses.teacher_id``): a co-teacher or a TA.
+ManagerRole = Literal["teacher", "ta"]
 
 SESSION_STATUSES: Final[tuple[SessionStatus, ...]] = get_args(SessionStatus)
 RECORD_STATUSES: Final[tuple[RecordStatus, ...]] = get_args(RecordStatus)
 ENROLLMENT_STATUSES: Final[tuple[EnrollmentStatus, ...]] = get_args(EnrollmentStatus)
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
+MANAGER_ROLES: Final[tuple[ManagerRole, ...]] = get_args(ManagerRole)
 CHECK_IN_MODES: Final[tuple[CheckInMode, ...]] = get_args(CheckInMode)
 CHANGE_METHODS: Final[tuple[ChangeMethod, ...]] = get_args(ChangeMethod)
 CHECK_IN_REFUSALS: Final[tuple[CheckInRefusal, ...]] = get_args(CheckInRefusal)

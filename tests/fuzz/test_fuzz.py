@@ -72,6 +72,7 @@ FIELDS = [
     "course_id",
     "session_id",
     "token",
+    "role",
 ]
 # Objects with the fields the API knows, holding values of any type.
 near_bodies = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4)
@@ -81,12 +82,13 @@ HTTP_STATUSES = {200, 201, 400, 401, 403, 404, 409, 413, 422}
 
 
 async def _state(http: httpx.AsyncClient, world: World) -> Any:
-    """What a refused request must not change: courses, roster, sessions."""
+    """What a refused request must not change: courses, roster, co-managers, sessions."""
     headers = world.admin.headers
     courses = (await http.get("/api/courses", headers=headers)).json()
     roster = (await http.get(f"/api/courses/{world.course_id}/enrollments", headers=headers)).json()
+    managers = (await http.get(f"/api/courses/{world.course_id}/managers", headers=headers)).json()
     active = (await http.get(f"/api/courses/{world.course_id}/active-sessions", headers=headers)).json()
-    return courses, roster, active
+    return courses, roster, managers, active
 
 
 @pytest.fixture
@@ -96,7 +98,7 @@ async def session_id(world: World) -> str:
 
 
 @FUZZ
-@given(body=bodies, target=st.sampled_from(["course", "enrollment", "batch", "start", "record"]))
+@given(body=bodies, target=st.sampled_from(["course", "enrollment", "batch", "start", "record", "manager"]))
 async def test_http_bodies(
     http: httpx.AsyncClient, world: World, session_id: str, body: Any, target: str
 ) -> None:
@@ -106,6 +108,7 @@ async def test_http_bodies(
         "batch": ("PUT", f"/api/courses/{world.course_id}/enrollments"),
         "start": ("POST", f"/api/courses/{world.course_id}/sessions"),
         "record": ("PUT", f"/api/sessions/{session_id}/records/s1"),
+        "manager": ("PUT", f"/api/courses/{world.course_id}/managers/fuzz-user"),
     }[target]
     before = await _state(http, world)
     response = await http.request(method, url, json=body, headers=world.teacher.headers)

@@ -110,6 +110,31 @@ test('a learner opens the tool in a new window and lands on the same course as a
   }
 });
 
+test('a teaching assistant launches inside the iframe and runs the course beside the instructor', async () => {
+  const { context, page } = await open();
+  try {
+    platform.people.tim = {
+      name: 'Tim Assistant',
+      roles: [
+        'http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor',
+        'http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant',
+      ],
+    };
+    await page.goto(`${platform.url}/course?user=tim`);
+    const frame = page.frameLocator('#tool');
+    await frame.getByRole('heading', { name: 'CHEM201: Chemistry 201' }).waitFor({ timeout: 20_000 });
+    // A co-manager, not a refusal: the roster is the TA's to run too.
+    await frame.getByRole('link', { name: /roster/i }).first().click();
+    await frame.getByTestId('roster-counts').getByText('4 on the roster', { exact: false }).waitFor({ timeout: 20_000 });
+    const teachers = frame.getByTestId('co-teachers');
+    await teachers.getByText('Tess Teacher', { exact: false }).getByText('Teacher (owner)', { exact: false }).waitFor();
+    await teachers.getByText('· Teaching assistant', { exact: false }).waitFor();
+    await page.screenshot({ path: path.join(screenshotDir, 'lti-iframe-ta.png') });
+  } finally {
+    await context.close();
+  }
+});
+
 test('no session token ever appeared in a URL, and no page error', () => {
   const tokenLike = /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/;
   const leaked = loaded.filter((url) => url.startsWith(server.baseUrl) && tokenLike.test(url));

@@ -196,6 +196,39 @@ test('approved, the student sees the course and its next session start without r
   await student.locator('.my-status [data-status="present"]').waitFor();
 });
 
+test('the teacher adds a TA, who runs the roster too and sees the next join request live', async () => {
+  const TA = { id: 'ta-e2e-1', name: 'Tara Assistant', email: 'tara@example.edu' };
+  const panel = teacher.locator('section[aria-labelledby="co-teachers-title"]');
+  await panel.getByLabel('User id', { exact: true }).fill(TA.id);
+  await panel.getByLabel('Name (optional)').fill(TA.name);
+  await panel.getByLabel('Role').selectOption('ta');
+  await panel.getByRole('button', { name: 'Add', exact: true }).click();
+  await panel.getByText(`${TA.name} is a teaching assistant now.`).waitFor();
+  await panel.getByTestId('co-teachers').getByText(`${TA.name} (${TA.id}) · Teaching assistant`).waitFor();
+
+  const ta = await openPage('ta', { width: 1280, height: 900 });
+  await ta.goto(`${server.baseUrl}/courses/${encodeURIComponent(courseId)}/roster`);
+  await signInWithToken(ta, mintToken(server.secret, TA));
+  await ta.getByRole('heading', { name: 'Roster: E2E-300' }).waitFor();
+  await ta.getByTestId('roster-counts').getByText('301 on the roster · 301 approved').waitFor();
+  const taPanel = ta.locator('section[aria-labelledby="co-teachers-title"]');
+  await taPanel.getByTestId('co-teachers').getByText('Teacher (owner)', { exact: false }).waitFor();
+  assert.equal(await taPanel.getByRole('button', { name: 'Add', exact: true }).count(), 0, 'only the owner adds');
+  // A join request reaches the TA's page live, as it reaches the teacher's.
+  const code = joinLink.split('/').at(-1);
+  const newcomer = { id: 'new-student-8', name: 'Omar Newcomer', email: 'omar@example.edu' };
+  const joined = await fetch(`${server.baseUrl}/api/join`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${mintToken(server.secret, newcomer)}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ code }),
+  });
+  assert.equal(joined.status, 200, await joined.text());
+  await ta.getByTestId('roster-news').getByText(`${newcomer.name} asked to join`).waitFor();
+  await ta.locator(`.requests li[data-user-id="${newcomer.id}"]`).getByRole('button', { name: 'Approve' }).click();
+  await ta.getByTestId('roster-counts').getByText('302 on the roster · 302 approved').waitFor();
+  await shot(ta, 'roster-ta-1280px');
+});
+
 test('no console errors on either page', () => {
   assert.deepEqual(consoleErrors, []);
 });

@@ -12,6 +12,7 @@ from attendance_live.vocabulary import (
     CheckInMode,
     EnrollmentStatus,
     JoinApproval,
+    ManagerRole,
     RecordStatus,
 )
 from attendance_live.vocabulary import CheckInRefusal as RefusalReason
@@ -29,6 +30,7 @@ __all__ = [
     "JoinBody",
     "JoinCodeCreate",
     "Limited",
+    "ManagerPut",
     "RecordPut",
     "SessionStart",
 ]
@@ -70,6 +72,12 @@ class JoinBody(_Body):
 
 class EnrollmentPut(_Body):
     status: EnrollmentStatus
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class ManagerPut(_Body):
+    role: ManagerRole = Field(description="teacher (a co-teacher) or ta (a teaching assistant)")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
 

@@ -45,6 +45,7 @@ from attendance_live.vocabulary import (
     ENROLLMENT_STATUSES,
     ID_MAX_CHARS,
     JOIN_APPROVALS,
+    MANAGER_ROLES,
     RECORD_STATUSES,
     ROLES,
     SESSION_STATUSES,
@@ -52,6 +53,7 @@ from attendance_live.vocabulary import (
     CheckInMode,
     EnrollmentStatus,
     JoinApproval,
+    ManagerRole,
     RecordStatus,
     Role,
     SessionStatus,
@@ -64,6 +66,7 @@ __all__ = [
     "AttendanceSession",
     "Base",
     "Course",
+    "CourseManager",
     "Enrollment",
     "JoinCode",
     "LtiContext",
@@ -148,6 +151,19 @@ class Course(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Archived: history and reports kept, no new session, hidden from students and the default list.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CourseManager(Base):
+    """A co-manager of a course besides its teacher (``courses.teacher_id``, the owner)."""
+
+    __tablename__ = "course_managers"
+
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[ManagerRole] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint(_in("role", MANAGER_ROLES), name="role"),)
 
 
 class Enrollment(Base):

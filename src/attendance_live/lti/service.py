@@ -5,16 +5,18 @@ the session token; NRPS applied with the roster import's semantics (``service.ro
   person on every launch from that platform, never another platform's or the identity
   provider's user (whose ids never start with ``lti-`` unless the provider says so).
 * **Courses**: ``lti-`` + SHA-256(issuer, context id); created by the first Instructor's
-  launch (who becomes its teacher), its title and code kept equal to the context's title
-  and label on every later instructor launch.
+  launch (who becomes its teacher, the owner), its title and code kept equal to the context's
+  title and label on every later instructor launch.
 * **Roles** (LIS vocabulary, full URIs or the deprecated short names): Instructor,
   TeachingAssistant and Administrator manage; Learner is an approved student; anything else
-  is refused. A course has one teacher here, so a second Instructor of the same context is
-  refused with a page saying so (co-teachers are not supported yet).
+  is refused. Every other manager of the context becomes a co-manager of the course
+  (``service.managers``): role ``ta`` with a TeachingAssistant role, ``teacher`` otherwise; a
+  co-manager who launches as a Learner is one no more.
 * **Roster sync** (on an instructor launch at most every :data:`SYNC_EVERY` seconds, in the
-  background, and from the dashboard's "Sync from LMS"): active Learners approved, members
-  gone from the LMS (or Inactive/Deleted there) removed — their records stay in the reports —
-  and only for users of this platform: students who joined by a code stay.
+  background, and from the dashboard's "Sync from LMS"): active Learners approved, active
+  instructors and TAs made co-managers, members gone from the LMS (or Inactive/Deleted there)
+  removed — students' records stay in the reports — and only for users of this platform:
+  students who joined by a code, and co-managers added by hand, stay.
 """
 
 from __future__ import annotations
@@ -43,18 +45,20 @@ from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import Conflict, ServiceError
 from attendance_live.service.roster_rows import EMAIL_RE, RosterRow
 from attendance_live.timeutil import Clock, iso_z
-from attendance_live.vocabulary import Role
+from attendance_live.vocabulary import ManagerRole, Role
 
 __all__ = [
     "LEARNER_ROLES",
     "LIS",
     "MANAGER_ROLES",
     "SYNC_EVERY",
+    "TA_ROLES",
     "LandedLaunch",
     "LtiTool",
     "SyncSummary",
     "lti_course_id",
     "lti_user_id",
+    "manager_role",
     "map_roles",
 ]
 
@@ -74,6 +78,7 @@ MANAGER_ROLES: Final = frozenset(
         "TeachingAssistant",
     }
 )
+TA_ROLES: Final = frozenset({LIS + "membership/Instructor#TeachingAssistant", "TeachingAssistant"})
 LEARNER_ROLES: Final = frozenset({LIS + "membership#Learner", LIS + "membership/Learner#Learner", "Learner"})
 
 
@@ -98,6 +103,12 @@ def map_roles(roles: tuple[str, ...] | list[str]) -> Role | None:
     return None
 
 
+def manager_role(roles: tuple[str, ...] | list[str]) -> ManagerRole:
+    """A co-manager's role for a manager's LIS roles: ``ta`` for a TeachingAssistant (who also
+    carries the principal role Instructor, as the LIS vocabulary asks), ``teacher`` otherwise."""
+    return "ta" if any(r in TA_ROLES for r in roles) else "teacher"
+
+
 @dataclass(frozen=True, slots=True)
 class LandedLaunch:
     token: str
@@ -115,11 +126,14 @@ class SyncSummary:
     removed: int
     unchanged: int
     instructors: int
+    managers_added: int = 0  # co-managers (instructors, TAs) added or whose role changed
+    managers_removed: int = 0
 
     def text(self) -> str:
         return (
             f"{self.members} members: {self.added} added, {self.removed} removed, "
-            f"{self.changed - self.removed} changed, {self.unchanged} unchanged"
+            f"{self.changed - self.removed} changed, {self.unchanged} unchanged; co-teachers: "
+            f"{self.managers_added} added or changed, {self.managers_removed} removed"
         )
 
 
@@ -200,10 +214,15 @@ class LtiTool:
                     course = await db.get(Course, course_id)
                 assert course is not None
             if course.teacher_id != actor.user_id:
-                raise LaunchError(
-                    "This course is managed in attendance-live by the instructor who opened it first; "
-                    "co-teachers are not supported yet, so ask them to share the attendance with you",
-                    status=403,
+                # Another instructor or a TA of the context: a co-manager beside the owner.
+                email = launch.email if launch.email and EMAIL_RE.match(launch.email) else None
+                await self.service.put_manager(
+                    await self._teacher(course),
+                    course_id,
+                    actor.user_id,
+                    role=manager_role(launch.roles),
+                    name=launch.name,
+                    email=email,
                 )
             if course.title != launch.context_title or course.code != launch.context_label:
                 await self.service.update_course(
@@ -224,6 +243,9 @@ class LtiTool:
                 )
             teacher = await self._teacher(course)
             email = launch.email if launch.email and EMAIL_RE.match(launch.email) else None
+            if actor.user_id in await self.service.co_managers(course_id):
+                # The LMS says Learner now: no longer a co-manager, a student.
+                await self.service.remove_manager(teacher, course_id, actor.user_id)
             try:
                 await self.service.import_roster(
                     teacher,
@@ -321,6 +343,7 @@ class LtiTool:
             }
         rows: list[RosterRow] = []
         seen: set[str] = set()
+        managers: dict[str, tuple[ManagerRole, str | None, str | None]] = {}  # active co-managers
         instructors = 0
         for member in members:
             subject = member.get("user_id")
@@ -329,20 +352,18 @@ class LtiTool:
             user_id = lti_user_id(platform.issuer, subject)
             roles = [r for r in member.get("roles", []) if isinstance(r, str)]
             role = map_roles(roles)
+            active = member.get("status", "Active") == "Active"
+            name, email = _name_and_email(member)
             if role == "teacher" or user_id == course.teacher_id:
                 instructors += 1
+                if active and user_id != course.teacher_id:
+                    managers[user_id] = (manager_role(roles), name, email)
                 continue
             if role != "student" or user_id in seen:
                 continue
-            active = member.get("status", "Active") == "Active"
             if not active and user_id not in enrolled:
                 continue
             seen.add(user_id)
-            name = member.get("name") if isinstance(member.get("name"), str) else None
-            if name is None:
-                parts = [member.get(k) for k in ("given_name", "family_name")]
-                name = " ".join(p for p in parts if isinstance(p, str)) or None
-            email = member.get("email") if isinstance(member.get("email"), str) else None
             rows.append(
                 RosterRow(
                     len(rows) + 1,
@@ -352,8 +373,14 @@ class LtiTool:
                     "approved" if active else "removed",
                 )
             )
+        # Co-managers first: one who is a Learner now is then free to enroll, and a new one's
+        # enrollment ends with the change (so it is not counted as removed below).
+        teacher = await self._teacher(course)
+        managers_added, managers_removed = await self._sync_managers(teacher, course_id, managers)
         gone = [
-            uid for uid in enrolled if uid.startswith("lti-") and uid not in seen and uid != course.teacher_id
+            uid
+            for uid in enrolled
+            if uid.startswith("lti-") and uid not in seen and uid != course.teacher_id and uid not in managers
         ]
         rows.extend(RosterRow(len(rows) + 1 + i, uid, None, None, "removed") for i, uid in enumerate(gone))
         removed = sum(1 for r in rows if r.status == "removed" and r.user_id in enrolled)
@@ -361,7 +388,6 @@ class LtiTool:
             platform.issuer,
             [m["user_id"] for m in members if isinstance(m.get("user_id"), str) and m["user_id"]],
         )
-        teacher = await self._teacher(course)
         result = await self.service.import_roster(teacher, course_id, rows, dry_run=False)
         now = self.clock()
         summary = SyncSummary(
@@ -372,6 +398,8 @@ class LtiTool:
             removed=removed,
             unchanged=result.unchanged,
             instructors=instructors,
+            managers_added=managers_added,
+            managers_removed=managers_removed,
         )
         async with self.database.write() as db:
             row = await db.get(LtiContext, (context.platform_id, context.context_id))
@@ -380,6 +408,34 @@ class LtiTool:
                 row.last_sync_summary = json.dumps(_asdict(summary))
         log.info("LTI roster sync of course %s from %s: %s", course_id, platform.issuer, summary.text())
         return summary
+
+    async def _sync_managers(
+        self, teacher: Identity, course_id: str, wanted: dict[str, tuple[ManagerRole, str | None, str | None]]
+    ) -> tuple[int, int]:
+        """Make the platform's active instructors and TAs the course's co-managers, and remove this
+        platform's users (``lti-``) who are none any more; how many were added or changed, removed."""
+        current = await self.service.co_managers(course_id)
+        added = removed = 0
+        for user_id in sorted(current):
+            if user_id.startswith("lti-") and user_id not in wanted:
+                await self.service.remove_manager(teacher, course_id, user_id)
+                removed += 1
+        for user_id, (role, name, email) in sorted(wanted.items()):
+            if current.get(user_id) != role:
+                email = email if email and EMAIL_RE.match(email) else None
+                await self.service.put_manager(teacher, course_id, user_id, role=role, name=name, email=email)
+                added += 1
+        return added, removed
+
+
+def _name_and_email(member: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A NRPS member's display name (at most 200 characters) and email, when it gives them."""
+    name = member.get("name") if isinstance(member.get("name"), str) else None
+    if name is None:
+        parts = [member.get(k) for k in ("given_name", "family_name")]
+        name = " ".join(p for p in parts if isinstance(p, str)) or None
+    email = member.get("email") if isinstance(member.get("email"), str) else None
+    return name[:200] if name else None, email
 
 
 def _asdict(summary: SyncSummary) -> dict[str, Any]:

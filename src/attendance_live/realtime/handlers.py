@@ -219,6 +219,7 @@ class ClientEvents(Rooms):
         if not socket.connected:
             return None
         socket.join(session_room(session_id))
+        conn.sessions[session_id] = view.course_id  # left when its course's management is taken away
         payload = roster_data(view)
         socket.emit("sessionRosterData", payload)
         if view.check_in_mode == "code" and view.status == "active":
@@ -233,6 +234,7 @@ class ClientEvents(Rooms):
     ) -> dict[str, Any]:
         session_id = require_id(args, "unsubscribeFromSession", "session_id")
         socket.leave(session_room(session_id))
+        conn.sessions.pop(session_id, None)
         return unsubscribed_data("session_id", session_id)
 
     async def _refresh_token(self, socket: Socket, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:

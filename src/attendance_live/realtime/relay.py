@@ -36,6 +36,7 @@ What a row does on every node:
   room (they follow it from that row on), a pending, rejected or removed
   user's leave it; the user's sockets get ``enrollmentChanged``, and for a
   student's own join request the course's managers get ``enrollmentRequested``;
+* ``manager``: a co-manager's sockets join or leave the course's rooms (``realtime.rooms``);
 * every row drops the cache entries it made stale, on every node.
 
 At start ``position`` is the stream's end: nobody is connected yet, and
@@ -73,7 +74,7 @@ from attendance_live.realtime.server import RealtimeServer
 from attendance_live.realtime.stream import CourseEvent
 from attendance_live.service.alerts import ABSENCE_ALERT_KIND
 from attendance_live.service.attendance import AttendanceService
-from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, RECORD, OutboxRow, event_of
+from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, MANAGER, RECORD, OutboxRow, event_of
 from attendance_live.service.views import RecordView, Statistics
 from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
@@ -302,9 +303,13 @@ class Relay:
                     enrollment_requested_data(row.course_id, row.payload),
                     managers_room(row.course_id),
                 )
+        elif row.kind == MANAGER:
+            p = row.payload
+            self.realtime.manager_changed(p["user_id"], row.course_id, p["role"], row.position)
         elif row.kind == ABSENCE_ALERT_KIND:
-            # The student and the course's teacher, on whichever sockets they have (service.alerts).
-            for user_id in dict.fromkeys((row.payload["user_id"], row.payload["teacher_id"])):
+            # The student, the course's teacher and co-managers, on whichever sockets they have.
+            p = row.payload
+            for user_id in dict.fromkeys((p["user_id"], p["teacher_id"], *p.get("manager_ids", ()))):
                 if self.realtime.room_size(user_room(user_id)):
                     self._broadcast(ABSENCE_ALERT_KIND, row.payload, user_room(user_id))
         else:

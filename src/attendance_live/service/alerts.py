@@ -16,7 +16,8 @@ a record that changed in a session already ended looks at that student. In one t
 compares each student with each rule, keeps whether the student is past it (``absence_states``),
 writes an alert only when that turns true (once per crossing: a student who stays past it is not
 told again; one who gets back under it and crosses again is), appends the alert to the outbox (kind
-``absenceAlert``: the socket event ``absenceAlert`` to the student's and the teacher's sockets, and the
+``absenceAlert``: the socket event ``absenceAlert`` to the student's, the teacher's and the
+co-managers' sockets, and the
 ``absence.alert`` webhook) and moves the cursor with a conditional update, so two nodes cannot both
 fire it. After the commit, with ``SMTP_URL`` set, the student and the teacher get a short email.
 """
@@ -40,6 +41,7 @@ from attendance_live.db.models import (
     AttendanceRecord,
     AttendanceSession,
     Course,
+    CourseManager,
     Enrollment,
     OutboxEvent,
     User,
@@ -77,6 +79,8 @@ class AlertView(BaseModel):
     user_id: str
     name: str
     teacher_id: str
+    # The course's co-managers when the alert fired: their sockets are told too.
+    manager_ids: list[str] = []
     rule: RuleView
     absences: int
     sessions: int
@@ -287,6 +291,9 @@ class Alerts:
         if not rules:
             return []
         course = conn.execute(select(Course.code, Course.teacher_id).where(Course.id == course_id)).one()
+        co_managers = sorted(
+            conn.execute(select(CourseManager.user_id).where(CourseManager.course_id == course_id)).scalars()
+        )
         # Only approved students are followed up (not a teacher marked in a roster, not a removed one).
         approved = set(
             conn.execute(
@@ -347,6 +354,7 @@ class Alerts:
                     user_id=user_id,
                     name=name,
                     teacher_id=course.teacher_id,
+                    manager_ids=co_managers,
                     rule=rule,
                     absences=metrics.absences,
                     sessions=metrics.sessions,

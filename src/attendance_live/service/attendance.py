@@ -9,6 +9,7 @@ per concern, each readable alone:
 * ``service.access``   who may see and manage a course (from data)
 * ``service.reads``    session bodies, the roster, statistics, a course's live snapshot
 * ``service.courses``  courses and enrollments
+* ``service.managers`` a course's co-managers (co-teachers, teaching assistants)
 * ``service.joining``  join codes and students' join requests
 * ``service.roster``   roster imports (CSV, bulk JSON), the roster CSV, email invitations
 * ``service.sessions`` start, end, auto-end, teacher marks
@@ -31,6 +32,7 @@ from attendance_live.service.core import validate_id
 from attendance_live.service.courses import Courses
 from attendance_live.service.errors import CheckInRefused, RateLimited
 from attendance_live.service.joining import JoinCodes
+from attendance_live.service.managers import CourseManagers
 from attendance_live.service.roster import Roster
 from attendance_live.service.sessions import Sessions
 from attendance_live.service.views import RecordView, UserView
@@ -41,7 +43,7 @@ __all__ = ["SYSTEM", "AttendanceService", "Relation", "validate_id"]
 log = logging.getLogger(__name__)
 
 
-class AttendanceService(Courses, JoinCodes, Roster, Sessions, CheckIns):
+class AttendanceService(Courses, CourseManagers, JoinCodes, Roster, Sessions, CheckIns):
     """Courses, enrollments and attendance sessions; see the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -4,8 +4,8 @@ Subscribing and asking for active sessions happen far more often than the
 data behind them changes (a lecture hall reconnecting after a Wi-Fi blip is
 hundreds of subscribes to one course). Two caches serve them:
 
-* ``members`` (:class:`CourseMembers`): per course, its teacher and every
-  enrollment's status, loaded in one query, so a subscribe's authorization
+* ``members`` (:class:`CourseMembers`): per course, its teacher, its co-managers
+  and every enrollment's status, loaded in one query, so a subscribe's authorization
   needs no query at all;
 * ``snapshots``: the course's active sessions (:class:`ActiveSessionsView`).
 
@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 from attendance_live.service.events import (
     DomainEvent,
     EnrollmentChanged,
+    ManagerChanged,
     RecordChanged,
     SessionEnded,
     SessionStarted,
@@ -45,6 +46,7 @@ class CourseMembers:
     teacher_id: str
     statuses: dict[str, EnrollmentStatus]  # user id -> enrollment status
     archived: bool = False  # students may not follow an archived course
+    managers: frozenset[str] = frozenset()  # the co-managers' user ids (``service.access.manages``)
 
 
 class _PerCourse(Generic[T]):
@@ -91,7 +93,7 @@ class Caches:
 
     def apply(self, event: DomainEvent) -> None:
         """Drop what ``event`` made stale (called for this node's and other nodes' events)."""
-        if isinstance(event, EnrollmentChanged):
+        if isinstance(event, EnrollmentChanged | ManagerChanged):
             self.members.invalidate(event.course_id)
         elif isinstance(event, SessionStarted | SessionEnded) or (
             isinstance(event, RecordChanged) and event.count_changed

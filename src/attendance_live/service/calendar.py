@@ -26,6 +26,7 @@ from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceSession, Course, Enrollment, User
 from attendance_live.db.term_models import CalendarToken
+from attendance_live.service.access import managed_by
 from attendance_live.service.attendance import AttendanceService
 from attendance_live.service.errors import NotFound
 from attendance_live.timeutil import Clock
@@ -194,7 +195,7 @@ class FeedTokens:
             )
             rows = await db.execute(
                 select(Course.id)
-                .where(or_(Course.teacher_id == actor.user_id, Course.id.in_(approved)))
+                .where(or_(managed_by(actor.user_id), Course.id.in_(approved)))
                 .order_by(Course.id)
             )
             return list(rows.scalars())

@@ -36,9 +36,16 @@ from sqlalchemy.engine import Connection
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.driver import DriverStatement
 from attendance_live.db.engine import Database
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
+from attendance_live.db.models import (
+    AttendanceRecord,
+    AttendanceSession,
+    Course,
+    CourseManager,
+    Enrollment,
+    User,
+)
 from attendance_live.networks import IPNetwork, in_networks, parse_address, parse_networks
-from attendance_live.service.access import AccessRules
+from attendance_live.service.access import AccessRules, manages
 from attendance_live.service.audit import AuditStatements
 from attendance_live.service.codes import code_at, verify_code
 from attendance_live.service.errors import CheckInRefused, Conflict, Forbidden, NotFound
@@ -81,6 +88,7 @@ class CheckInStatements:
                 S.code_secret,
                 S.allowed_networks,
                 R.code_attempts_blocked_at,
+                exists().where(CourseManager.course_id == S.course_id, CourseManager.user_id == uid),
             )
             .join(Course, Course.id == S.course_id)
             .outerjoin(Enrollment, and_(Enrollment.course_id == S.course_id, Enrollment.user_id == uid))
@@ -222,8 +230,9 @@ class CheckIns(AccessRules):
                 secret,
                 networks,
                 blocked_at,
+                co_manager,
             ) = row
-            if actor.is_admin or teacher_id == actor.user_id:
+            if manages(actor, teacher_id, bool(co_manager)):
                 raise Forbidden("Only approved students of the course can check in")
             if enrollment == "pending":
                 raise Forbidden(

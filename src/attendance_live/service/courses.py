@@ -14,15 +14,15 @@ from sqlalchemy import String, bindparam, delete, exists, or_, select
 from sqlalchemy.engine import Connection
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import AttendanceSession, Course, Enrollment, User
-from attendance_live.service.access import AccessRules
+from attendance_live.db.models import AttendanceSession, Course, CourseManager, Enrollment, User
+from attendance_live.service.access import AccessRules, managed_by, manages
 from attendance_live.service.cache import CourseMembers
 from attendance_live.service.core import validate_id
 from attendance_live.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from attendance_live.service.events import EnrollmentChanged
 from attendance_live.service.views import CourseView, EnrollmentView
 from attendance_live.timeutil import iso_z
-from attendance_live.vocabulary import EnrollmentStatus
+from attendance_live.vocabulary import EnrollmentStatus, ManagerRole
 
 __all__ = ["Courses"]
 
@@ -52,27 +52,35 @@ class Courses(AccessRules):
             teacher_name=actor.name,
             created_at=iso_z(now) or "",
             my_role="admin" if actor.is_admin else "teacher",
+            manager_role="owner",
         )
 
     async def list_courses(self, actor: Identity, *, include_archived: bool = False) -> list[CourseView]:
         """The caller's courses; archived ones only for their managers, and only when asked."""
         async with self.database.read() as db:
-            query = select(Course, User.name).join(User, User.id == Course.teacher_id)
+            query = (
+                select(Course, User.name, CourseManager.role)
+                .join(User, User.id == Course.teacher_id)
+                .outerjoin(
+                    CourseManager,
+                    (CourseManager.course_id == Course.id) & (CourseManager.user_id == actor.user_id),
+                )
+            )
             if not actor.is_admin:
                 approved = select(Enrollment.course_id).where(
                     Enrollment.user_id == actor.user_id, Enrollment.status == "approved"
                 )
                 as_student = Course.id.in_(approved) & Course.archived_at.is_(None)
-                query = query.where(or_(Course.teacher_id == actor.user_id, as_student))
+                query = query.where(or_(managed_by(actor.user_id), as_student))
             if not include_archived:
                 query = query.where(Course.archived_at.is_(None))
             rows = (await db.execute(query.order_by(Course.code, Course.id))).all()
-        return [_course_view(actor, course, name) for course, name in rows]
+        return [_course_view(actor, course, name, role) for course, name, role in rows]
 
     async def get_course(self, actor: Identity, course_id: str) -> CourseView:
         async with self.database.read() as db:
             access = await self._member_access(db, actor, course_id)
-        return _course_view(actor, access.course, access.teacher_name)
+        return _course_view(actor, access.course, access.teacher_name, access.manager_role)
 
     async def update_course(
         self, actor: Identity, course_id: str, *, code: str | None, title: str | None
@@ -85,7 +93,7 @@ class Courses(AccessRules):
             if title is not None:
                 access.course.title = title
             await unit.db.flush()
-            view = _course_view(actor, access.course, access.teacher_name)
+            view = _course_view(actor, access.course, access.teacher_name, access.manager_role)
         return view
 
     async def archive_course(self, actor: Identity, course_id: str, *, archived: bool) -> CourseView:
@@ -114,7 +122,7 @@ class Courses(AccessRules):
             elif not archived:
                 course.archived_at = None
             await unit.db.flush()
-            view = _course_view(actor, course, access.teacher_name)
+            view = _course_view(actor, course, access.teacher_name, access.manager_role)
         # Students may no longer follow it (or may again): the members cache says so.
         self.caches.members.invalidate(course_id)
         return view
@@ -147,6 +155,12 @@ class Courses(AccessRules):
             access = await self._manager_access(unit.db, actor, course_id)
             if user_id == access.course.teacher_id:
                 raise InvalidInput(f"User {user_id!r} teaches course {course_id!r} and cannot enroll in it")
+            if await self._manager_role(unit.db, course_id, user_id) is not None:
+                raise InvalidInput(
+                    f"User {user_id!r} is a co-teacher of course {course_id!r} and cannot enroll in it; "
+                    "remove them from its co-teachers first "
+                    f"(DELETE /api/courses/{course_id}/managers/{user_id})"
+                )
             user = await unit.db.get(User, user_id)
             if user is None:
                 user = User(
@@ -197,32 +211,36 @@ class Courses(AccessRules):
         return [_enrollment_view(enrollment, user) for enrollment, user in rows]
 
     async def approved_member(self, actor: Identity, course_id: str) -> bool:
-        """Whether the caller may follow the course (teacher, admin, approved student).
+        """Whether the caller may follow the course (a manager, an approved student).
 
         Served from the members cache: no query once the course is loaded.
         """
         members = await self.caches.members.get(course_id, lambda: self._load_members(course_id))
         if members is None:
             return False
-        return (
-            actor.is_admin
-            or members.teacher_id == actor.user_id
-            or (not members.archived and members.statuses.get(actor.user_id) == "approved")
+        return _manages(actor, members) or (
+            not members.archived and members.statuses.get(actor.user_id) == "approved"
         )
 
     async def manages_course(self, actor: Identity, course_id: str) -> bool:
-        """Whether the caller is the course's teacher or an admin (from the members cache)."""
+        """Whether the caller manages the course (``service.access.manages``, from the members cache)."""
         if actor.is_admin:
             return True
         members = await self.caches.members.get(course_id, lambda: self._load_members(course_id))
-        return members is not None and members.teacher_id == actor.user_id
+        return members is not None and _manages(actor, members)
 
     async def _load_members(self, course_id: str) -> CourseMembers | None:
         return await self.database.run_read(lambda conn: _members_in(conn, course_id))
 
 
-def _course_view(actor: Identity, course: Course, teacher_name: str) -> CourseView:
-    if course.teacher_id == actor.user_id:
+def _manages(actor: Identity, members: CourseMembers) -> bool:
+    return manages(actor, members.teacher_id, actor.user_id in members.managers)
+
+
+def _course_view(
+    actor: Identity, course: Course, teacher_name: str, manager_role: ManagerRole | None
+) -> CourseView:
+    if course.teacher_id == actor.user_id or manager_role is not None:
         role = "teacher"
     elif actor.is_admin:
         role = "admin"
@@ -236,6 +254,7 @@ def _course_view(actor: Identity, course: Course, teacher_name: str) -> CourseVi
         teacher_name=teacher_name,
         created_at=iso_z(course.created_at) or "",
         my_role=role,
+        manager_role="owner" if course.teacher_id == actor.user_id else manager_role,
         archived_at=iso_z(course.archived_at),
     )
 
@@ -254,12 +273,16 @@ def _enrollment_view(enrollment: Enrollment, user: User) -> EnrollmentView:
 _COURSE_ID = bindparam("p_cid", type_=String())
 _TEACHER = select(Course.teacher_id, Course.archived_at).where(Course.id == _COURSE_ID)
 _ENROLLMENTS = select(Enrollment.user_id, Enrollment.status).where(Enrollment.course_id == _COURSE_ID)
+_MANAGERS = select(CourseManager.user_id).where(CourseManager.course_id == _COURSE_ID)
 
 
 def _members_in(conn: Connection, course_id: str) -> CourseMembers | None:
-    """The course's teacher and every enrollment's status, or None for no such course."""
+    """The course's teacher, co-managers and every enrollment's status, or None for no such course."""
     course = conn.execute(_TEACHER, {"p_cid": course_id}).first()
     if course is None:
         return None
     rows = conn.execute(_ENROLLMENTS, {"p_cid": course_id}).all()
-    return CourseMembers(course[0], {user_id: status for user_id, status in rows}, course[1] is not None)
+    managers = frozenset(conn.execute(_MANAGERS, {"p_cid": course_id}).scalars())
+    return CourseMembers(
+        course[0], {user_id: status for user_id, status in rows}, course[1] is not None, managers
+    )

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from attendance_live.service.views import RecordView
-from attendance_live.vocabulary import EnrollmentStatus
+from attendance_live.vocabulary import EnrollmentStatus, ManagerRole
 
 __all__ = [
     "DomainEvent",
     "EnrollmentChanged",
     "EventBus",
     "Handler",
+    "ManagerChanged",
     "RecordChanged",
     "SessionEnded",
     "SessionStarted",
@@ -70,7 +71,20 @@ class EnrollmentChanged:
     email: str | None = field(default=None, compare=False)
 
 
-DomainEvent = SessionStarted | SessionEnded | RecordChanged | EnrollmentChanged
+@dataclass(frozen=True, slots=True)
+class ManagerChanged:
+    """A course's co-manager was added, changed role or removed (``role`` ``removed``).
+
+    Their sockets' rooms follow (the course's, its managers' and its rosters'), as an
+    enrollment change moves a student's.
+    """
+
+    course_id: str
+    user_id: str
+    role: ManagerRole | Literal["removed"]
+
+
+DomainEvent = SessionStarted | SessionEnded | RecordChanged | EnrollmentChanged | ManagerChanged
 Handler = Callable[[DomainEvent], Awaitable[None]]
 
 

@@ -95,14 +95,14 @@ class Invitations(AccessRules):
                     continue
                 rows = (
                     await unit.db.execute(
-                        select(RosterInvite, Course.teacher_id)
+                        select(RosterInvite, Course)
                         .join(Course, Course.id == RosterInvite.course_id)
                         .where(RosterInvite.email == email)
                     )
                 ).all()
                 await self.users.ensure(unit.db, actor)
-                for invite, teacher_id in rows:
-                    if teacher_id != actor.user_id:
+                for invite, course in rows:
+                    if not await self._is_manager(unit.db, course, actor):
                         existing = await unit.db.get(Enrollment, (invite.course_id, actor.user_id))
                         if existing is None:
                             unit.db.add(

@@ -171,7 +171,7 @@ class JoinCodes(AccessRules):
                 )
             if course.archived_at is not None:
                 raise Forbidden("This course is archived and takes no new students; ask its teacher")
-            if actor.is_admin or course.teacher_id == actor.user_id:
+            if await self._is_manager(unit.db, course, actor):
                 raise InvalidInput(f"You manage course {course.id!r} already; joining is for students")
             await self.users.ensure(unit.db, actor)
             enrollment = await unit.db.get(Enrollment, (course.id, actor.user_id))

@@ -18,7 +18,8 @@ Course events are stored as clients receive them, so a replay is exact:
 * an end: ``courseSessionEnded``, then ``activeSessionsData``;
 * ``record`` (a record that changed: the committed view, for the student and
   the roster) and ``enrollment`` (user and status; for a join request also
-  ``requested``, ``name``, ``email``): rows of their own kinds,
+  ``requested``, ``name``, ``email``) and ``manager`` (a co-manager added, changed or
+  removed: user and role): rows of their own kinds,
   for every node's relay, never replayed to clients.
 
 On PostgreSQL the lock and the reads after it run at READ COMMITTED (the
@@ -40,6 +41,7 @@ from attendance_live.payloads import active_sessions_data, ended_payload, starte
 from attendance_live.service.events import (
     DomainEvent,
     EnrollmentChanged,
+    ManagerChanged,
     RecordChanged,
     SessionEnded,
     SessionStarted,
@@ -51,6 +53,7 @@ from attendance_live.timeutil import iso_z
 __all__ = [
     "COURSE_EVENTS",
     "ENROLLMENT",
+    "MANAGER",
     "PRUNE_CHUNK",
     "RECORD",
     "STREAM_LOCK",
@@ -65,6 +68,7 @@ __all__ = [
 COURSE_EVENTS: Final = ("courseSessionStarted", "courseSessionEnded", "activeSessionsData")
 RECORD: Final = "record"
 ENROLLMENT: Final = "enrollment"
+MANAGER: Final = "manager"
 # The key of the PostgreSQL advisory lock that serialises position allocation.
 STREAM_LOCK: Final = 0x6174_7465_6E64  # "attend"
 # Most outbox rows one prune statement deletes (a short write lock on SQLite).
@@ -120,6 +124,8 @@ def event_of(row: OutboxRow) -> DomainEvent | None:
             name=p.get("name"),
             email=p.get("email"),
         )
+    if row.kind == MANAGER:
+        return ManagerChanged(row.course_id, p["user_id"], p["role"])
     return None
 
 
@@ -222,6 +228,10 @@ class Outbox:
                 if event.record is None:
                     raise ValueError("a RecordChanged from the service carries its committed record")
                 pending.append(record_row(event, event.record))
+            elif isinstance(event, ManagerChanged):
+                pending.append(
+                    PendingRow(event.course_id, MANAGER, {"user_id": event.user_id, "role": event.role})
+                )
             else:
                 payload: dict[str, Any] = {"user_id": event.user_id, "status": event.status}
                 if event.requested:  # a join request: what the managers' event shows

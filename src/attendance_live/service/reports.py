@@ -40,8 +40,16 @@ from sqlalchemy.orm import aliased
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
-from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, Enrollment, User
+from attendance_live.db.models import (
+    AttendanceRecord,
+    AttendanceSession,
+    Course,
+    CourseManager,
+    Enrollment,
+    User,
+)
 from attendance_live.service import xapi
+from attendance_live.service.access import manages
 from attendance_live.service.errors import Forbidden, InvalidInput, NotFound
 from attendance_live.service.report_views import (
     CourseReport,
@@ -383,15 +391,19 @@ def _course_access(
     teacher = aliased(User)
     row = conn.execute(
         select(Course.id, Course.code, Course.title, Course.teacher_id, teacher.name, Enrollment.status)
+        .add_columns(CourseManager.role)
         .join(teacher, teacher.id == Course.teacher_id)
         .outerjoin(Enrollment, and_(Enrollment.course_id == Course.id, Enrollment.user_id == actor.user_id))
+        .outerjoin(
+            CourseManager, and_(CourseManager.course_id == Course.id, CourseManager.user_id == actor.user_id)
+        )
         .where(Course.id == course_id)
     ).first()
     if row is None:
         raise NotFound(f"Course {course_id!r} not found")
-    cid, code, title, teacher_id, teacher_name, enrollment = row
+    cid, code, title, teacher_id, teacher_name, enrollment, manager_role = row
     relation: _Relation
-    if actor.is_admin or teacher_id == actor.user_id:
+    if manages(actor, teacher_id, manager_role is not None):
         relation = "manager"
     elif enrollment == "approved":
         relation = "member"
@@ -402,7 +414,7 @@ def _course_access(
     else:
         raise NotFound(f"Course {course_id!r} not found")
     if manager_only and relation != "manager":
-        raise Forbidden(f"Only the teacher of course {course_id!r} or an admin can {what}")
+        raise Forbidden(f"Only the teachers of course {course_id!r} or an admin can {what}")
     return _Course(cid, code, title, teacher_id, teacher_name, relation)
 
 

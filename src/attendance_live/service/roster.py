@@ -37,7 +37,7 @@ from sqlalchemy.sql.dml import Insert
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
-from attendance_live.db.models import Enrollment, RosterInvite, User
+from attendance_live.db.models import CourseManager, Enrollment, RosterInvite, User
 from attendance_live.service.core import BATCH_ROWS
 from attendance_live.service.errors import InvalidInput
 from attendance_live.service.events import EnrollmentChanged
@@ -142,12 +142,12 @@ class Roster(Invitations):
         now = self.clock()
         if dry_run:
             async with self.database.read() as db:
-                teacher_id = (await self._manager_access(db, actor, course_id)).course.teacher_id
-                result, _ = await self._plan(db, course_id, teacher_id, rows, errors)
+                managers = await self._managers_of(db, actor, course_id)
+                result, _ = await self._plan(db, course_id, managers, rows, errors)
             return result.model_copy(update={"dry_run": True})
         async with self._write() as unit:
-            teacher_id = (await self._manager_access(unit.db, actor, course_id)).course.teacher_id
-            result, plan = await self._plan(unit.db, course_id, teacher_id, rows, errors)
+            managers = await self._managers_of(unit.db, actor, course_id)
+            result, plan = await self._plan(unit.db, course_id, managers, rows, errors)
             if result.errors:
                 raise RosterImportRefused(result)  # rolls the transaction back: nothing written
             await self._apply(unit.db, course_id, plan, now)
@@ -167,11 +167,17 @@ class Roster(Invitations):
                 self.users.forget(row.user_id)
         return result
 
+    async def _managers_of(self, db: AsyncSession, actor: Identity, course_id: str) -> frozenset[str]:
+        """After the caller's manager check: who manages the course (none of them may enroll)."""
+        owner = (await self._manager_access(db, actor, course_id)).course.teacher_id
+        co = await db.scalars(select(CourseManager.user_id).where(CourseManager.course_id == course_id))
+        return frozenset({owner, *co})
+
     async def _plan(
         self,
         db: AsyncSession,
         course_id: str,
-        teacher_id: str,
+        managers: frozenset[str],
         rows: Sequence[RosterRow],
         errors: list[ImportRowError],
     ) -> tuple[ImportResult, list[CheckedRow]]:
@@ -182,7 +188,7 @@ class Roster(Invitations):
         by_user: dict[str, int] = {}
         by_email: dict[str, int] = {}
         for row in rows:
-            problem, item = check_row(row, teacher_id)
+            problem, item = check_row(row, managers)
             if problem is not None:
                 errors.append(ImportRowError(line=row.line, message=problem))
                 continue
@@ -212,11 +218,11 @@ class Roster(Invitations):
                     )
                     continue
                 item.user_id, item.invite = ids[0], None
-                if item.user_id == teacher_id:
+                if item.user_id in managers:
                     errors.append(
                         ImportRowError(
                             line=item.line,
-                            message=f"{item.email} is the course's teacher, who cannot enroll in it",
+                            message=f"{item.email} is a teacher of the course, who cannot enroll in it",
                         )
                     )
                     continue

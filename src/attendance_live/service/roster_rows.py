@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
@@ -170,7 +171,7 @@ class CheckedRow:
     names: bool = True  # the user's row is written (new, or its name or email changes)
 
 
-def check_row(row: RosterRow, teacher_id: str) -> tuple[str | None, CheckedRow | None]:
+def check_row(row: RosterRow, managers: Collection[str]) -> tuple[str | None, CheckedRow | None]:
     """Why the row is bad, or the row checked."""
     if row.user_id is None and row.email is None:
         return "has neither a user_id nor an email; give at least one", None
@@ -192,7 +193,10 @@ def check_row(row: RosterRow, teacher_id: str) -> tuple[str | None, CheckedRow |
             else "status is empty",
             None,
         )
-    if row.user_id is not None and row.user_id == teacher_id:
-        return f"{row.user_id!r} is the course's teacher, who cannot enroll in it", None
+    if row.user_id is not None and row.user_id in managers:
+        return (
+            f"{row.user_id!r} is a teacher of the course (owner or co-teacher), who cannot enroll in it",
+            None,
+        )
     invite = row.email.lower() if row.user_id is None and row.email is not None else None
     return None, CheckedRow(row.line, row.user_id, row.email, invite, row.name, cast(RowStatus, status))

@@ -7,6 +7,7 @@ every Socket.IO payload from them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +32,7 @@ __all__ = [
     "InvitationView",
     "JoinCodeView",
     "JoinView",
+    "ManagerView",
     "RecordAudit",
     "RecordView",
     "SessionView",
@@ -156,10 +158,28 @@ class CourseView(_View):
     teacher_id: str
     teacher_name: str
     created_at: str
-    my_role: Role = Field(description="The caller's relation: teacher, admin or student")
+    my_role: Role = Field(
+        description="The caller's relation: teacher (its teacher or a co-manager), admin or student"
+    )
+    manager_role: Literal["owner", "teacher", "ta"] | None = Field(
+        default=None,
+        description="How the caller manages the course: owner (its teacher), teacher (a co-teacher), "
+        "ta (a teaching assistant); null when the caller is no teacher of it",
+    )
     archived_at: str | None = Field(
         default=None, description="When the course was archived (null: active); students never see it then"
     )
+
+
+class ManagerView(_View):
+    course_id: str
+    user_id: str
+    name: str
+    email: str | None
+    role: Literal["owner", "teacher", "ta"] = Field(
+        description="owner (the course's teacher), teacher (a co-teacher) or ta (a teaching assistant)"
+    )
+    added_at: str = Field(description="When they became a teacher of the course (the owner: its creation)")
 
 
 class EnrollmentView(_View):

@@ -6,6 +6,8 @@ import PageHeading from './PageHeading.jsx';
 import NewCourseForm from './NewCourseForm.jsx';
 
 const ROLE_LABELS = { teacher: 'You teach this course', admin: 'You administer this course', student: 'Student' };
+// A co-manager's `my_role` is `teacher` too; `manager_role` says how (api.md, "Co-teachers").
+const MANAGER_LABELS = { teacher: 'You co-teach this course', ta: 'You assist in this course (TA)' };
 
 export default function CourseList() {
   const { me } = useSession();
@@ -41,8 +43,10 @@ export default function CourseList() {
               </a>
               <span className="hint">
                 {course.archived_at ? 'Archived · ' : ''}
-                {ROLE_LABELS[course.my_role] ?? course.my_role}
-                {course.teacher_name && course.my_role === 'student' ? ` · taught by ${course.teacher_name}` : ''}
+                {MANAGER_LABELS[course.manager_role] ?? ROLE_LABELS[course.my_role] ?? course.my_role}
+                {course.teacher_name && (course.my_role === 'student' || MANAGER_LABELS[course.manager_role])
+                  ? ` · taught by ${course.teacher_name}`
+                  : ''}
               </span>
             </li>
           ))}

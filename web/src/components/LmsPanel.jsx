@@ -4,7 +4,11 @@ import { formatTime } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
 
 function syncText(sync) {
-  return `${sync.members} in the LMS: ${sync.added} added, ${sync.removed} removed, ${sync.changed - sync.removed} changed`;
+  const students = `${sync.members} in the LMS: ${sync.added} added, ${sync.removed} removed, ${sync.changed - sync.removed} changed`;
+  const added = sync.managers_added ?? 0;
+  const removed = sync.managers_removed ?? 0;
+  if (!added && !removed) return students;
+  return `${students}; co-teachers: ${added} added or changed, ${removed} removed`;
 }
 
 /**

@@ -5,6 +5,7 @@ import { formatTime } from '../format.js';
 import useFetched from '../hooks/useFetched.js';
 import useCourseSessionTracking from '../hooks/useCourseSessionTracking.js';
 import PageHeading from './PageHeading.jsx';
+import CoTeachersPanel from './CoTeachersPanel.jsx';
 import CourseSettings from './CourseSettings.jsx';
 import JoinCodePanel from './JoinCodePanel.jsx';
 import LmsPanel from './LmsPanel.jsx';
@@ -23,7 +24,7 @@ function enc(id) {
  * A course's roster, run by its teacher: settings and archive, the join link (with a QR code
  * for the projector), join requests as they arrive (live, `enrollmentRequested`), every
  * enrollment with search, a status filter, counts and bulk actions, the CSV import with its
- * preview, and the CSV export.
+ * preview, the CSV export, and the course's co-teachers and TAs.
  */
 export default function RosterPage({ courseId }) {
   const { token } = useSession();
@@ -179,6 +180,7 @@ export default function RosterPage({ courseId }) {
       <div className="roster-grid">
         <JoinCodePanel course={course} />
         <LmsPanel courseId={course.id} onSynced={reload} />
+        <CoTeachersPanel course={course} />
         <section className="card" aria-labelledby="requests-title">
           <h2 id="requests-title">Join requests ({pending.length})</h2>
           <p className="live-news" aria-live="polite" data-testid="roster-news">
