@@ -230,7 +230,11 @@ async def test_a_row_that_is_not_ours_recovers_nothing(store: RecoveryStore, dat
 
 class Unreachable(Database):
     async def run_write_grouped(
-        self, work: Callable[[Connection], T], *, finish: Callable[[Connection, list[T]], None] | None = None
+        self,
+        work: Callable[[Connection], T],
+        *,
+        finish: Callable[[Connection, list[T]], None] | None = None,
+        order: str = "",
     ) -> T:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
 
