@@ -122,6 +122,7 @@ class Worker:
         self.pending_acks: dict[tuple[int, int], float] = {}
         self.acked: list[tuple[float, float, str]] = []
         self.acks_done = asyncio.Event()
+        self.sending = False  # the schedule is still being sent: no ack can be the last one yet
 
     # -- called by connections -------------------------------------------------
     def on_event(self, conn: Conn, name: bytes, payload: bytes, now: float) -> None:
@@ -151,7 +152,7 @@ class Worker:
         except Exception:
             status = "unreadable"
         self.acked.append((sent, now, status))
-        if not self.pending_acks:
+        if not self.pending_acks and not self.sending:
             self.acks_done.set()
 
 
@@ -547,6 +548,7 @@ class WorkerServer:
         w.pending_acks.clear()
         w.acked = []
         w.acks_done = asyncio.Event()
+        w.sending = True
         head = b"42"
         body = b'["' + event.encode() + b'",' + _dumps(payload) + b"]"
         closed = 0
@@ -560,6 +562,7 @@ class WorkerServer:
             conn.ack_id += 1
             w.pending_acks[(conn.index, conn.ack_id)] = monotonic()
             conn.transport.write(ws_frame(head + str(conn.ack_id).encode() + body))
+        w.sending = False
         if w.pending_acks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(w.acks_done.wait(), timeout)
