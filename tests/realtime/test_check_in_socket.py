@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from attendance_live.app import Application
 from attendance_live.db.models import AttendanceRecord, RecordChange
@@ -411,3 +412,46 @@ async def test_past_the_socket_rate_every_check_in_is_still_answered(
     assert limited[0]["retry_after"] == 1
     error = await s1.next("activeSessionsError")  # one error event a second at most, as for any event
     assert (error["code"], error["event"]) == ("rate_limited", "checkIn")
+
+
+@pytest.mark.parametrize(
+    ("failure", "answer"),
+    [
+        (
+            OperationalError("UPDATE", {}, Exception("database is locked")),
+            {
+                "ok": False,
+                "reason": "unavailable",
+                "message": "The server cannot reach its database; try again shortly",
+                "retry_after": 2,
+            },
+        ),
+        (
+            RuntimeError("a bug"),
+            {"ok": False, "reason": "internal", "message": "Internal server error; try again"},
+        ),
+    ],
+)
+async def test_a_failure_is_answered_and_the_connection_stays_usable(
+    live_url: str,
+    world: World,
+    app: Application,
+    recorders: Callable[[str], Recorder],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+    answer: dict[str, Any],
+) -> None:
+    sid = (await world.start())["id"]
+    s1 = await connected(recorders, live_url, world, "s1")
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app.realtime.service, "check_in", failing)
+        assert await s1.call("checkIn", {"session_id": sid}) == answer
+    assert any(
+        "checkIn" in r.getMessage() and r.exc_info for r in caplog.records
+    )  # logged, with its traceback
+    assert (await s1.call("checkIn", {"session_id": sid}))["ok"] is True
