@@ -116,6 +116,13 @@ class Worker:
         self.pings = 0
         self.frames = 0
         self.errors: dict[str, int] = {}
+        # The last ``open``: (index of its first connection, its connections' count).
+        self.last_open = (0, 0)
+        # Acked emits (``acked``): (conn index, ack id) -> sent at; and (sent, answered, status).
+        self.pending_acks: dict[tuple[int, int], float] = {}
+        self.acked: list[tuple[float, float, str]] = []
+        self.acks_done = asyncio.Event()
+        self.sending = False  # the schedule is still being sent: no ack can be the last one yet
 
     # -- called by connections -------------------------------------------------
     def on_event(self, conn: Conn, name: bytes, payload: bytes, now: float) -> None:
@@ -130,10 +137,29 @@ class Worker:
     def error(self, message: str) -> None:
         self.errors[message] = self.errors.get(message, 0) + 1
 
+    def on_ack(self, conn: Conn, packet: bytes, now: float) -> None:
+        """A Socket.IO ACK (``43<id>[answer]``) of an ``acked`` emit: its status is ``ok`` or the
+        answer's ``reason``."""
+        k = packet.find(b"[", 2)
+        if k < 0 or not packet[2:k].isdigit():
+            return
+        sent = self.pending_acks.pop((conn.index, int(packet[2:k])), None)
+        if sent is None:
+            return
+        try:
+            answer = _loads(packet[k:])[0]
+            status = "ok" if answer.get("ok") is True else str(answer.get("reason"))
+        except Exception:
+            status = "unreadable"
+        self.acked.append((sent, now, status))
+        if not self.pending_acks and not self.sending:
+            self.acks_done.set()
+
 
 class Conn(asyncio.Protocol):
     __slots__ = (
         "_req",
+        "ack_id",
         "auth_frame",
         "buf",
         "closed",
@@ -181,6 +207,7 @@ class Conn(asyncio.Protocol):
         self.t_ready = 0.0
         self.closed = False
         self.stalled = False
+        self.ack_id = 0
         self._req = (
             b"GET "
             + path
@@ -298,6 +325,8 @@ class Conn(asyncio.Protocol):
                         self._fail("activeSessionsError " + msg)
                         return
                 self.w.on_event(self, name, p, now)
+            elif t == 0x33:  # '3' Socket.IO ACK
+                self.w.on_ack(self, p, now)
             elif t == 0x30:  # '0' Socket.IO CONNECT accepted
                 if self.state == self.SIO_CONNECT:
                     if self.sub_frame is None:
@@ -416,6 +445,7 @@ class WorkerServer:
         sem = asyncio.Semaphore(concurrency)
         base = w.next_index
         w.next_index += n
+        w.last_open = (base, n)
         gc.collect()
         errors: dict[str, int] = {}
         times: list[float] = []
@@ -488,6 +518,60 @@ class WorkerServer:
             out["last"] = last.decode() if last else None
             self.w.keep.discard(name)
         return out
+
+    async def cmd_acked(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        start: int,
+        total: int,
+        dup: int,
+        at: float,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """Each connection of the last ``open`` emits ``event`` with ``payload`` and an ack id, on
+        its own schedule: the connection of student ``s`` (this worker's ``start`` + its position in
+        the open) at ``at + s / total`` (monotonic), and twice at that instant when ``s < dup``;
+        the latency is the time to its ack. Unanswered within ``timeout``: status ``unanswered``;
+        a connection that closed before its turn: ``closed``."""
+        w = self.w
+        base, n = w.last_open
+        plan: list[tuple[float, Conn]] = []
+        for index in range(base, base + n):
+            conn = w.conns.get(index)
+            if conn is None:
+                continue
+            student = start + index - base
+            for _ in range(2 if student < dup else 1):
+                plan.append((at + student / total, conn))
+        plan.sort(key=lambda item: item[0])
+        w.pending_acks.clear()
+        w.acked = []
+        w.acks_done = asyncio.Event()
+        w.sending = True
+        head = b"42"
+        body = b'["' + event.encode() + b'",' + _dumps(payload) + b"]"
+        closed = 0
+        for when, conn in plan:
+            delay = when - monotonic()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            if conn.closed or conn.transport is None:
+                closed += 1
+                continue
+            conn.ack_id += 1
+            w.pending_acks[(conn.index, conn.ack_id)] = monotonic()
+            conn.transport.write(ws_frame(head + str(conn.ack_id).encode() + body))
+        w.sending = False
+        if w.pending_acks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(w.acks_done.wait(), timeout)
+        now = monotonic()
+        results = [[(t1 - t0) * 1000, status] for t0, t1, status in w.acked]
+        results += [[(now - t0) * 1000, "unanswered"] for t0 in w.pending_acks.values()]
+        results += [[0.0, "closed"]] * closed
+        w.pending_acks.clear()
+        return {"results": results, "t_end": now}
 
     async def cmd_last(self, event: str) -> dict[str, Any]:
         last = self.w.keep_last.get(event.encode())
@@ -669,6 +753,25 @@ class LoadGen:
         lasts = [r.get("last") for r in res if r.get("last")]
         out["last"] = lasts[-1] if lasts else None
         return out
+
+    async def acked(
+        self, event: str, payload: dict[str, Any], total: int, dup: int, at: float, timeout: float = 30.0
+    ) -> tuple[list[tuple[float, str]], float]:
+        """``cmd_acked`` on every worker (their connections as ``open`` split the tokens ``0..total``):
+        every (latency in ms, status), and when the last worker finished (monotonic)."""
+        res = await self.all(
+            "acked",
+            [{"start": part["start"]} for part in self.split(0, total)],
+            event=event,
+            payload=payload,
+            total=total,
+            dup=dup,
+            at=at,
+            timeout=timeout,
+        )
+        return [(float(ms), str(status)) for r in res for ms, status in r["results"]], max(
+            r["t_end"] for r in res
+        )
 
     async def last(self, event: str) -> str | None:
         lasts = [r["last"] for r in await self.all("last", event=event) if r["last"]]

@@ -1,10 +1,15 @@
-"""The check-in scenarios: a burst of students checking in over HTTP.
+"""The check-in scenarios: a burst of students checking in over HTTP, and over their sockets.
 
 * check-in: ``--burst`` students (1,000) check in within one second, open
   loop and evenly spread (``--dup`` of them send twice at the same instant);
   latency, and the exact final count. Ours runs the session in ``code`` mode:
   the generator reads the current code as the teacher and every student sends
   it (the peer has no codes: open mode). Durable SQLite.
+* checkin-socket (ours only: the peer has no check-in event): the same burst,
+  each student on its own connected socket, subscribed to the course as the
+  dashboard is, sending ``checkIn {session_id, code}`` with an ack; the
+  latency runs from the emit to its ack. Same schedule, duplicates (twice on
+  the same socket at the same instant), code mode and exactness check.
 * checkin-pg: the same burst on PostgreSQL (fsync and synchronous commits on)
   with two of our nodes over Redis, the students split between them.
 
@@ -23,6 +28,7 @@ import json
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import aiohttp
 
@@ -117,13 +123,65 @@ async def checkin_burst(
         c1 = sum(target.cpu() for target in targets)
         g1 = await h.gen_cpu()
         m1 = machine_busy()
-    # exact count: the session as the teacher sees it
-    st, sess = await h.api(srv, "GET", f"/api/sessions/{sid}", h.teacher)
+    # exact count: the session as the teacher sees it, and the subscriber's last studentCount
+    outcome = await burst_outcome(h, srv, sid, n)
+    await h.lg.wait("activeSessionsData", timeout=0.1, times=False)
+    await h.api(srv, "POST", f"/api/sessions/{sid}/end", h.teacher)
+    await h.lg.close()
+    statuses: dict[str, int] = {}
+    for s, _ in results:
+        key = {0: "unanswered", -1: "error"}.get(s, str(s))
+        statuses[key] = statuses.get(key, 0) + 1
+    sample = burst_sample(
+        h,
+        [ms for _, ms in results],
+        sum(1 for s, _ in results if s == 200),
+        statuses,
+        (t_start, t_end),
+        **outcome,
+        server_cpu_s=c1 - c0,
+        peak_mib=peak_mib(targets),
+        gen_cpu_s=g1 - g0,
+        other_cpu_s=(m1 - m0) - (c1 - c0) - (g1 - g0),
+    )
+    h.add(scenario, kind, sample)
+    log(
+        f"  {scenario} {kind}: {len(results)} req, p50 {sample['p50_ms']:.1f} p95 {sample['p95_ms']:.1f} "
+        f"p99 {sample['p99_ms']:.1f} max {sample['max_ms']:.1f} ms, present={outcome['present']} "
+        f"records={outcome['records']} unique={outcome['unique_records']} "
+        f"last studentCount={outcome['last_studentCount']} exact={outcome['exact']} statuses={statuses}"
+    )
+
+
+def burst_sample(
+    h: Harness, lat: list[float], ok: int, statuses: dict[str, int], timing: tuple[float, float], **rest: Any
+) -> dict[str, Any]:
+    """The keys every check-in burst reports (latency over every request, answered or not)."""
+    t_start, t_end = timing
+    return {
+        "requests": len(lat),
+        "statuses": statuses,
+        "ok": ok,
+        "errors": len(lat) - ok,
+        "p50_ms": pct(lat, 50),
+        "p95_ms": pct(lat, 95),
+        "p99_ms": pct(lat, 99),
+        "max_ms": max(lat) if lat else None,
+        # The open loop sends on the schedule (n requests over one second): this is the offered
+        # rate the server kept up with, not its capacity.
+        "completed_per_s": len(lat) / (t_end - t_start),
+        "burst_s": t_end - t_start,
+        **rest,
+    }
+
+
+async def burst_outcome(h: Harness, srv: Server, sid: str, n: int) -> dict[str, Any]:
+    """The session as the teacher sees it after a burst, and the subscribers' last studentCount."""
+    _, sess = await h.api(srv, "GET", f"/api/sessions/{sid}", h.teacher)
     stats = sess.get("statistics", {}) if isinstance(sess, dict) else {}
     records = sess.get("records", []) if isinstance(sess, dict) else []
     ids = [r["user_id"] for r in records]
     marked = [r["user_id"] for r in records if r.get("status") in ("present", "late")]
-    # the subscriber's last activeSessionsData must say studentCount == n
     last_count = None
     deadline = monotonic() + 5
     while monotonic() < deadline:
@@ -135,46 +193,93 @@ async def checkin_burst(
             if last_count == n:
                 break
         await asyncio.sleep(0.1)
-    await h.lg.wait("activeSessionsData", timeout=0.1, times=False)
-    await h.api(srv, "POST", f"/api/sessions/{sid}/end", h.teacher)
-    await h.lg.close()
-    lat = [ms for _, ms in results]
-    ok = [ms for s, ms in results if s == 200]
-    statuses: dict[str, int] = {}
-    for s, _ in results:
-        key = {0: "unanswered", -1: "error"}.get(s, str(s))
-        statuses[key] = statuses.get(key, 0) + 1
     exact = (
         stats.get("present") == n and len(marked) == n and len(set(marked)) == n and len(ids) == len(set(ids))
     )
-    sample = {
-        "requests": len(results),
-        "statuses": statuses,
-        "ok": len(ok),
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
-        "max_ms": max(lat) if lat else None,
-        # The open loop sends on the schedule (n requests over one second): this is the offered
-        # rate the server kept up with, not its capacity.
-        "completed_per_s": len(results) / (t_end - t_start),
-        "burst_s": t_end - t_start,
+    return {
         "present": stats.get("present"),
         "total": stats.get("total"),
         "records": len(ids),
         "unique_records": len(set(ids)),
         "last_studentCount": last_count,
         "exact": exact and last_count == n,
-        "server_cpu_s": c1 - c0,
-        "peak_mib": peak_mib(targets),
-        "gen_cpu_s": g1 - g0,
-        "other_cpu_s": (m1 - m0) - (c1 - c0) - (g1 - g0),
     }
-    h.add(scenario, kind, sample)
+
+
+async def checkin_socket_burst(h: Harness, srv: Server, scenario: str = "checkin-socket") -> None:
+    """The burst over the socket: every student checks in on its own connection (``checkIn``)."""
+    n = h.args.burst
+    await h.lg.tokens(h.secret, STUDENT_PREFIX, 0, n, name="burst")
+    opened = await h.lg.open(
+        host=HOST,
+        port=srv.port,
+        mode="sio",
+        course_id=BURST_COURSE,
+        gate="all",
+        concurrency=h.args.ramp_concurrency,
+        tokens="burst",
+        timeout=h.args.open_timeout,
+    )
+    if opened["opened"] != n:
+        raise RuntimeError(f"{scenario}: {opened['opened']} of {n} sockets connected: {opened['errors']}")
+    st, body = await h.api(
+        srv,
+        "POST",
+        f"/api/courses/{BURST_COURSE}/sessions",
+        h.teacher,
+        {"topic": "bench", "check_in_mode": "code"},
+    )
+    if st != 201:
+        raise RuntimeError(f"{scenario}: start session -> {st} {body}")
+    sid = body["id"]
+    st, code = await h.api(srv, "GET", f"/api/sessions/{sid}/check-in-code", h.teacher)
+    if st != 200:
+        raise RuntimeError(f"{scenario}: check-in code -> {st} {code}")
+    await asyncio.sleep(1.0)  # the start's announcement to the n sockets is not part of the burst
+    await h.lg.arm("activeSessionsData", keep=True)
+    srv.reset_peak()
+    c0, g0, m0 = srv.cpu(), await h.gen_cpu(), machine_busy()
+    t_start = monotonic() + 0.2  # every worker has its schedule before the first emit
+    results, t_end = await h.lg.acked(
+        "checkIn",
+        {"session_id": sid, "code": code["code"]},
+        total=n,
+        dup=min(h.args.dup, n),
+        at=t_start,
+        timeout=h.args.event_timeout,
+    )
+    c1, g1, m1 = srv.cpu(), await h.gen_cpu(), machine_busy()
+    outcome = await burst_outcome(h, srv, sid, n)
+    await h.lg.wait("activeSessionsData", timeout=0.1, times=False)
+    await h.api(srv, "POST", f"/api/sessions/{sid}/end", h.teacher)
+    await h.lg.close()  # not h.teardown: its row is the teardown of N, not of this burst's sockets
+    deadline = monotonic() + h.args.settle_timeout
+    while monotonic() < deadline:  # the next phase must not pay for these disconnects
+        before = srv.cpu()
+        await asyncio.sleep(0.25)
+        if srv.cpu() - before < 0.25 * 0.1:
+            break
+    statuses: dict[str, int] = {}
+    for _, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    sample = burst_sample(
+        h,
+        [ms for ms, _ in results],
+        statuses.get("ok", 0),
+        statuses,
+        (t_start, t_end),
+        **outcome,
+        server_cpu_s=c1 - c0,
+        peak_mib=peak_mib([srv]),
+        gen_cpu_s=g1 - g0,
+        other_cpu_s=(m1 - m0) - (c1 - c0) - (g1 - g0),
+    )
+    h.add(scenario, srv.kind, sample)
     log(
-        f"  {scenario} {kind}: {len(results)} req, p50 {sample['p50_ms']:.1f} p99 {sample['p99_ms']:.1f} "
-        f"max {sample['max_ms']:.1f} ms, present={stats.get('present')} records={len(ids)} "
-        f"unique={len(set(ids))} last studentCount={last_count} exact={sample['exact']} "
-        f"statuses={statuses}"
+        f"  {scenario} {srv.kind}: {sample['requests']} checkIn, p50 {sample['p50_ms']:.1f} "
+        f"p95 {sample['p95_ms']:.1f} p99 {sample['p99_ms']:.1f} max {sample['max_ms']:.1f} ms, "
+        f"present={outcome['present']} records={outcome['records']} unique={outcome['unique_records']} "
+        f"last studentCount={outcome['last_studentCount']} exact={outcome['exact']} statuses={statuses}"
     )
 
 

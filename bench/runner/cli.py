@@ -27,7 +27,7 @@ from loadgen import raise_nofile
 
 import runner
 
-from .checkin import checkin_burst, checkin_postgres
+from .checkin import checkin_burst, checkin_postgres, checkin_socket_burst
 from .fanout import fanout_and_memory, many_nodes, storm
 from .harness import SPREAD_SOURCES_ABOVE, Harness
 from .reporting import collect, render, summarize
@@ -81,6 +81,9 @@ async def run(h: Harness) -> dict[str, Any]:
                     if "checkin" in h.args.scenarios and kind != "floor":
                         async with h.profile(srv, "checkin"):
                             await checkin_burst(h, srv)
+                    if "checkin-socket" in h.args.scenarios and kind == "ours":  # the peer has no checkIn
+                        async with h.profile(srv, "checkin-socket"):
+                            await checkin_socket_burst(h, srv)
                 except Exception as exc:
                     log(f"  {kind} round {rnd + 1} FAILED: {exc}")
                     msg = (str(exc) or type(exc).__name__).splitlines()[0][:300]
@@ -159,8 +162,8 @@ def main() -> None:
     ap.add_argument("--servers", default="ours,peer,floor", help="comma list of ours,peer,floor")
     ap.add_argument(
         "--scenarios",
-        default="fanout,memory,stalled,storm,checkin,nodes,checkin-pg",
-        help="comma list of fanout,memory,stalled,storm,checkin,nodes,checkin-pg",
+        default="fanout,memory,stalled,storm,checkin,checkin-socket,nodes,checkin-pg",
+        help="comma list of fanout,memory,stalled,storm,checkin,checkin-socket,nodes,checkin-pg",
     )
     ap.add_argument(
         "--stalled-fraction",

@@ -69,8 +69,10 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("teardown", "seconds", "teardown of N: server busy (s)", "low"),
     ("teardown", "server_cpu_s", "teardown of N: server CPU (s)", "low"),
     ("checkin", "p50_ms", "check-in p50 (ms)", "low"),
+    ("checkin", "p95_ms", "check-in p95 (ms)", "low"),
     ("checkin", "p99_ms", "check-in p99 (ms)", "low"),
     ("checkin", "max_ms", "check-in max (ms)", "low"),
+    ("checkin", "errors", "check-in errors (not 200)", "low"),
     (
         "checkin",
         "completed_per_s",
@@ -81,6 +83,14 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("checkin", "peak_mib", "check-in server peak RSS (MiB)", "low"),
     ("checkin", "gen_cpu_s", "check-in generator CPU (s)", "low"),
     ("checkin", "other_cpu_s", "check-in other CPU: kernel + other procs (s)", "none"),
+    ("checkin-socket", "p50_ms", "check-in over the socket: p50 (ms)", "low"),
+    ("checkin-socket", "p95_ms", "check-in over the socket: p95 (ms)", "low"),
+    ("checkin-socket", "p99_ms", "check-in over the socket: p99 (ms)", "low"),
+    ("checkin-socket", "max_ms", "check-in over the socket: max (ms)", "low"),
+    ("checkin-socket", "errors", "check-in over the socket: errors (not ok)", "low"),
+    ("checkin-socket", "server_cpu_s", "check-in over the socket: server CPU (s)", "low"),
+    ("checkin-socket", "gen_cpu_s", "check-in over the socket: generator CPU (s)", "low"),
+    ("checkin-socket", "other_cpu_s", "check-in over the socket: other CPU (s)", "none"),
     ("checkin-pg", "p50_ms", "check-in on PostgreSQL, 2 nodes: p50 (ms)", "low"),
     ("checkin-pg", "p99_ms", "check-in on PostgreSQL, 2 nodes: p99 (ms)", "low"),
     ("checkin-pg", "max_ms", "check-in on PostgreSQL, 2 nodes: max (ms)", "low"),
@@ -162,7 +172,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     checks = []
-    for scen in ("checkin", "checkin-pg"):
+    for scen in ("checkin", "checkin-socket", "checkin-pg"):
         for k, samples in by_scenario.get(scen, {}).items():
             for s in samples:
                 checks.append(

@@ -99,7 +99,10 @@ def require_id(args: tuple[Any, ...], event: str, field: str) -> str:
     if not value.strip():
         raise PayloadError(f"{field} must not be empty; send {example}")
     if len(value) > MAX_ID_CHARS:
-        raise PayloadError(f"{field} is longer than {MAX_ID_CHARS} characters ({len(value)})")
+        raise PayloadError(
+            f"{field} is longer than {MAX_ID_CHARS} characters ({len(value)}); "
+            "send the id as the server gave it"
+        )
     return value
 
 

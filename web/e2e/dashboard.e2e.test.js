@@ -187,8 +187,16 @@ test("a student types the room's code; the check-in updates the teacher's live r
   const input = s1.getByLabel('Code shown in the room');
   await input.waitFor();
   await input.fill(code.toLowerCase()); // typed as it comes: the page upper-cases it
+  // Its live socket is connected: the check-in goes over it (checkIn), not as an HTTP request.
+  const posts = [];
+  const onRequest = (request) => {
+    if (request.method() === 'POST' && /\/check-in$/.test(new URL(request.url()).pathname)) posts.push(request.url());
+  };
+  s1.on('request', onRequest);
   await input.press('Enter'); // keyboard operable
   await s1.getByRole('button', { name: 'Checked in' }).waitFor({ timeout: 5000 });
+  s1.off('request', onRequest);
+  assert.deepEqual(posts, [], 'checked in over the socket');
   await s1.locator('.my-status [data-status="present"]').waitFor();
 
   const { page: teacher } = people.teacher;

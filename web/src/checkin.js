@@ -2,6 +2,8 @@
 // the projector: the device id, the page's path, and what to tell a student
 // whose check-in was refused.
 
+import { ApiError } from './api.js';
+
 const DEVICE_KEY = 'attendance-live.device';
 
 /**
@@ -39,14 +41,66 @@ export function normaliseCode(text) {
   return (text ?? '').toUpperCase().replace(/[\s-]/g, '');
 }
 
+/** How long a check-in waits for the socket's answer before it asks over HTTP instead. */
+export const SOCKET_CHECK_IN_TIMEOUT_MS = 5000;
+
+// A socket refusal's `reason` as the HTTP status that answers it (docs/protocol.md, checkIn),
+// so that both paths give the student the same message (refusalMessage).
+const STATUS_OF_REASON = {
+  code_required: 403,
+  code_invalid: 403,
+  network_not_allowed: 403,
+  forbidden: 403,
+  not_found: 404,
+  session_ended: 409,
+  invalid_payload: 422,
+  too_many_attempts: 429,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** The ApiError the HTTP check-in would have thrown for a socket refusal `{ok: false, reason, message}`. */
+export function socketRefusalError(answer) {
+  const reason = typeof answer?.reason === 'string' ? answer.reason : 'internal';
+  const detail = typeof answer?.message === 'string' ? answer.message : 'The server refused the check-in';
+  const status = STATUS_OF_REASON[reason] ?? 400;
+  // The HTTP body carries a reason only for the session's rules and the wrong-code limit.
+  const httpReason = status === 403 && reason !== 'forbidden' ? reason : status === 429 && reason === 'too_many_attempts' ? reason : null;
+  return new ApiError(status, detail, httpReason);
+}
+
 /**
- * POST the check-in with the code (if any) and this device's id.
- * @param {(path: string, options?: object) => Promise<any>} request from useApi()
+ * `checkIn` on the live socket: the record, or the refusal as an ApiError. Resolves to null when
+ * the socket could not carry it (no answer in time, disconnected meanwhile, or its own event rate
+ * limit): the caller then asks over HTTP (a check-in is idempotent, so asking twice is harmless).
  */
-export function submitCheckIn(request, sessionId, code) {
+export function checkInOverSocket(socket, body, timeoutMs = SOCKET_CHECK_IN_TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    socket.timeout(timeoutMs).emit('checkIn', body, (error, answer) => {
+      if (error || answer == null || typeof answer !== 'object') resolve(null);
+      else if (answer.ok === true) resolve(answer.record);
+      else if (answer.reason === 'rate_limited') resolve(null);
+      else reject(socketRefusalError(answer));
+    });
+  });
+}
+
+/**
+ * Check in with the code (if any) and this device's id: on the live socket when it is connected
+ * (`checkIn`, docs/protocol.md), over HTTP (`POST /api/sessions/{id}/check-in`) otherwise or when
+ * the socket does not answer. Either way it resolves to the record or throws an ApiError.
+ * @param {(path: string, options?: object) => Promise<any>} request from useApi()
+ * @param {{connected?: boolean, timeout?: Function}|null} [socket] the page's live socket, if any
+ */
+export async function submitCheckIn(request, sessionId, code, socket = null) {
   const body = { device_id: deviceId() };
   const typed = normaliseCode(code);
   if (typed) body.code = typed;
+  if (socket?.connected && typeof socket.timeout === 'function') {
+    const record = await checkInOverSocket(socket, { session_id: sessionId, ...body });
+    if (record) return record;
+  }
   return request(`/api/sessions/${encodeURIComponent(sessionId)}/check-in`, { method: 'POST', body });
 }
 

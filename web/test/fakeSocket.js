@@ -12,6 +12,9 @@ export class FakeSocket {
     this.sent = [];
     /** @type {Map<string, Set<Function>>} */
     this.handlers = new Map();
+    /** Emits that wait for the server's ack: answer them with `ackNext`. */
+    this.acks = [];
+    this.nextTimeout = null;
   }
 
   on(event, handler) {
@@ -25,8 +28,16 @@ export class FakeSocket {
     return this;
   }
 
-  emit(event, payload) {
+  emit(event, payload, ack) {
     this.sent.push([event, payload]);
+    if (typeof ack === 'function') this.acks.push({ event, payload, ack, timeoutMs: this.nextTimeout });
+    this.nextTimeout = null;
+    return this;
+  }
+
+  /** socket.io-client's `socket.timeout(ms).emit(event, payload, (err, answer) => …)`. */
+  timeout(ms) {
+    this.nextTimeout = ms;
     return this;
   }
 
@@ -46,6 +57,14 @@ export class FakeSocket {
 
   serverEmit(event, payload) {
     this.fire(event, payload);
+  }
+
+  /** Answer the oldest emit still waiting for its ack: `ackNext(null, answer)`, or an error (a timeout). */
+  ackNext(error, answer) {
+    const waiting = this.acks.shift();
+    if (!waiting) throw new Error('no emit is waiting for an ack');
+    waiting.ack(error, answer);
+    return waiting;
   }
 
   simulateConnect() {

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from attendance_live.auth.tokens import TokenError, TokenService
 from attendance_live.config import Settings
 from attendance_live.logs import connection_id
+from attendance_live.networks import client_address
 from attendance_live.payloads import (
     PayloadError,
     active_sessions_data,
@@ -25,6 +27,13 @@ from attendance_live.payloads import (
     require_id,
     roster_data,
     unsubscribed_data,
+)
+from attendance_live.realtime.checkin import (
+    CHECK_IN_EVENT,
+    check_in_refusal,
+    check_in_success,
+    parse_check_in,
+    refusal_reason,
 )
 from attendance_live.realtime.codes import CODE_EVENT, CodeTicker
 from attendance_live.realtime.expiry import (
@@ -79,6 +88,8 @@ class _Refusal(Exception):
 
 EventHandler = Callable[[Socket, Connection, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
 
+DATABASE_DOWN = "The server cannot reach its database; try again shortly"
+
 
 class ClientEvents(Rooms):
     """Client-event handlers of the real-time server (a part of ``RealtimeServer``)."""
@@ -94,6 +105,7 @@ class ClientEvents(Rooms):
 
     def _dispatcher(self, event: str) -> Callable[..., Awaitable[dict[str, Any] | None]]:
         handler = self._handlers[event]
+        seconds = self.metrics.handler_seconds.labels(event)  # once: labels() takes a lock and a lookup
 
         async def dispatch(socket: Socket, *args: Any) -> dict[str, Any] | None:
             conn: Connection | None = socket.data
@@ -101,7 +113,7 @@ class ClientEvents(Rooms):
                 return None  # past the token's exp: the socket is on its way out
             token = connection_id.set(socket.sid)
             try:
-                with self.metrics.handler_seconds.labels(event).time():
+                with seconds.time():
                     return await guarded(socket, conn, args)
             finally:
                 connection_id.reset(token)
@@ -117,9 +129,7 @@ class ClientEvents(Rooms):
                 return self._error(socket, event, socket_code(exc), exc.message, args)
             except (OperationalError, DBAPIError, OSError):
                 log.exception("database unavailable while handling %s", event)
-                return self._error(
-                    socket, event, "internal", "The server cannot reach its database; try again shortly", args
-                )
+                return self._error(socket, event, "internal", DATABASE_DOWN, args)
             except Exception:
                 log.exception("handler for %s failed", event)
                 return self._error(socket, event, "internal", "Internal server error; try again", args)
@@ -132,15 +142,15 @@ class ClientEvents(Rooms):
         conn: Connection | None = socket.data
         if conn is None or conn.bucket.take():
             return None
-        if conn.bucket.should_warn():
-            return self._error(
-                socket,
-                event,
-                "rate_limited",
-                f"Too many events: at most {self.settings.socket_rate_limit:g} a second; slow down",
-                tuple(args),
-            )
-        return ()
+        message = f"Too many events: at most {self.settings.socket_rate_limit:g} a second; slow down"
+        error = (
+            self._error(socket, event, "rate_limited", message, tuple(args))
+            if conn.bucket.should_warn()
+            else None
+        )
+        if event == CHECK_IN_EVENT:  # a check-in is always answered, in its own shape
+            return check_in_refusal("rate_limited", message, 1 / self.settings.socket_rate_limit)
+        return () if error is None else error
 
     def _error(
         self, socket: Socket, event: str, code: str, message: str, args: tuple[Any, ...]
@@ -264,3 +274,43 @@ class ClientEvents(Rooms):
         payload = expiry_body("expires_at", verified.expires_at)
         socket.emit(TOKEN_REFRESHED_EVENT, payload)
         return payload
+
+    async def _check_in(self, socket: Socket, conn: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        """``checkIn``: the HTTP check-in's service call, answered ``{ok, record}`` or ``{ok, reason,
+        message}`` (``realtime.checkin``); a refusal is also sent as ``activeSessionsError``."""
+        try:
+            request = parse_check_in(args)
+        except PayloadError as exc:
+            return self._check_in_refused(socket, args, "invalid_payload", str(exc))
+        engine = socket.connection.engine
+        address = client_address(engine.remote, engine.forwarded_for, self.settings.trusted_proxies)
+        try:
+            record = await self.service.check_in(
+                conn.identity,
+                request.session_id,
+                code=request.code,
+                address=None if address is None else str(address),
+                device_id=request.device_id,
+            )
+        except RateLimited as exc:
+            return self._check_in_refused(socket, args, refusal_reason(exc), exc.message, exc.retry_after)
+        except ServiceError as exc:
+            return self._check_in_refused(socket, args, refusal_reason(exc), exc.message)
+        except (OperationalError, DBAPIError, PoolTimeout, OSError):
+            log.exception("database unavailable while handling %s", CHECK_IN_EVENT)
+            return self._check_in_refused(socket, args, "unavailable", DATABASE_DOWN, 2)
+        except Exception:
+            log.exception("handler for %s failed", CHECK_IN_EVENT)
+            return self._check_in_refused(socket, args, "internal", "Internal server error; try again")
+        return check_in_success(record.model_dump(mode="json"))
+
+    def _check_in_refused(
+        self,
+        socket: Socket,
+        args: tuple[Any, ...],
+        reason: str,
+        message: str,
+        retry_after: float | None = None,
+    ) -> dict[str, Any]:
+        self._error(socket, CHECK_IN_EVENT, reason, message, args)
+        return check_in_refusal(reason, message, retry_after)

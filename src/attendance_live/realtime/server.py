@@ -15,6 +15,8 @@ and leaves the connection usable):
 * ``unsubscribeFromSession {session_id}``
 * ``refreshToken {token}`` → a valid token for the same user moves the
   connection's deadline; answered ``tokenRefreshed {expires_at}``
+* ``checkIn {session_id, code?, device_id?}`` → the HTTP check-in's service call, acknowledged
+  ``{ok: true, record}`` or ``{ok: false, reason, message}`` (``realtime.checkin``)
 
 Authentication ends at the token's ``exp`` (:mod:`realtime.expiry`): the
 socket leaves every room at that moment, gets ``tokenExpired {expired_at}``
@@ -146,6 +148,7 @@ class RealtimeServer(Lifecycle, ClientEvents):
             "subscribeToSession": self._subscribe_session,
             "unsubscribeFromSession": self._unsubscribe_session,
             "refreshToken": self._refresh_token,
+            "checkIn": self._check_in,
         }
         for name in self._handlers:
             self.namespace.on(name, self._dispatcher(name))

@@ -89,7 +89,7 @@ class EngineApp:
             if sid is None:
                 if method != "GET":
                     raise RequestRefused(RequestRefused.BAD_HANDSHAKE_METHOD, "Bad handshake method")
-                socket = self.engine.handshake(POLLING, _remote(scope))
+                socket = self.engine.handshake(POLLING, _remote(scope), forwarded_for=_forwarded_for(scope))
                 body = await socket.poll()
             else:
                 socket = self.engine.lookup(sid)
@@ -183,7 +183,7 @@ class EngineApp:
         channel = AsgiWebSocket(self.engine, receive, send)
         sid = query.get("sid")
         if sid is None:
-            socket = self.engine.handshake(WEBSOCKET, _remote(scope), channel)
+            socket = self.engine.handshake(WEBSOCKET, _remote(scope), channel, _forwarded_for(scope))
             await channel.run(socket, None)
             return
         session = self.engine.sessions.get(sid)
@@ -233,6 +233,13 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 def _remote(scope: Scope) -> str | None:
     client = scope.get("client")
     return str(client[0]) if client else None
+
+
+def _forwarded_for(scope: Scope) -> tuple[str, ...]:
+    """Every ``X-Forwarded-For`` value of the handshake request, in order."""
+    return tuple(
+        value.decode("latin-1") for key, value in scope.get("headers", ()) if key == b"x-forwarded-for"
+    )
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

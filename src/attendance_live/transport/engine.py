@@ -127,6 +127,7 @@ class EngineSocket:
         "_posting",
         "closed",
         "data",
+        "forwarded_for",
         "outbox",
         "remote",
         "server",
@@ -141,11 +142,21 @@ class EngineSocket:
         long-polling client presents to use the session."""
         return self.sid[:6]
 
-    def __init__(self, server: EngineServer, sid: str, transport: str, remote: str | None) -> None:
+    def __init__(
+        self,
+        server: EngineServer,
+        sid: str,
+        transport: str,
+        remote: str | None,
+        forwarded_for: tuple[str, ...] = (),
+    ) -> None:
         self.server = server
         self.sid = sid
         self.transport = transport
+        #: The handshake's TCP peer, and its ``X-Forwarded-For`` header values in order (the layer
+        #: above decides whether to believe them: only behind a proxy it trusts).
         self.remote = remote
+        self.forwarded_for = forwarded_for
         self.outbox = Outbox(server.settings.outgoing_buffer_bytes)
         self.upgrading = False
         self.closed = False
@@ -421,12 +432,16 @@ class EngineServer:
         return self._pong_lane
 
     def handshake(
-        self, transport: str, remote: str | None, channel: WebSocketChannel | None = None
+        self,
+        transport: str,
+        remote: str | None,
+        channel: WebSocketChannel | None = None,
+        forwarded_for: tuple[str, ...] = (),
     ) -> EngineSocket:
         """A new session: queue its OPEN packet, start its heartbeat, tell the handler."""
         settings = self.settings
         sid = secrets.token_urlsafe(15)
-        socket = EngineSocket(self, sid, transport, remote)
+        socket = EngineSocket(self, sid, transport, remote, forwarded_for)
         if channel is not None:
             socket.attach_websocket(channel)
         self.sessions[sid] = socket

@@ -329,14 +329,16 @@ class EngineWebSocketProtocol(asyncio.Protocol):
                     Side.SERVER, state=State.OPEN, max_size=self._max_size, logger=_FRAMES_LOGGER
                 )
                 response = _SWITCHING + b"Sec-WebSocket-Accept: " + accept.encode() + _HEAD_END
+                forwarded = headers.get("x-forwarded-for")
+                forwarded_for = (forwarded,) if forwarded is not None else ()
                 if "sid" in query or self._transport is None:
                     self._write(response)
-                    self._start(engine, query)
+                    self._start(engine, query, forwarded_for)
                 else:
                     # A new session: its OPEN packet goes out with the 101, in one write (held in
                     # the outbox meanwhile, as while asyncio has paused writing).
                     self._paused = True
-                    self._start(engine, query)
+                    self._start(engine, query, forwarded_for)
                     self._paused = False
                     frames = self.outbox.take_all()
                     self._write(response + b"".join(_SerializedFrame.of(frame) for frame in frames))
@@ -372,15 +374,16 @@ class EngineWebSocketProtocol(asyncio.Protocol):
         if response.status_code != 101:
             self._end()
             return
-        self._start(engine, query)
+        self._start(engine, query, tuple(request.headers.get_all("X-Forwarded-For")))
 
-    def _start(self, engine: EngineServer, query: dict[str, str]) -> None:
-        """The websocket is open on ``engine``'s path: a new session, or a probe of an upgrade."""
+    def _start(self, engine: EngineServer, query: dict[str, str], forwarded_for: tuple[str, ...]) -> None:
+        """The websocket is open on ``engine``'s path: a new session, or a probe of an upgrade.
+        ``forwarded_for``: the upgrade request's ``X-Forwarded-For`` values, for a new session."""
         self._max_payload = engine.settings.max_payload
         self.outbox = Outbox(engine.settings.outgoing_buffer_bytes)
         sid = query.get("sid")
         if sid is None:
-            self._session = engine.handshake(WEBSOCKET, self._remote, self)
+            self._session = engine.handshake(WEBSOCKET, self._remote, self, forwarded_for)
             return
         session = engine.sessions.get(sid)
         if session is None or session.transport != POLLING or session.upgrading:

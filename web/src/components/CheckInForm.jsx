@@ -7,9 +7,10 @@ import { normaliseCode, refusalMessage, submitCheckIn } from '../checkin.js';
  * A check-in with the code shown in the room (code mode) or a plain button (open
  * mode). Every refusal says what to do next. `initialCode` (from a QR link) is
  * filled in and, with `submitInitial`, sent at once: the code only lives a few
- * seconds.
+ * seconds. With `socket` (the page's live socket) connected, the check-in goes over it, and
+ * over HTTP otherwise (submitCheckIn).
  */
-export default function CheckInForm({ sessionId, codeMode, initialCode = '', submitInitial = false, onCheckedIn, disabled = false }) {
+export default function CheckInForm({ sessionId, codeMode, initialCode = '', submitInitial = false, onCheckedIn, disabled = false, socket = null }) {
   const { request } = useApi();
   const [code, setCode] = useState(normaliseCode(initialCode));
   const [busy, setBusy] = useState(false);
@@ -22,7 +23,7 @@ export default function CheckInForm({ sessionId, codeMode, initialCode = '', sub
       setBusy(true);
       setRefusal(null);
       try {
-        const record = await submitCheckIn(request, sessionId, codeMode ? typed : undefined);
+        const record = await submitCheckIn(request, sessionId, codeMode ? typed : undefined, socket);
         if (record.status === 'absent' || record.status === 'excused') {
           setRefusal({ reason: 'marked', text: `Your teacher has already marked you ${statusLabel(record.status).toLowerCase()}.` });
         }
@@ -33,7 +34,7 @@ export default function CheckInForm({ sessionId, codeMode, initialCode = '', sub
         setBusy(false);
       }
     },
-    [request, sessionId, codeMode, onCheckedIn],
+    [request, sessionId, codeMode, onCheckedIn, socket],
   );
 
   useEffect(() => {

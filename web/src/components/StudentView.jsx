@@ -19,7 +19,7 @@ function describeOwnStatus(record) {
 }
 
 /** One live session as the student sees it: the seed's card plus a check-in (with the room's code in code mode). */
-function StudentSessionCard({ session, announced }) {
+function StudentSessionCard({ session, announced, socket }) {
   const { me } = useSession();
   const [latest, setLatest] = useState(null);
   const sessionId = session.sessionId;
@@ -71,7 +71,7 @@ function StudentSessionCard({ session, announced }) {
               : 'Check in'}
         </button>
       ) : (
-        <CheckInForm sessionId={sessionId} codeMode={body.check_in_mode === 'code'} onCheckedIn={onCheckedIn} />
+        <CheckInForm sessionId={sessionId} codeMode={body.check_in_mode === 'code'} onCheckedIn={onCheckedIn} socket={socket} />
       )}
       {loadError && loadError.status !== 401 && (
         <p className="error" role="alert">
@@ -86,7 +86,7 @@ function StudentSessionCard({ session, announced }) {
 export default function StudentView({ course, tracking }) {
   const {
     activeSessions, isConnected, hasActiveSessions, connectionError, lastNotification, lastError,
-    dismissNotification, myRecords = {}, reconnecting,
+    dismissNotification, myRecords = {}, reconnecting, socket = null,
   } = tracking;
 
   return (
@@ -105,6 +105,7 @@ export default function StudentView({ course, tracking }) {
               key={session.sessionId}
               session={session}
               announced={myRecords[session.sessionId]}
+              socket={socket}
             />
           ))}
         </div>
