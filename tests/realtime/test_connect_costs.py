@@ -1,5 +1,6 @@
-"""What a connection costs the database (issue 22): no write for a known, unchanged user; a
-changed one written once; a burst of subscribes reading the course's members once."""
+"""What connecting and checking in cost the database (issue 22): no write for a known, unchanged
+user; a changed one written once; a burst of subscribes reading the course's members once; no
+statistics query for a check-in while nobody follows the session's roster."""
 
 from __future__ import annotations
 
@@ -103,3 +104,28 @@ async def test_a_burst_of_subscribes_reads_the_members_once(
         assert (await client.next("activeSessionsData"))["course_id"] == world.course_id
     member_reads = [s for s in seen if s.startswith("select enrollments.user_id, enrollments.status")]
     assert 1 <= len(member_reads) < len(clients)
+
+
+def statistics_reads(seen: list[str]) -> list[str]:
+    return [s for s in seen if s.startswith("select attendance_records.status, count(*)")]
+
+
+async def test_a_check_in_reads_statistics_only_for_the_rosters_followers(
+    live_url: str, world: World, app: Application, recorders: Make
+) -> None:
+    session = await world.start()
+    await app.relay.idle()
+    with statements() as unfollowed:
+        assert (await world.check_in("s1", session["id"])).status_code == 200
+        await app.relay.idle()
+    assert statistics_reads(unfollowed) == []
+    teacher = recorders("teacher")
+    await teacher.connect(live_url, world.teacher.token)
+    await teacher.call("subscribeToSession", {"session_id": session["id"]})
+    with statements() as followed:
+        assert (await world.check_in("s2", session["id"])).status_code == 200
+        update = await teacher.next("attendanceUpdated")
+        await app.relay.idle()
+    assert update["user_id"] == "s2"
+    assert update["statistics"]["present"] == 2
+    assert len(statistics_reads(followed)) == 1
