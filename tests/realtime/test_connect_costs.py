@@ -1,6 +1,7 @@
 """What connecting and checking in cost the database (issue 22): no write for a known, unchanged
 user; a changed one written once; a burst of subscribes reading the course's members once; no
-statistics query for a check-in while nobody follows the session's roster."""
+statistics query for a check-in while nobody follows the session's roster; recovery rows written
+in batches."""
 
 from __future__ import annotations
 
@@ -104,6 +105,9 @@ async def test_a_burst_of_subscribes_reads_the_members_once(
         assert (await client.next("activeSessionsData"))["course_id"] == world.course_id
     member_reads = [s for s in seen if s.startswith("select enrollments.user_id, enrollments.status")]
     assert 1 <= len(member_reads) < len(clients)
+    # Each subscription's recovery row is stored before it is answered, in batches.
+    pid_inserts = [s for s in seen if s.startswith("insert into recovery_sessions")]
+    assert 1 <= len(pid_inserts) < len(clients)
 
 
 def statistics_reads(seen: list[str]) -> list[str]:
