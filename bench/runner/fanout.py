@@ -24,7 +24,17 @@ from typing import Any
 
 from .harness import COURSE, STUDENT_PREFIX, Harness
 from .reporting import pct
-from .servers import HOST, Server, log, machine_busy, monotonic, peak_mib, redis_server, wait_healthy
+from .servers import (
+    HOST,
+    Server,
+    log,
+    machine_busy,
+    machine_parts,
+    monotonic,
+    peak_mib,
+    redis_server,
+    wait_healthy,
+)
 
 
 async def fanout_and_memory(h: Harness, srv: Server, label: str = "") -> None:
@@ -166,6 +176,7 @@ async def storm(h: Harness, srv: Server) -> None:
     c0 = srv.cpu()
     g0 = await h.gen_cpu()
     m0 = machine_busy()
+    irq0, steal0 = machine_parts()
     kw: dict[str, Any] = dict(
         host=HOST,
         port=srv.port,
@@ -181,6 +192,7 @@ async def storm(h: Harness, srv: Server) -> None:
     c1 = srv.cpu()
     g1 = await h.gen_cpu()
     m1 = machine_busy()
+    irq1, steal1 = machine_parts()
     lat = [(t - res["t0"]) * 1000 for t in res["times"]]
     completion = max(lat) / 1000 if lat else None
     sample = {
@@ -195,6 +207,8 @@ async def storm(h: Harness, srv: Server) -> None:
         "peak_mib": peak_mib([srv]),
         "gen_cpu_s": g1 - g0,
         "other_cpu_s": (m1 - m0) - (c1 - c0) - (g1 - g0),
+        "irq_cpu_s": irq1 - irq0,
+        "steal_s": steal1 - steal0,
     }
     h.add("storm", kind, sample)
     log(

@@ -60,6 +60,8 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("storm", "peak_mib", "storm server peak RSS (MiB)", "low"),
     ("storm", "gen_cpu_s", "storm generator CPU (s)", "low"),
     ("storm", "other_cpu_s", "storm other CPU: kernel + other procs (s)", "none"),
+    ("storm", "irq_cpu_s", "storm of that: interrupts, hard and soft (s)", "none"),
+    ("storm", "steal_s", "storm of that: steal, vCPU waiting for the host (s)", "none"),
     ("memory", "kib_per_conn", "memory per idle subscriber (KiB)", "low"),
     ("memory", "rss_base_mib", "RSS before connections (MiB)", "low"),
     ("memory", "rss_mib", "RSS with N subscribed (MiB)", "low"),
@@ -80,6 +82,7 @@ METRICS: list[tuple[str, str, str, str]] = [
         "none",
     ),
     ("checkin", "server_cpu_s", "check-in server CPU (s)", "low"),
+    ("checkin", "cpu_per_checkin_ms", "check-in server CPU per check-in (ms)", "low"),
     ("checkin", "peak_mib", "check-in server peak RSS (MiB)", "low"),
     ("checkin", "gen_cpu_s", "check-in generator CPU (s)", "low"),
     ("checkin", "other_cpu_s", "check-in other CPU: kernel + other procs (s)", "none"),
@@ -89,12 +92,25 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("checkin-socket", "max_ms", "check-in over the socket: max (ms)", "low"),
     ("checkin-socket", "errors", "check-in over the socket: errors (not ok)", "low"),
     ("checkin-socket", "server_cpu_s", "check-in over the socket: server CPU (s)", "low"),
+    ("checkin-socket", "cpu_per_checkin_ms", "check-in over the socket: server CPU per check-in (ms)", "low"),
     ("checkin-socket", "gen_cpu_s", "check-in over the socket: generator CPU (s)", "low"),
     ("checkin-socket", "other_cpu_s", "check-in over the socket: other CPU (s)", "none"),
     ("checkin-pg", "p50_ms", "check-in on PostgreSQL, 2 nodes: p50 (ms)", "low"),
     ("checkin-pg", "p99_ms", "check-in on PostgreSQL, 2 nodes: p99 (ms)", "low"),
     ("checkin-pg", "max_ms", "check-in on PostgreSQL, 2 nodes: max (ms)", "low"),
     ("checkin-pg", "server_cpu_s", "check-in on PostgreSQL, 2 nodes: servers' CPU (s)", "low"),
+    (
+        "checkin-pg",
+        "cpu_per_checkin_ms",
+        "check-in on PostgreSQL, 2 nodes: servers' CPU per check-in (ms)",
+        "low",
+    ),
+    (
+        "checkin-pg",
+        "all_cpu_per_checkin_ms",
+        "check-in on PostgreSQL, 2 nodes: all processes' CPU per check-in (ms; nodes, PostgreSQL, Redis)",
+        "low",
+    ),
 ]
 
 

@@ -48,6 +48,55 @@ def machine_busy() -> float:
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK  # user nice system irq softirq steal
 
 
+def machine_parts() -> tuple[float, float]:
+    """Of ``machine_busy``: (interrupt handling, hard and soft; steal) in CPU seconds.
+
+    Neither is charged to a process: softirq is where loopback TCP and block I/O
+    completions run, steal is a virtual machine's vCPU waiting for its host."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[5] + v[6]) / CLK_TCK, v[7] / CLK_TCK
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process below it (/proc)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root``'s process tree (the living processes)."""
+    total = 0
+    for p in process_tree(root):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+# The throw-away Redis servers' pids by URL (their CPU counts in checkin-pg's "all processes").
+REDIS_PIDS: dict[str, int] = {}
+
+
 class Server:
     """A server process and its tree, measured from /proc."""
 
@@ -78,35 +127,10 @@ class Server:
         return self.proc.pid
 
     def tree(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(d))
-        out, todo = [], [self.pid]
-        while todo:
-            p = todo.pop()
-            out.append(p)
-            todo.extend(children.get(p, []))
-        return out
+        return process_tree(self.pid)
 
     def cpu(self) -> float:
-        total = 0
-        for p in self.tree():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLK_TCK
+        return tree_cpu(self.pid)
 
     def _status(self, key: str) -> int:
         total = 0
@@ -266,8 +290,11 @@ def redis_server(logdir: str, name: str) -> Iterator[str]:
             stdout=rlog,
             stderr=subprocess.STDOUT,
         )
+        url = f"redis://{HOST}:{rport}/0"
+        REDIS_PIDS[url] = redis.pid
         try:
-            yield f"redis://{HOST}:{rport}/0"
+            yield url
         finally:
+            REDIS_PIDS.pop(url, None)
             redis.terminate()
             redis.wait()

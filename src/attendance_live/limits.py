@@ -158,16 +158,16 @@ class RedisLimiter:
         return Verdict(allowed, int(count), 0.0 if allowed else max(0, int(ttl)) / 1000)
 
     async def peek(self, key: str, rate: Rate) -> Verdict:
+        """One ``GET`` (every code check-in peeks, and nearly every key is absent or below the
+        limit); the window's time left is asked only when the answer is no."""
         name = self.prefix + key
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.get(name)
-                pipe.pttl(name)
-                raw, ttl = await pipe.execute()
+            raw = await self._redis.get(name)
+            count = int(raw) if raw is not None else 0
+            ttl = 0 if count < rate.count else await self._redis.pttl(name)
         except (RedisError, OSError) as exc:
             return self._degraded(exc).peek_now(key, rate)
         self._recovered()
-        count = int(raw) if raw is not None else 0
         allowed = count < rate.count
         return Verdict(allowed, count, 0.0 if allowed else max(0, int(ttl)) / 1000)
 

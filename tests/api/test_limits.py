@@ -113,7 +113,9 @@ async def test_the_count_is_shared_by_every_node_through_redis(redis_running: Re
             (await limiter.hit(key, rate)).count for limiter in (node_a, node_b, node_a, node_b, node_a)
         ]
         assert counts == [1, 2, 3, 4, 5]
-        assert not (await node_b.peek(key, rate)).allowed
+        peeked = await node_b.peek(key, rate)
+        assert not peeked.allowed
+        assert 0 < peeked.retry_after <= 60  # the window's time left, for Retry-After
         verdict = await node_b.hit(key, rate)
         assert not verdict.allowed
         assert 0 < verdict.retry_after <= 60

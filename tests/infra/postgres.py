@@ -175,6 +175,11 @@ class PostgresServer:
     def running(self) -> bool:
         return self._child is not None and self._child.running
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (its backends are its children)."""
+        return self._child.pid if self._child is not None else None
+
     def stop(self, *, mode: str = "fast") -> None:
         """Shut down: ``fast`` (SIGINT: abort transactions, close clients), ``smart`` or ``immediate``."""
         signum = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]

@@ -45,6 +45,7 @@ import contextlib
 import logging
 import math
 import secrets
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -57,6 +58,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 
 from attendance_live.db.engine import Database
 from attendance_live.db.models import Node, RecoverySession, UTCDateTime
+from attendance_live.realtime.pid_rows import NewRows
 from attendance_live.realtime.stream import CourseEvent, CourseStream
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import ID_RE
@@ -79,7 +81,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PID_BYTES = 24  # 192 random bits, 32 url-safe characters
+PID_BYTES = 24  # 192 random bits, 32 url-safe characters (after a 12-character time prefix)
 #: How often each node writes its heartbeat (``nodes.seen_at``).
 HEARTBEAT_SECONDS = 2.0
 #: A node whose heartbeat is older than this has died, and its connections with it.
@@ -115,9 +117,9 @@ _LIVE: Final = "live"
 
 
 def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """The new rows of one write group, in one multi-row statement (a reconnect storm writes
-    thousands: one statement each was a fifth of the storm's server CPU). Pids are random
-    (``PID_BYTES``), so no row of the group can collide with another."""
+    """A batch of new rows in one statement (a reconnect storm writes thousands: one statement
+    each was a fifth of the storm's server CPU). Pids are random (``PID_BYTES``), so no row of
+    the batch can collide with another."""
     conn.execute(_INSERT, rows)
 
 
@@ -247,11 +249,8 @@ class PidState:
             # A new row: inserted with the group's other new rows in one statement (``_insert_new``).
             row: dict[str, Any] = {"pid": pid, "user_id": user_id, "node": store.node_id, **values}
 
-            def new_row(_conn: Connection) -> dict[str, Any]:
-                return row
-
-            await store.database.run_write_grouped(new_row, finish=_insert_new)
-            written = True  # or it raised, with the whole group
+            await store.insert_new(row)
+            written = True  # or it raised, with the whole batch
         else:
 
             def write(conn: Connection) -> bool:
@@ -283,10 +282,17 @@ class RecoveryStore:
         # This node's states by pid, while a connection or a pending write holds them.
         self._states: weakref.WeakValueDictionary[str, PidState] = weakref.WeakValueDictionary()
         self._heart: asyncio.Task[None] | None = None
+        self._new_rows = NewRows(database, _insert_new, self.spawn)
 
     @staticmethod
     def new_pid() -> str:
-        return secrets.token_urlsafe(PID_BYTES)
+        """A time prefix (milliseconds, 12 hex digits), then ``PID_BYTES`` random bytes.
+
+        The secret is the random part. The prefix is for storage: new pids sort after the
+        older ones, so a batch of inserts lands at the right edge of the primary key's index
+        instead of dirtying an index page each (issue 22, docs/performance.md).
+        """
+        return f"{time.time_ns() // 1_000_000:012x}{secrets.token_urlsafe(PID_BYTES)}"
 
     def fresh(self, user_id: str) -> PidState:
         """The state of a new connection, under a new pid (no row until it follows a course)."""
@@ -390,6 +396,10 @@ class RecoveryStore:
         )
         # The compare-and-set on the version: of two claims that read the same row, one wins.
         return Claimed(pid, courses, version) if claimed.rowcount == 1 else None
+
+    async def insert_new(self, row: dict[str, Any]) -> None:
+        """Insert a new pid's row; returns once it has committed (``realtime.pid_rows``)."""
+        await self._new_rows.insert(row)
 
     def spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine, name="recovery-write")

@@ -11,7 +11,10 @@ Rows reach the relay three ways:
 * the local commit: the unit of work hands over its committed rows
   (``committed``), which also queues them for the other nodes;
 * Redis: each node publishes its committed rows on a channel of its own
-  (``realtime.relay_messages.CHANNEL``, independent of the transport's adapter);
+  (``realtime.relay_messages.CHANNEL``, independent of the transport's adapter),
+  everything committed since its last publish in one message (at most
+  ``PUBLISH_ROWS`` rows): a group of check-ins, whose callers all resume in
+  one turn of the loop, is one publish, not one a check-in;
 * a poll of the database every ``OUTBOX_POLL_SECONDS`` (and at once after a
   gap or after Redis comes back) for rows after ``position``: rows of a node
   that died between its commit and its publish, and everything missed while
@@ -53,7 +56,6 @@ import functools
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -78,7 +80,7 @@ from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, MANAGER, R
 from attendance_live.service.views import RecordView, Statistics
 from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
-__all__ = ["DRAIN_SECONDS", "GAP_GRACE_SECONDS", "PRUNE_EVERY_SECONDS", "READ_BATCH", "Relay"]
+__all__ = ["DRAIN_SECONDS", "GAP_GRACE_SECONDS", "PRUNE_EVERY_SECONDS", "PUBLISH_ROWS", "READ_BATCH", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ READ_BATCH: Final = 500
 GAP_GRACE_SECONDS: Final = 0.02
 # How often one node prunes (at most).
 PRUNE_EVERY_SECONDS: Final = 60.0
+# Most rows in one Redis message (a message is one JSON document every other node decodes at once).
+PUBLISH_ROWS: Final = 1000
 # How long a shutdown may spend delivering and publishing what is still pending.
 DRAIN_SECONDS: Final = 5.0
 
@@ -136,7 +140,7 @@ class Relay:
         self._last_count_snapshot: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._outgoing: deque[bytes] = deque()
+        self._outgoing: list[OutboxRow] = []  # committed here, not yet published
         self._queued = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
@@ -192,7 +196,7 @@ class Relay:
             async with asyncio.timeout(DRAIN_SECONDS):
                 await self.idle()
                 while self._outgoing and self._redis is not None:
-                    await self._redis.publish(CHANNEL, self._outgoing.popleft())
+                    await self._redis.publish(CHANNEL, self._next_message())
         with contextlib.suppress(ValueError):
             self.service.row_sinks.remove(self.committed)
         for task in [*self._tasks, *self._workers.values()]:
@@ -224,7 +228,7 @@ class Relay:
         if not rows:
             return
         if self._redis is not None:
-            self._outgoing.append(encode_rows(self.node_id, rows))
+            self._outgoing.extend(rows)
             self._queued.set()
         self.offer(rows)
 
@@ -435,19 +439,26 @@ class Relay:
             await self._queued.wait()
             self._queued.clear()
             while self._outgoing:
-                message = self._outgoing.popleft()
+                rows = self._outgoing[:PUBLISH_ROWS]
+                del self._outgoing[:PUBLISH_ROWS]
                 try:
-                    await self._redis.publish(CHANNEL, message)
+                    await self._redis.publish(CHANNEL, encode_rows(self.node_id, rows))
                 except (RedisError, OSError) as exc:
                     # The other nodes' polls read these rows from the database instead.
-                    dropped = len(self._outgoing) + 1
+                    dropped = len(self._outgoing) + len(rows)
                     self._outgoing.clear()
                     self.metrics.errors.labels("redis_publish").inc()
                     log.warning(
-                        "could not publish %d outbox message(s) (%s); other nodes read them from the outbox",
+                        "could not publish %d outbox row(s) (%s); other nodes read them from the outbox",
                         dropped,
                         type(exc).__name__,
                     )
+
+    def _next_message(self) -> bytes:
+        """Every row committed since the last publish (up to ``PUBLISH_ROWS``), as one message."""
+        rows = self._outgoing[:PUBLISH_ROWS]
+        del self._outgoing[:PUBLISH_ROWS]
+        return encode_rows(self.node_id, rows)
 
     async def _listen(self) -> None:
         assert self._redis is not None

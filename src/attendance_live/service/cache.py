@@ -11,7 +11,10 @@ hundreds of subscribes to one course). Two caches serve them:
 
 Each course has a version that every invalidation bumps; a load stores its
 result only if the version did not move while it ran, so a change that
-commits during a load is never hidden by it. With several nodes the other
+commits during a load is never hidden by it. Lookups that miss while a load
+of the same version runs share it: a burst of subscribes to a course that is
+not loaded yet (a restart, the cluster's time-to-live running out) reads its
+members once, not once a socket. With several nodes the other
 nodes' invalidations arrive with their outbox rows (``realtime.relay``, on
 every node); a time-to-live bounds how long a late one could cost
 (``Caches.for_cluster``).
@@ -19,6 +22,7 @@ every node); a time-to-live bounds how long a late one could cost
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +58,7 @@ class _PerCourse(Generic[T]):
         self.ttl = ttl
         self._entries: dict[str, tuple[T, float]] = {}
         self._versions: dict[str, int] = {}
+        self._loading: dict[str, tuple[int, asyncio.Task[T | None]]] = {}
 
     def invalidate(self, course_id: str) -> None:
         self._entries.pop(course_id, None)
@@ -69,12 +74,30 @@ class _PerCourse(Generic[T]):
         if entry is not None and (self.ttl is None or now - entry[1] < self.ttl):
             return entry[0]
         version = self._versions.get(course_id, 0)
+        running = self._loading.get(course_id)
+        if running is None or running[0] != version:
+            task = asyncio.ensure_future(self._load(course_id, version, now, load))
+            running = self._loading[course_id] = (version, task)
+            task.add_done_callback(lambda done: self._loaded(course_id, done))
+        # Shielded: one waiter cancelled does not cancel the load the others wait for.
+        return await asyncio.shield(running[1])
+
+    async def _load(
+        self, course_id: str, version: int, now: float, load: Callable[[], Awaitable[T | None]]
+    ) -> T | None:
         value = await load()
         if value is not None and self.ttl != 0 and self._versions.get(course_id, 0) == version:
             if len(self._entries) >= MAX_COURSES:
                 self._entries.clear()
             self._entries[course_id] = (value, now)
         return value
+
+    def _loaded(self, course_id: str, done: asyncio.Task[T | None]) -> None:
+        running = self._loading.get(course_id)
+        if running is not None and running[1] is done:
+            del self._loading[course_id]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: its waiters may all have been cancelled
 
 
 class Caches:

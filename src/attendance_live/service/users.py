@@ -1,12 +1,17 @@
 """User rows, kept in step with the claims of the tokens users authenticate with.
 
-A write happens only when the claims differ from what this process last wrote.
-No request waits for it: the refresh joins a batch written in the background,
-so a lecture hall reconnecting (or checking in) at once becomes a few
-multi-row upserts instead of hundreds of single-row transactions queued on
-SQLite's one writer. The operations that store a reference to the caller
-(creating a course, starting or ending a session) ``ensure`` the row inside
-their own transaction; a student's row exists from its enrollment.
+A write happens only when the claims would change what is stored: a
+connection or check-in of a known user whose name, email and role are
+unchanged costs no write (issue 22). What is stored is known from a cache of
+the rows this process has written or read (``stored``); a user it does not
+hold is looked up in the background, in one ``IN`` query for the whole batch
+of users that authenticated meanwhile, and only the rows that differ are
+written, in one grouped write (``Database.run_write_grouped``). No request
+waits for it, so a lecture hall reconnecting at once (every student its own
+user, each row already written at enrollment) costs a few reads and no write,
+where it cost one upsert a user. The operations that store a reference to the
+caller (creating a course, starting or ending a session) ``ensure`` the row
+inside their own transaction; a student's row exists from its enrollment.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, case, func
+from sqlalchemy import bindparam, case, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnCollection
@@ -29,12 +35,22 @@ from attendance_live.db.models import User
 from attendance_live.timeutil import Clock
 from attendance_live.vocabulary import Role
 
-__all__ = ["BATCH_DELAY_SECONDS", "BATCH_ROWS", "Facts", "UserDirectory", "name_and_email"]
+__all__ = [
+    "BATCH_DELAY_SECONDS",
+    "BATCH_ROWS",
+    "STORED_KEPT",
+    "Facts",
+    "UserDirectory",
+    "name_and_email",
+    "unchanged",
+]
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500
 BATCH_DELAY_SECONDS = 0.05
+# Users whose stored claims are kept in memory (about 200 bytes each); beyond, the cache starts over.
+STORED_KEPT = 200_000
 
 Facts = tuple[str, str | None, Role]
 _COLUMNS = ("id", "name", "email", "role", "created_at", "updated_at")
@@ -53,24 +69,43 @@ def _facts(actor: Identity) -> Facts:
     return (actor.name, actor.email, actor.role)
 
 
+def unchanged(actor: Identity, stored: Facts) -> bool:
+    """Whether writing ``actor``'s claims would leave the stored row as it is (``name_and_email``:
+    a name that is the user's id, or no email, keeps what is stored)."""
+    name, email, role = stored
+    return (
+        (actor.name == name or actor.name == actor.user_id)
+        and (actor.email is None or actor.email == email)
+        and actor.role == role
+    )
+
+
 class UserDirectory:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.database = database
         self.clock = clock
-        self._written: dict[str, Facts] = {}
+        # What the database holds for these users, as this process last wrote or read it.
+        self.stored: dict[str, Facts] = {}
         self._pending: dict[str, Identity] = {}
         self._flusher: asyncio.Task[None] | None = None
         # Told the users whose rows were just written (the roster's email invitations).
         self.on_written: Callable[[Sequence[Identity]], Awaitable[object]] | None = None
 
+    def _known_unchanged(self, actor: Identity) -> bool:
+        stored = self.stored.get(actor.user_id)
+        return stored is not None and unchanged(actor, stored)
+
     async def remember(self, actor: Identity) -> None:
-        """Create or refresh the row now (skipped when this process already wrote these claims)."""
-        if self._written.get(actor.user_id) != _facts(actor):
+        """Create or refresh the row now (skipped when the stored row is known to match)."""
+        if not self._known_unchanged(actor):
             await self._write([actor])
 
     def remember_later(self, actor: Identity) -> None:
-        """Create or refresh the row in the next background batch."""
-        if self._written.get(actor.user_id) == _facts(actor):
+        """Create or refresh the row in the next background batch, if it differs from the claims.
+
+        No query when the cache holds the user; otherwise the batch reads the
+        stored rows first and writes only those that differ."""
+        if self._known_unchanged(actor):
             return
         self._pending[actor.user_id] = actor
         if self._flusher is None or self._flusher.done():
@@ -82,7 +117,7 @@ class UserDirectory:
         Cheap when this process has written the row before; otherwise one
         insert that does nothing if the row is there.
         """
-        if actor.user_id in self._written:
+        if actor.user_id in self.stored:
             return
         now = self.clock()
         row = {
@@ -97,7 +132,7 @@ class UserDirectory:
 
     def forget(self, user_id: str) -> None:
         """The row was changed elsewhere (an enrollment named the user): refresh next time."""
-        self._written.pop(user_id, None)
+        self.stored.pop(user_id, None)
 
     async def flush(self) -> None:
         """Write every pending refresh now (at shutdown, and in tests)."""
@@ -107,8 +142,11 @@ class UserDirectory:
             await self._write_pending()
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(BATCH_DELAY_SECONDS)
+        # A pause before every batch, not only the first: a batch that finds nothing to write is
+        # a quick read, and without it a storm's users went in batches of one or two (a read
+        # transaction each, more server CPU than the upserts they replaced).
         while self._pending:
+            await asyncio.sleep(BATCH_DELAY_SECONDS)
             await self._write_pending()
 
     async def _write_pending(self) -> None:
@@ -116,10 +154,20 @@ class UserDirectory:
         for actor in batch:
             del self._pending[actor.user_id]
         try:
-            await self._write(batch)
+            unknown = [a.user_id for a in batch if a.user_id not in self.stored]
+            if unknown:
+                self._keep(await self.database.run_read_grouped(lambda conn: _stored_rows(conn, unknown)))
+            changed = [a for a in batch if not self._known_unchanged(a)]
+            if changed:
+                await self._write(changed, grouped=True)
         except (SQLAlchemyError, OSError) as exc:
             # The next authentication of each of these users tries again.
             log.warning("could not refresh %d user row(s): %s", len(batch), type(exc).__name__)
+
+    def _keep(self, rows: dict[str, Facts]) -> None:
+        if len(self.stored) + len(rows) > STORED_KEPT:
+            self.stored.clear()
+        self.stored.update(rows)
 
     @functools.cached_property
     def _upsert(self) -> Insert:
@@ -142,7 +190,7 @@ class UserDirectory:
             },
         )
 
-    async def _write(self, actors: Sequence[Identity]) -> None:
+    async def _write(self, actors: Sequence[Identity], *, grouped: bool = False) -> None:
         now = self.clock()
         rows = [
             {
@@ -156,12 +204,29 @@ class UserDirectory:
             for a in actors
         ]
         statement = self._upsert
-        await self.database.run_write(lambda conn: conn.execute(statement, rows))
-        for actor in actors:
-            self._written[actor.user_id] = _facts(actor)
+        # The background batches join the grouped writes (one transaction with the check-ins and
+        # recovery rows beside them); ``remember`` is awaited by its request and writes alone.
+        run = self.database.run_write_grouped if grouped else self.database.run_write
+        written = await run(lambda conn: _upserted(conn, statement, rows, [a.user_id for a in actors]))
+        self._keep(written)
         if self.on_written is not None and any(a.email for a in actors):
             try:
                 await self.on_written(actors)
             except (SQLAlchemyError, OSError) as exc:
                 # Tried again at the user's next sign-in on a process that has not written its row.
                 log.warning("could not link roster invitations: %s", type(exc).__name__)
+
+
+def _stored_rows(conn: Connection, user_ids: Sequence[str]) -> dict[str, Facts]:
+    """The stored name, email and role of those of ``user_ids`` that have a row."""
+    found = conn.execute(select(User.id, User.name, User.email, User.role).where(User.id.in_(user_ids)))
+    return {user_id: (name, email, role) for user_id, name, email, role in found}
+
+
+def _upserted(
+    conn: Connection, statement: Insert, rows: list[dict[str, Any]], user_ids: Sequence[str]
+) -> dict[str, Facts]:
+    """Run the upsert for ``rows``; what the rows hold after it (a claim left out keeps what was
+    stored, so this is read back rather than assumed)."""
+    conn.execute(statement, rows)
+    return _stored_rows(conn, user_ids)
