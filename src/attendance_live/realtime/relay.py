@@ -266,6 +266,8 @@ class Relay:
             self._generation[course] = self._generation.get(course, 0) + 1
             if row.kind == "activeSessionsData":
                 self._last_count_snapshot[course] = time.monotonic()
+            elif row.kind == "courseSessionStarted":  # its roster, should its node die before writing it
+                self.service.rosters.expect(row.payload["session_id"])
             self._broadcast(row.kind, row.payload, course_room(course), row.position)
         elif row.kind == RECORD:
             # Only what someone on this node follows costs anything (a lecture hall's burst).

@@ -123,6 +123,7 @@ class Courses(AccessRules):
         """Remove an enrollment; the student's past attendance records stay in the reports."""
         async with self._write() as unit:
             await self._manager_access(unit.db, actor, course_id)
+            await self._before_enrollment_change(unit, course_id)
             result = await unit.db.execute(
                 delete(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
             )
@@ -147,6 +148,7 @@ class Courses(AccessRules):
             access = await self._manager_access(unit.db, actor, course_id)
             if user_id == access.course.teacher_id:
                 raise InvalidInput(f"User {user_id!r} teaches course {course_id!r} and cannot enroll in it")
+            await self._before_enrollment_change(unit, course_id)
             user = await unit.db.get(User, user_id)
             if user is None:
                 user = User(

@@ -10,7 +10,7 @@ callers have authorized the subscriber or the room already.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,14 @@ from attendance_live.db.models import AttendanceRecord, AttendanceSession, Recor
 from attendance_live.service.access import Access, AccessRules
 from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, with_audit
 from attendance_live.service.errors import Forbidden, NotFound
-from attendance_live.service.snapshots import STATEMENTS, active_sessions_in, session_view_of, summary_in
+from attendance_live.service.roster_fill import missing_rows
+from attendance_live.service.snapshots import (
+    STATEMENTS,
+    active_sessions_in,
+    counts_of,
+    session_view_of,
+    summary_in,
+)
 from attendance_live.service.views import (
     ActiveSessionsView,
     RecordView,
@@ -28,7 +35,7 @@ from attendance_live.service.views import (
 )
 from attendance_live.timeutil import iso_z
 
-__all__ = ["Reads", "record_view"]
+__all__ = ["Reads", "absent_view", "record_view"]
 
 
 class Reads(AccessRules):
@@ -62,8 +69,7 @@ class Reads(AccessRules):
         """A session's statistics now (no access check; for its roster's followers)."""
 
         def read(conn: Connection) -> Statistics:
-            rows = conn.execute(STATEMENTS.statistics, {"p_sid": session_id})
-            return Statistics.from_counts({status: int(n) for status, n in rows})
+            return counts_of(conn.execute(STATEMENTS.statistics, {"p_sid": session_id}))
 
         return await self.database.run_read(read)
 
@@ -114,14 +120,7 @@ class Reads(AccessRules):
     # ------------------------------------------------------- within a transaction
 
     async def _statistics(self, db: AsyncSession, session_id: str) -> Statistics:
-        rows = (
-            await db.execute(
-                select(AttendanceRecord.status, func.count())
-                .where(AttendanceRecord.session_id == session_id)
-                .group_by(AttendanceRecord.status)
-            )
-        ).all()
-        return Statistics.from_counts({status: int(n) for status, n in rows})
+        return counts_of((await db.execute(STATEMENTS.statistics, {"p_sid": session_id})).all())
 
     async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
         row = (
@@ -164,6 +163,10 @@ class Reads(AccessRules):
             if not access.manages:
                 query = query.where(AttendanceRecord.user_id == actor.user_id)
             records = [record_view(r, name) for r, name in (await db.execute(query)).all()]
+            if attendance.roster_pending:  # rows not written yet read as unmarked absent records
+                missing = missing_rows(session_id, None if access.manages else actor.user_id)
+                records += [absent_view(user_id, name) for user_id, name in (await db.execute(missing)).all()]
+                records.sort(key=lambda r: (r.name, r.user_id))
             if access.manages:  # the audit trail is the teacher's
                 changes = await db.execute(
                     select(*AUDIT_COLUMNS)
@@ -179,6 +182,13 @@ class Reads(AccessRules):
             statistics,
             records,
         )
+
+
+def absent_view(user_id: str, name: str) -> RecordView:
+    """A roster student whose row is not written yet (service.roster_fill): absent, unmarked."""
+    return RecordView(
+        user_id=user_id, name=name, status="absent", marked_at=None, marked_by=None, remarks=None
+    )
 
 
 def record_view(record: AttendanceRecord, name: str) -> RecordView:

@@ -1,0 +1,44 @@
+"""Starts announced at once (issue 22): a session's roster rows are written after its start.
+
+``attendance_sessions.roster_pending`` is true from the start's commit until the roster's
+``absent`` rows have been written (``service.roster_fill``); while it is true, an approved
+enrollment without a record reads as an ``absent`` record of that session. Existing sessions
+had their roster written at their start, so the column is added false: the upgrade writes no
+row and is instant on SQLite and PostgreSQL alike.
+
+Revision ID: 0011
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # A plain ALTER TABLE (SQLite takes a NOT NULL column with a constant default): a batch
+    # would rebuild the table, and dropping its old copy would cascade to the sessions' records.
+    op.add_column(
+        "attendance_sessions",
+        sa.Column("roster_pending", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    # Before the column goes, write the rosters still pending (what any node would have done).
+    op.execute(
+        "INSERT INTO attendance_records (session_id, user_id, status) "
+        "SELECT s.id, e.user_id, 'absent' FROM attendance_sessions s "
+        "JOIN enrollments e ON e.course_id = s.course_id AND e.status = 'approved' "
+        "WHERE s.roster_pending AND NOT EXISTS (SELECT 1 FROM attendance_records r "
+        "WHERE r.session_id = s.id AND r.user_id = e.user_id)"
+    )
+    op.drop_column("attendance_sessions", "roster_pending")
