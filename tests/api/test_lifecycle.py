@@ -34,14 +34,18 @@ async def test_start_check_in_mark_end_report(
         "s2": "absent",
         "s3": "absent",
     }
-    assert session["statistics"] == roster["statistics"] == {
-        "present": 0,
-        "late": 0,
-        "absent": 3,
-        "excused": 0,
-        "total": 3,
-        "attendance_rate": 0.0,
-    }
+    assert (
+        session["statistics"]
+        == roster["statistics"]
+        == {
+            "present": 0,
+            "late": 0,
+            "absent": 3,
+            "excused": 0,
+            "total": 3,
+            "attendance_rate": 0.0,
+        }
+    )
     sid = session["id"]
 
     on_time = await world.check_in("s1", sid)
