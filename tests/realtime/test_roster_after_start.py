@@ -41,6 +41,9 @@ class Gate:
     def open(self) -> None:
         self._open.set()
 
+    def close(self) -> None:
+        self._open = asyncio.Event()
+
 
 @pytest.fixture
 def gate(app: Application) -> Gate:
@@ -131,6 +134,30 @@ async def test_the_start_is_announced_before_its_roster_rows_are_written(
     assert statuses(body) == {"s1": "present", "s2": "absent", "s3": "absent"}
     assert counts(body) == (1, 2, 3)
     assert teacher.count("courseSessionStarted") == 1
+
+
+async def test_a_pending_roster_counts_its_own_missing_rows_not_another_sessions(
+    world: World, app: Application, gate: Gate
+) -> None:
+    first = (await world.start())["id"]
+    await gate.held.get()
+    gate.open()
+    await app.context.service.rosters.idle()
+    await world.check_in("s1", first)
+    assert (await world.end(first)).status_code == 200  # every student has a row in the first session
+    gate.close()
+    second = (await world.start())["id"]
+    assert await gate.held.get() == second
+    active = await world.http.get(
+        f"/api/courses/{world.course_id}/active-sessions", headers=world.teacher.headers
+    )
+    assert [
+        (s["sessionId"], s["studentCount"], s["totalStudents"]) for s in active.json()["activeSessions"]
+    ] == [(second, 0, 3)]
+    body = await session_body(world, second)
+    assert statuses(body) == dict.fromkeys(ROSTER, "absent")
+    assert counts(body) == (0, 3, 3)
+    gate.open()
 
 
 async def test_an_end_before_the_roster_is_written_writes_it_first(

@@ -61,7 +61,10 @@ def _missing_where(session_id: Any, course_id: Any, pending: Any) -> list[Column
         pending,
         Enrollment.course_id == course_id,
         Enrollment.status == "approved",
-        ~exists().where(record.c.session_id == session_id, record.c.user_id == Enrollment.user_id),
+        # Correlated to the session and the enrollment of the enclosing queries, never joined anew.
+        ~exists()
+        .where(record.c.session_id == session_id, record.c.user_id == Enrollment.user_id)
+        .correlate_except(record),
     ]
 
 
