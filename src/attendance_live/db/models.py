@@ -161,7 +161,11 @@ class Enrollment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),
+        # A course's approved students counted from the index alone (a pending roster's size).
+        Index("ix_enrollments_course_status", "course_id", "status"),
+    )
 
 
 class JoinCode(Base):

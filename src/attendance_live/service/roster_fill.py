@@ -37,7 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, cast, exists, func, literal, select, update
+from sqlalchemy import Select, String, and_, bindparam, cast, exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -68,16 +68,47 @@ def _missing_where(session_id: Any, course_id: Any, pending: Any) -> list[Column
     ]
 
 
-def missing_count(session: type[AttendanceSession] | None = None) -> Select[int]:
-    """How many roster students have no row yet: correlated to ``session`` (an outer query's
-    session), or for the session bound as ``p_sid``."""
+def _missing_number(session_id: Any, course_id: Any, pending: Any) -> ColumnElement[int]:
+    """While the roster is pending no enrollment changes (each change completes it first) and
+    every record belongs to an approved student, so the rows missing are the approved
+    enrollments less the session's records of approved students: two index counts, no
+    probe per student (the start's snapshot reads it under the stream's lock)."""
+    record = AttendanceRecord.__table__.alias("roster_record")
+    enrolled = Enrollment.__table__.alias("roster_enrolled")
+    approved = (
+        select(func.count())
+        .select_from(Enrollment)
+        .where(pending, Enrollment.course_id == course_id, Enrollment.status == "approved")
+        .correlate_except(Enrollment)
+        .scalar_subquery()
+    )
+    written = (
+        select(func.count())
+        .select_from(record)
+        .join(
+            enrolled,
+            and_(
+                enrolled.c.course_id == course_id,
+                enrolled.c.user_id == record.c.user_id,
+                enrolled.c.status == "approved",
+            ),
+        )
+        .where(pending, record.c.session_id == session_id)
+        .correlate_except(record, enrolled)
+        .scalar_subquery()
+    )
+    return approved - written
+
+
+def missing_count(session: type[AttendanceSession] | None = None) -> ColumnElement[int]:
+    """How many roster students have no row yet (0 once written): correlated to ``session``
+    (an outer query's session), or for the session bound as ``p_sid``."""
     if session is not None:
-        where = _missing_where(session.id, session.course_id, session.roster_pending.is_(True))
-        return select(func.count()).select_from(Enrollment).where(*where).correlate(session)
+        return _missing_number(session.id, session.course_id, session.roster_pending.is_(True))
     s = AttendanceSession.__table__.alias("roster_session")
-    sid = bindparam("p_sid", type_=String())
-    where = _missing_where(sid, s.c.course_id, s.c.roster_pending.is_(True))
-    return select(func.count()).select_from(Enrollment).join(s, s.c.id == sid).where(*where)
+    number = _missing_number(s.c.id, s.c.course_id, s.c.roster_pending.is_(True))
+    one = select(number).where(s.c.id == bindparam("p_sid", type_=String())).scalar_subquery()
+    return func.coalesce(one, 0)
 
 
 def missing_rows(session_id: str, user_id: str | None = None) -> Select[str, str]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, literal, select, union_all
+from sqlalchemy import CompoundSelect, String, bindparam, case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, Row
 
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, User
@@ -92,7 +92,7 @@ class _Statements:
                 Course.teacher_id,
                 func.coalesce(counted, 0),
                 # The roster: its records, and while it is pending its missing rows (absent).
-                func.count(AttendanceRecord.user_id) + missing_count(AttendanceSession).scalar_subquery(),
+                func.count(AttendanceRecord.user_id) + missing_count(AttendanceSession),
             )
             .join(Course, Course.id == AttendanceSession.course_id)
             .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
@@ -114,11 +114,11 @@ class _Statements:
             .where(AttendanceSession.id == sid)
         )
         # Per status; then, while the roster is pending, its missing rows as absent.
-        self.statistics = union_all(
+        self.statistics: CompoundSelect[str, int] = union_all(
             select(AttendanceRecord.status, func.count())
             .where(AttendanceRecord.session_id == sid)
             .group_by(AttendanceRecord.status),
-            select(literal("absent", String()), missing_count().scalar_subquery()),
+            select(literal("absent", String()), missing_count()),
         )
 
 

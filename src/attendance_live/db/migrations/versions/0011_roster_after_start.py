@@ -4,7 +4,7 @@
 ``absent`` rows have been written (``service.roster_fill``); while it is true, an approved
 enrollment without a record reads as an ``absent`` record of that session. Existing sessions
 had their roster written at their start, so the column is added false: the upgrade writes no
-row and is instant on SQLite and PostgreSQL alike.
+row. ``ix_enrollments_course_status`` lets a pending roster's size be counted from an index.
 
 Revision ID: 0011
 Revises: 0009
@@ -30,6 +30,7 @@ def upgrade() -> None:
         "attendance_sessions",
         sa.Column("roster_pending", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.create_index("ix_enrollments_course_status", "enrollments", ["course_id", "status"])
 
 
 def downgrade() -> None:
@@ -42,3 +43,4 @@ def downgrade() -> None:
         "WHERE r.session_id = s.id AND r.user_id = e.user_id)"
     )
     op.drop_column("attendance_sessions", "roster_pending")
+    op.drop_index("ix_enrollments_course_status", table_name="enrollments")
