@@ -115,12 +115,15 @@ class Sessions(Reads):
             # enrollment changes (PostgreSQL).
             await unit.db.run_sync(lambda sync: self.rosters.lock_course(sync.connection(), course_id))
             unit.events.append(SessionStarted(course_id, session_id))
-        # Committed and handed to the relay: announced. Now the roster's rows, in their own
-        # transaction; meanwhile every read counts the missing ones as absent.
-        self.rosters.after_start(session_id)
-        async with self.database.read() as db:
-            # Without the records (GET /api/sessions/{id} has them): the statistics say who is on it.
-            return await self._session_view(db, session_id, access, actor, with_records=False)
+        # Committed and handed to the relay: announced. The answer is read first (without the
+        # records: GET /api/sessions/{id} has them; the statistics say who is on the roster), then
+        # the roster's rows follow in their own transaction, out of the answer's way; meanwhile
+        # every read counts the missing ones as absent.
+        try:
+            async with self.database.read() as db:
+                return await self._session_view(db, session_id, access, actor, with_records=False)
+        finally:
+            self.rosters.after_start(session_id)
 
     async def mark_record(
         self,
