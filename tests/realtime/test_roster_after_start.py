@@ -265,3 +265,47 @@ async def test_the_relay_completes_a_start_whose_node_wrote_no_roster(
     rosters.expect(sid)  # what another node's relay does when it delivers the start
     await rosters.idle()
     assert await stored(app, sid) == (dict.fromkeys(ROSTER, "absent"), False)
+
+
+async def test_the_roster_pages_read_the_same_before_and_after_its_rows_are_written(
+    world: World, app: Application, gate: Gate
+) -> None:
+    sid = (await world.start())["id"]
+    await gate.held.get()
+    await world.check_in("s2", sid)
+    url = f"/api/sessions/{sid}/records"
+
+    async def pages(who: str = "teacher") -> list[tuple[int, list[tuple[str, str, str]]]]:
+        found = []
+        for offset in (0, 2):
+            response = await world.http.get(
+                url, params={"offset": offset, "limit": 2}, headers=world.users[who].headers
+            )
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert (page["session_id"], page["offset"], page["limit"]) == (sid, offset, 2)
+            found.append((page["total"], [(r["user_id"], r["name"], r["status"]) for r in page["records"]]))
+        return found
+
+    expected = [
+        (3, [("s1", "Alice", "absent"), ("s2", "Bilal", "present")]),
+        (3, [("s3", "Chloe", "absent")]),
+    ]
+    assert await pages() == expected  # rows not written yet
+    assert await pages("s3") == [(1, [("s3", "Chloe", "absent")]), (1, [])]
+    gate.open()
+    await app.context.service.rosters.idle()
+    assert await pages() == expected  # the same once written
+    first = await world.http.get(url, headers=world.teacher.headers)
+    assert first.json()["limit"] == 500
+    assert first.json()["records"][1]["audit"]["how"] == "check_in"  # the teacher sees the audit
+    refused = {
+        who: (await world.http.get(url, params=params, headers=world.users[who].headers)).status_code
+        for who, params in (
+            ("teacher", {"limit": 0}),
+            ("teacher", {"offset": -1}),
+            ("pending", {}),
+            ("outsider", {}),
+        )
+    }
+    assert refused == {"teacher": 422, "pending": 403, "outsider": 404}

@@ -10,7 +10,7 @@ callers have authorized the subscriber or the room already.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from attendance_live.db.models import AttendanceRecord, AttendanceSession, Recor
 from attendance_live.service.access import Access, AccessRules
 from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, with_audit
 from attendance_live.service.errors import Forbidden, NotFound
-from attendance_live.service.roster_fill import missing_rows
+from attendance_live.service.roster_fill import missing_rows, roster_query
 from attendance_live.service.snapshots import (
     STATEMENTS,
     active_sessions_in,
@@ -29,6 +29,7 @@ from attendance_live.service.snapshots import (
 )
 from attendance_live.service.views import (
     ActiveSessionsView,
+    RecordsPage,
     RecordView,
     SessionView,
     Statistics,
@@ -99,6 +100,48 @@ class Reads(AccessRules):
                     "ask the course's teacher to approve it"
                 )
             return await self._session_view(db, session_id, access, actor)
+
+    async def records_page(self, actor: Identity, session_id: str, offset: int, limit: int) -> RecordsPage:
+        """One page of the roster, ordered by name then user id (a student: its own record); the
+        rows a pending roster has not written yet are in it as unmarked absent records."""
+        async with self.database.read() as db:
+            attendance, access = await self._session_access(db, actor, session_id)
+            if access.relation == "pending":
+                raise Forbidden(
+                    "Your enrollment in this session's course is pending; "
+                    "ask the course's teacher to approve it"
+                )
+            own = None if access.manages else actor.user_id
+            roster = roster_query(session_id, own, pending=bool(attendance.roster_pending)).subquery()
+            rows = (
+                await db.execute(
+                    select(roster).order_by(roster.c.name, roster.c.user_id).offset(offset).limit(limit)
+                )
+            ).all()
+            total = int(await db.scalar(select(func.count()).select_from(roster)) or 0)
+            records = [
+                RecordView(
+                    user_id=user_id,
+                    name=name,
+                    status=status,
+                    marked_at=iso_z(marked_at),
+                    marked_by=marked_by,
+                    remarks=remarks,
+                    code_attempts_blocked_at=iso_z(blocked_at),
+                )
+                for user_id, name, status, marked_at, marked_by, remarks, blocked_at in rows
+            ]
+            if access.manages and records:  # the audit trail is the teacher's
+                changes = await db.execute(
+                    select(*AUDIT_COLUMNS)
+                    .where(
+                        RecordChange.session_id == session_id,
+                        RecordChange.user_id.in_([r.user_id for r in records]),
+                    )
+                    .order_by(RecordChange.id)
+                )
+                records = with_audit(records, audits_by_user(changes.all()))
+        return RecordsPage(session_id=session_id, total=total, offset=offset, limit=limit, records=records)
 
     async def list_sessions(self, actor: Identity, course_id: str) -> list[SessionView]:
         async with self.database.read() as db:

@@ -37,7 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, cast, exists, func, literal, select, update
+from sqlalchemy import Select, String, and_, bindparam, cast, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -45,7 +45,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from attendance_live.db.engine import Database
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Enrollment, User
 
-__all__ = ["ROSTER_LOCK", "RosterFill", "missing_count", "missing_rows"]
+__all__ = ["ROSTER_LOCK", "RosterFill", "missing_count", "missing_rows", "roster_query"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,38 @@ def missing_rows(session_id: str, user_id: str | None = None) -> Select[str, str
     if user_id is not None:
         query = query.where(Enrollment.user_id == user_id)
     return query
+
+
+def roster_query(session_id: str, user_id: str | None, *, pending: bool) -> Select[*tuple[Any, ...]]:
+    """The session's roster as rows (user_id, name, status, marked_at, marked_by, remarks,
+    code_attempts_blocked_at): its records, and while ``pending`` its missing rows (absent,
+    unmarked); only ``user_id``'s when given."""
+    R = AttendanceRecord  # noqa: N806
+    written: Select[*tuple[Any, ...]] = (
+        select(
+            R.user_id,
+            User.name,
+            R.status,
+            R.marked_at,
+            R.marked_by,
+            R.remarks,
+            R.code_attempts_blocked_at,
+        )
+        .join(User, User.id == R.user_id)
+        .where(R.session_id == session_id)
+    )
+    if user_id is not None:
+        written = written.where(R.user_id == user_id)
+    if not pending:
+        return written
+    unmarked = [
+        literal(None, R.marked_at.type),
+        literal(None, R.marked_by.type),
+        literal(None, R.remarks.type),
+        literal(None, R.code_attempts_blocked_at.type),
+    ]
+    missing = missing_rows(session_id, user_id).add_columns(literal("absent", String()), *unmarked)
+    return select(union_all(written, missing).subquery())
 
 
 class RosterFill:
