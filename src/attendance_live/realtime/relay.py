@@ -9,7 +9,8 @@ until the gap is filled from the database.
 Rows reach the relay three ways:
 
 * the local commit: the unit of work hands over its committed rows
-  (``committed``), which also queues them for the other nodes;
+  (``committed``), which also queues them for the other nodes; they are delivered
+  on the event loop's next turn, so the request that committed them answers first;
 * Redis: each node publishes its committed rows on a channel of its own
   (``realtime.relay_messages.CHANNEL``, independent of the transport's adapter);
 * a poll of the database every ``OUTBOX_POLL_SECONDS`` (and at once after a
@@ -136,6 +137,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._outgoing: deque[bytes] = deque()
+        self._local: deque[Sequence[OutboxRow]] = deque()  # this node's commits, for the next turn
         self._queued = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
@@ -177,7 +179,7 @@ class Relay:
 
     async def idle(self) -> None:
         """Wait until every row this node knows of is delivered and every worker is done."""
-        while self._workers or self._pending:
+        while self._workers or self._pending or self._local:
             if self._workers:
                 await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
                 continue
@@ -225,7 +227,15 @@ class Relay:
         if self._redis is not None:
             self._outgoing.append(encode_rows(self.node_id, rows))
             self._queued.set()
-        self.offer(rows)
+        # Delivered on the loop's next turn, in commit order: the request that committed them
+        # answers first (a start's 201 does not wait for N sockets), then they go out at once.
+        self._local.append(rows)
+        if len(self._local) == 1:
+            asyncio.get_running_loop().call_soon(self._offer_local)
+
+    def _offer_local(self) -> None:
+        while self._local:
+            self.offer(self._local.popleft())
 
     def offer(self, rows: Iterable[OutboxRow]) -> None:
         """Deliver ``rows`` and whatever they complete, in position order; hold what lies past a gap."""

@@ -114,16 +114,16 @@ class Sessions(Reads):
             # the announcement (service.roster_fill); the course's lock orders this start with
             # enrollment changes (PostgreSQL).
             await unit.db.run_sync(lambda sync: self.rosters.lock_course(sync.connection(), course_id))
+            # The answer, read here so that nothing is left to wait for once committed: without
+            # the records (GET /api/sessions/{id}/records has them); the statistics count the
+            # roster (the approved enrollments now, all absent).
+            await unit.db.flush()
+            view = await self._session_view(unit.db, session_id, access, actor, with_records=False)
             unit.events.append(SessionStarted(course_id, session_id))
-        # Committed and handed to the relay: announced. The answer is read first (without the
-        # records: GET /api/sessions/{id} has them; the statistics say who is on the roster), then
-        # the roster's rows follow in their own transaction, out of the answer's way; meanwhile
-        # every read counts the missing ones as absent.
-        try:
-            async with self.database.read() as db:
-                return await self._session_view(db, session_id, access, actor, with_records=False)
-        finally:
-            self.rosters.after_start(session_id)
+        # Committed and handed to the relay: announced. The roster's rows follow in their own
+        # transaction; meanwhile every read counts the missing ones as absent.
+        self.rosters.after_start(session_id)
+        return view
 
     async def mark_record(
         self,
