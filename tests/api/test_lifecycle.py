@@ -25,20 +25,27 @@ async def test_start_check_in_mark_end_report(
     assert session["final_statistics"] is None
     assert session["started_at"].endswith("Z")
     assert len(session["started_at"]) == 24
-    # the roster is the approved enrollments at the start, all absent
-    assert {r["user_id"]: r["status"] for r in session["records"]} == {
+    # the start's answer carries no records; its statistics count the roster (the approved
+    # enrollments at the start), all absent; the roster itself comes with the session
+    assert session["records"] == []
+    roster = (await http.get(f"/api/sessions/{session['id']}", headers=world.teacher.headers)).json()
+    assert {r["user_id"]: r["status"] for r in roster["records"]} == {
         "s1": "absent",
         "s2": "absent",
         "s3": "absent",
     }
-    assert session["statistics"] == {
-        "present": 0,
-        "late": 0,
-        "absent": 3,
-        "excused": 0,
-        "total": 3,
-        "attendance_rate": 0.0,
-    }
+    assert (
+        session["statistics"]
+        == roster["statistics"]
+        == {
+            "present": 0,
+            "late": 0,
+            "absent": 3,
+            "excused": 0,
+            "total": 3,
+            "attendance_rate": 0.0,
+        }
+    )
     sid = session["id"]
 
     on_time = await world.check_in("s1", sid)

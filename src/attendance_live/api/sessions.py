@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from attendance_live.api.deps import Caller, ClientAddress, Service, SessionId, UserId
 from attendance_live.api.errors import CHECK_IN_ERRORS, CONFLICT, ERRORS
 from attendance_live.api.schemas import CheckInBody, RecordPut
-from attendance_live.service.views import CheckInCodeView, RecordView, SessionView
+from attendance_live.service.views import CheckInCodeView, RecordsPage, RecordView, SessionView
 
 __all__ = ["router"]
 
@@ -20,6 +20,20 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 async def get_session(session_id: SessionId, caller: Caller, service: Service) -> SessionView:
     """The session with statistics and records (a student sees only its own)."""
     return await service.get_session(caller, session_id)
+
+
+@router.get("/{session_id}/records", responses=ERRORS)
+async def list_records(
+    session_id: SessionId,
+    caller: Caller,
+    service: Service,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Records to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Records in the page (1 to 1000)")] = 500,
+) -> RecordsPage:
+    """One page of the session's roster, ordered by name then user id, with `total`; a student
+    sees only its own record. The start's answer carries no records: the roster comes from here
+    (or the whole of it with the session, or live from the `subscribeToSession` subscription)."""
+    return await service.records_page(caller, session_id, offset, limit)
 
 
 @router.post("/{session_id}/check-in", responses=CHECK_IN_ERRORS)

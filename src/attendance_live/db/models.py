@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from attendance_live.vocabulary import (
     CHANGE_METHODS,
@@ -175,7 +177,11 @@ class Enrollment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="status"),
+        # A course's approved students counted from the index alone (a pending roster's size).
+        Index("ix_enrollments_course_status", "course_id", "status"),
+    )
 
 
 class JoinCode(Base):
@@ -237,6 +243,9 @@ class AttendanceSession(Base):
     code_period_seconds: Mapped[int] = mapped_column(Integer, default=15)
     code_secret: Mapped[str] = mapped_column(String(64))
     allowed_networks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # True from the start's commit until the roster's absent rows are written (service.roster_fill):
+    # meanwhile an approved enrollment without a record reads as absent in this session.
+    roster_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(_in("status", SESSION_STATUSES), name="status"),

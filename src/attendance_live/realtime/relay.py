@@ -9,11 +9,12 @@ until the gap is filled from the database.
 Rows reach the relay three ways:
 
 * the local commit: the unit of work hands over its committed rows
-  (``committed``), which also queues them for the other nodes;
+  (``committed``), which also queues them for the other nodes; they are delivered
+  on the event loop's next turn, so the request that committed them answers first;
 * Redis: each node publishes its committed rows on a channel of its own
   (``realtime.relay_messages.CHANNEL``, independent of the transport's adapter),
   everything committed since its last publish in one message (at most
-  ``PUBLISH_ROWS`` rows): a group of check-ins, whose callers all resume in
+  ``relay_messages.PUBLISH_ROWS`` rows): a group of check-ins, whose callers all resume in
   one turn of the loop, is one publish, not one a check-in;
 * a poll of the database every ``OUTBOX_POLL_SECONDS`` (and at once after a
   gap or after Redis comes back) for rows after ``position``: rows of a node
@@ -56,6 +57,7 @@ import functools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -71,7 +73,7 @@ from attendance_live.payloads import (
     record_data,
     roster_update_data,
 )
-from attendance_live.realtime.relay_messages import CHANNEL, decode_rows, encode_rows
+from attendance_live.realtime.relay_messages import CHANNEL, Publisher, decode_rows
 from attendance_live.realtime.server import RealtimeServer
 from attendance_live.realtime.stream import CourseEvent
 from attendance_live.service.alerts import ABSENCE_ALERT_KIND
@@ -80,7 +82,7 @@ from attendance_live.service.outbox import COURSE_EVENTS, ENROLLMENT, MANAGER, R
 from attendance_live.service.views import RecordView, Statistics
 from attendance_live.vocabulary import course_room, managers_room, session_room, user_room
 
-__all__ = ["DRAIN_SECONDS", "GAP_GRACE_SECONDS", "PRUNE_EVERY_SECONDS", "PUBLISH_ROWS", "READ_BATCH", "Relay"]
+__all__ = ["DRAIN_SECONDS", "GAP_GRACE_SECONDS", "PRUNE_EVERY_SECONDS", "READ_BATCH", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ READ_BATCH: Final = 500
 GAP_GRACE_SECONDS: Final = 0.02
 # How often one node prunes (at most).
 PRUNE_EVERY_SECONDS: Final = 60.0
-# Most rows in one Redis message (a message is one JSON document every other node decodes at once).
-PUBLISH_ROWS: Final = 1000
 # How long a shutdown may spend delivering and publishing what is still pending.
 DRAIN_SECONDS: Final = 5.0
 
@@ -140,10 +140,10 @@ class Relay:
         self._last_count_snapshot: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._outgoing: list[OutboxRow] = []  # committed here, not yet published
-        self._queued = asyncio.Event()
+        self._local: deque[Sequence[OutboxRow]] = deque()  # this node's commits, for the next turn
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
+        self._publisher: Publisher | None = None
         self._last_prune = -1e9
         #: Set while this node hears the other nodes' rows over Redis.
         self.subscribed = asyncio.Event()
@@ -178,11 +178,12 @@ class Relay:
                 self.redis_url, socket_connect_timeout=2, health_check_interval=15
             )
             self._spawn(self._listen(), "outbox-listen")
-            self._spawn(self._publish_queued(), "outbox-publish")
+            self._publisher = Publisher(self._redis, self.node_id, self.metrics)
+            self._spawn(self._publisher.run(), "outbox-publish")
 
     async def idle(self) -> None:
         """Wait until every row this node knows of is delivered and every worker is done."""
-        while self._workers or self._pending:
+        while self._workers or self._pending or self._local:
             if self._workers:
                 await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
                 continue
@@ -195,8 +196,8 @@ class Relay:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_SECONDS):
                 await self.idle()
-                while self._outgoing and self._redis is not None:
-                    await self._redis.publish(CHANNEL, self._next_message())
+                if self._publisher is not None:
+                    await self._publisher.flush()
         with contextlib.suppress(ValueError):
             self.service.row_sinks.remove(self.committed)
         for task in [*self._tasks, *self._workers.values()]:
@@ -227,10 +228,17 @@ class Relay:
         """This node's committed rows (``ServiceCore.row_sinks``): for the other nodes, and here."""
         if not rows:
             return
-        if self._redis is not None:
-            self._outgoing.extend(rows)
-            self._queued.set()
-        self.offer(rows)
+        if self._publisher is not None:
+            self._publisher.put(rows)
+        # Delivered on the loop's next turn, in commit order: the request that committed them
+        # answers first (a start's 201 does not wait for N sockets), then they go out at once.
+        self._local.append(rows)
+        if len(self._local) == 1:
+            asyncio.get_running_loop().call_soon(self._offer_local)
+
+    def _offer_local(self) -> None:
+        while self._local:
+            self.offer(self._local.popleft())
 
     def offer(self, rows: Iterable[OutboxRow]) -> None:
         """Deliver ``rows`` and whatever they complete, in position order; hold what lies past a gap."""
@@ -271,6 +279,8 @@ class Relay:
             self._generation[course] = self._generation.get(course, 0) + 1
             if row.kind == "activeSessionsData":
                 self._last_count_snapshot[course] = time.monotonic()
+            elif row.kind == "courseSessionStarted":  # its roster, should its node die before writing it
+                self.service.rosters.expect(row.payload["session_id"])
             self._broadcast(row.kind, row.payload, course_room(course), row.position)
         elif row.kind == RECORD:
             # Only what someone on this node follows costs anything (a lecture hall's burst).
@@ -432,33 +442,6 @@ class Relay:
                 log.info("pruned %d outbox row(s) older than %.0f s", deleted, self.retention_seconds)
             else:
                 return
-
-    async def _publish_queued(self) -> None:
-        assert self._redis is not None
-        while True:
-            await self._queued.wait()
-            self._queued.clear()
-            while self._outgoing:
-                rows = self._outgoing[:PUBLISH_ROWS]
-                del self._outgoing[:PUBLISH_ROWS]
-                try:
-                    await self._redis.publish(CHANNEL, encode_rows(self.node_id, rows))
-                except (RedisError, OSError) as exc:
-                    # The other nodes' polls read these rows from the database instead.
-                    dropped = len(self._outgoing) + len(rows)
-                    self._outgoing.clear()
-                    self.metrics.errors.labels("redis_publish").inc()
-                    log.warning(
-                        "could not publish %d outbox row(s) (%s); other nodes read them from the outbox",
-                        dropped,
-                        type(exc).__name__,
-                    )
-
-    def _next_message(self) -> bytes:
-        """Every row committed since the last publish (up to ``PUBLISH_ROWS``), as one message."""
-        rows = self._outgoing[:PUBLISH_ROWS]
-        del self._outgoing[:PUBLISH_ROWS]
-        return encode_rows(self.node_id, rows)
 
     async def _listen(self) -> None:
         assert self._redis is not None

@@ -25,6 +25,7 @@ from attendance_live.service.cache import Caches
 from attendance_live.service.errors import InvalidInput
 from attendance_live.service.events import DomainEvent, EventBus
 from attendance_live.service.outbox import Outbox, OutboxRow
+from attendance_live.service.roster_fill import RosterFill
 from attendance_live.service.users import UserDirectory
 from attendance_live.timeutil import Clock, utcnow
 from attendance_live.vocabulary import ID_RE
@@ -85,6 +86,8 @@ class ServiceCore:
         self.check_in_code_grace_seconds = check_in_code_grace_seconds
         self.users = UserDirectory(database, clock)
         self.outbox = Outbox(database.dialect)
+        # Roster rows written after a start is announced (issue 22; service.roster_fill).
+        self.rosters = RosterFill(database)
         self.row_sinks: list[RowSink] = []
         # Tests only (KILL_AFTER_COMMIT_FOR_TESTS): die right after committing a row of this kind,
         # before any relay saw it, as a node killed between its commit and its broadcast.
@@ -109,6 +112,11 @@ class ServiceCore:
                     lambda sync: self.outbox.append_events(sync.connection(), events, now)
                 )
         await self._committed(events, rows)  # reached only when the transaction committed
+
+    async def _before_enrollment_change(self, unit: Unit, course_id: str) -> None:
+        """Call before changing an enrollment of ``course_id`` in ``unit``: the pending rosters of
+        its sessions are written from the enrollments as they were at their start."""
+        await unit.db.run_sync(lambda sync: self.rosters.complete_course(sync.connection(), course_id))
 
     async def _committed(self, events: Sequence[DomainEvent], rows: Sequence[OutboxRow]) -> None:
         # Caches first, so that whoever reacts to an event reads the new state.

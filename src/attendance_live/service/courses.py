@@ -131,6 +131,7 @@ class Courses(AccessRules):
         """Remove an enrollment; the student's past attendance records stay in the reports."""
         async with self._write() as unit:
             await self._manager_access(unit.db, actor, course_id)
+            await self._before_enrollment_change(unit, course_id)
             result = await unit.db.execute(
                 delete(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
             )
@@ -161,6 +162,7 @@ class Courses(AccessRules):
                     "remove them from its co-teachers first "
                     f"(DELETE /api/courses/{course_id}/managers/{user_id})"
                 )
+            await self._before_enrollment_change(unit, course_id)
             user = await unit.db.get(User, user_id)
             if user is None:
                 user = User(

@@ -98,6 +98,7 @@ class Invitations(AccessRules):
                         select(RosterInvite, Course)
                         .join(Course, Course.id == RosterInvite.course_id)
                         .where(RosterInvite.email == email)
+                        .order_by(RosterInvite.course_id)  # course locks in one order (roster_fill)
                     )
                 ).all()
                 await self.users.ensure(unit.db, actor)
@@ -105,6 +106,7 @@ class Invitations(AccessRules):
                     if not await self._is_manager(unit.db, course, actor):
                         existing = await unit.db.get(Enrollment, (invite.course_id, actor.user_id))
                         if existing is None:
+                            await self._before_enrollment_change(unit, invite.course_id)
                             unit.db.add(
                                 Enrollment(
                                     course_id=invite.course_id,

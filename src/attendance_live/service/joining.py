@@ -174,6 +174,7 @@ class JoinCodes(AccessRules):
             if await self._is_manager(unit.db, course, actor):
                 raise InvalidInput(f"You manage course {course.id!r} already; joining is for students")
             await self.users.ensure(unit.db, actor)
+            await self._before_enrollment_change(unit, course.id)
             enrollment = await unit.db.get(Enrollment, (course.id, actor.user_id))
             if enrollment is not None and enrollment.status == "rejected":
                 raise Forbidden(

@@ -96,7 +96,9 @@ class CourseManagers(AccessRules):
             if manager is None:
                 manager = CourseManager(course_id=course_id, user_id=user_id, role=role, created_at=now)
                 unit.db.add(manager)
-                # A manager is no student of the course (their records stay in the reports).
+                # A manager is no student of the course (their records stay in the reports);
+                # a session's roster written later still holds them as they were at its start.
+                await self._before_enrollment_change(unit, course_id)
                 await unit.db.execute(
                     delete(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
                 )

@@ -215,7 +215,8 @@ class Outbox:
         pending: list[PendingRow] = []
         for event in events:
             if isinstance(event, SessionStarted | SessionEnded):
-                view = summary_in(conn, event.session_id)
+                # A start's payload carries no statistics: no roster is read under the lock.
+                view = summary_in(conn, event.session_id, statistics=isinstance(event, SessionEnded))
                 if view is None:  # cannot be: the unit wrote it; say so rather than store nothing
                     raise LookupError(f"session {event.session_id!r} vanished inside its own transaction")
                 if isinstance(event, SessionStarted):

@@ -19,16 +19,24 @@ from attendance_live.db.models import AttendanceRecord, AttendanceSession, Recor
 from attendance_live.service.access import Access, AccessRules
 from attendance_live.service.audit import AUDIT_COLUMNS, audits_by_user, with_audit
 from attendance_live.service.errors import Forbidden, NotFound
-from attendance_live.service.snapshots import STATEMENTS, active_sessions_in, session_view_of, summary_in
+from attendance_live.service.roster_fill import missing_rows, roster_query
+from attendance_live.service.snapshots import (
+    STATEMENTS,
+    active_sessions_in,
+    counts_of,
+    session_view_of,
+    summary_in,
+)
 from attendance_live.service.views import (
     ActiveSessionsView,
+    RecordsPage,
     RecordView,
     SessionView,
     Statistics,
 )
 from attendance_live.timeutil import iso_z
 
-__all__ = ["Reads", "record_view"]
+__all__ = ["Reads", "absent_view", "record_view"]
 
 
 class Reads(AccessRules):
@@ -62,8 +70,7 @@ class Reads(AccessRules):
         """A session's statistics now (no access check; for its roster's followers)."""
 
         def read(conn: Connection) -> Statistics:
-            rows = conn.execute(STATEMENTS.statistics, {"p_sid": session_id})
-            return Statistics.from_counts({status: int(n) for status, n in rows})
+            return counts_of(conn.execute(STATEMENTS.statistics, {"p_sid": session_id}))
 
         return await self.database.run_read(read)
 
@@ -94,6 +101,48 @@ class Reads(AccessRules):
                 )
             return await self._session_view(db, session_id, access, actor)
 
+    async def records_page(self, actor: Identity, session_id: str, offset: int, limit: int) -> RecordsPage:
+        """One page of the roster, ordered by name then user id (a student: its own record); the
+        rows a pending roster has not written yet are in it as unmarked absent records."""
+        async with self.database.read() as db:
+            attendance, access = await self._session_access(db, actor, session_id)
+            if access.relation == "pending":
+                raise Forbidden(
+                    "Your enrollment in this session's course is pending; "
+                    "ask the course's teacher to approve it"
+                )
+            own = None if access.manages else actor.user_id
+            roster = roster_query(session_id, own, pending=bool(attendance.roster_pending)).subquery()
+            rows = (
+                await db.execute(
+                    select(roster).order_by(roster.c.name, roster.c.user_id).offset(offset).limit(limit)
+                )
+            ).all()
+            total = int(await db.scalar(select(func.count()).select_from(roster)) or 0)
+            records = [
+                RecordView(
+                    user_id=user_id,
+                    name=name,
+                    status=status,
+                    marked_at=iso_z(marked_at),
+                    marked_by=marked_by,
+                    remarks=remarks,
+                    code_attempts_blocked_at=iso_z(blocked_at),
+                )
+                for user_id, name, status, marked_at, marked_by, remarks, blocked_at in rows
+            ]
+            if access.manages and records:  # the audit trail is the teacher's
+                changes = await db.execute(
+                    select(*AUDIT_COLUMNS)
+                    .where(
+                        RecordChange.session_id == session_id,
+                        RecordChange.user_id.in_([r.user_id for r in records]),
+                    )
+                    .order_by(RecordChange.id)
+                )
+                records = with_audit(records, audits_by_user(changes.all()))
+        return RecordsPage(session_id=session_id, total=total, offset=offset, limit=limit, records=records)
+
     async def list_sessions(self, actor: Identity, course_id: str) -> list[SessionView]:
         async with self.database.read() as db:
             access = await self._manager_access(db, actor, course_id)
@@ -114,14 +163,7 @@ class Reads(AccessRules):
     # ------------------------------------------------------- within a transaction
 
     async def _statistics(self, db: AsyncSession, session_id: str) -> Statistics:
-        rows = (
-            await db.execute(
-                select(AttendanceRecord.status, func.count())
-                .where(AttendanceRecord.session_id == session_id)
-                .group_by(AttendanceRecord.status)
-            )
-        ).all()
-        return Statistics.from_counts({status: int(n) for status, n in rows})
+        return counts_of((await db.execute(STATEMENTS.statistics, {"p_sid": session_id})).all())
 
     async def _record(self, db: AsyncSession, session_id: str, user_id: str) -> RecordView:
         row = (
@@ -164,6 +206,10 @@ class Reads(AccessRules):
             if not access.manages:
                 query = query.where(AttendanceRecord.user_id == actor.user_id)
             records = [record_view(r, name) for r, name in (await db.execute(query)).all()]
+            if attendance.roster_pending:  # rows not written yet read as unmarked absent records
+                missing = missing_rows(session_id, None if access.manages else actor.user_id)
+                records += [absent_view(user_id, name) for user_id, name in (await db.execute(missing)).all()]
+                records.sort(key=lambda r: (r.name, r.user_id))
             if access.manages:  # the audit trail is the teacher's
                 changes = await db.execute(
                     select(*AUDIT_COLUMNS)
@@ -179,6 +225,13 @@ class Reads(AccessRules):
             statistics,
             records,
         )
+
+
+def absent_view(user_id: str, name: str) -> RecordView:
+    """A roster student whose row is not written yet (service.roster_fill): absent, unmarked."""
+    return RecordView(
+        user_id=user_id, name=name, status="absent", marked_at=None, marked_by=None, remarks=None
+    )
 
 
 def record_view(record: AttendanceRecord, name: str) -> RecordView:

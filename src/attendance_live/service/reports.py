@@ -58,6 +58,7 @@ from attendance_live.service.report_views import (
     StudentAttendance,
     StudentHistory,
 )
+from attendance_live.service.roster_fill import missing_rows
 from attendance_live.timeutil import iso_z
 
 __all__ = [
@@ -307,21 +308,28 @@ class CourseReports:
         except NotFound:
             raise NotFound(f"Session {session_id!r} not found") from None
         R = AttendanceRecord  # noqa: N806
-        rows = conn.execute(
-            select(
-                R.user_id,
-                User.name,
-                User.email,
-                R.status,
-                R.checked_in_at,
-                R.marked_at,
-                R.marked_by,
-                R.remarks,
+        rows: list[tuple[Any, ...]] = list(
+            conn.execute(
+                select(
+                    R.user_id,
+                    User.name,
+                    User.email,
+                    R.status,
+                    R.checked_in_at,
+                    R.marked_at,
+                    R.marked_by,
+                    R.remarks,
+                )
+                .join(User, User.id == R.user_id)
+                .where(R.session_id == session_id)
+                .order_by(User.name, User.id)
             )
-            .join(User, User.id == R.user_id)
-            .where(R.session_id == session_id)
-            .order_by(User.name, User.id)
         )
+        # A roster still being written (service.roster_fill): its missing rows are absent.
+        missing = conn.execute(missing_rows(session_id).add_columns(User.email)).all()
+        if missing:
+            rows += [(uid, name, email, "absent", None, None, None, None) for uid, name, email in missing]
+            rows.sort(key=lambda row: (row[1], row[0]))
         body = _csv(
             _SESSION_REPORT_COLUMNS,
             (

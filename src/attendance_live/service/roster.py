@@ -150,6 +150,7 @@ class Roster(Invitations):
             result, plan = await self._plan(unit.db, course_id, managers, rows, errors)
             if result.errors:
                 raise RosterImportRefused(result)  # rolls the transaction back: nothing written
+            await self._before_enrollment_change(unit, course_id)
             await self._apply(unit.db, course_id, plan, now)
             if self.database.dialect == "postgresql" and len(plan) >= ANALYZE_AFTER_ROWS:
                 # A bulk load leaves the planner's statistics behind until autovacuum comes by

@@ -2,9 +2,10 @@
 
 Each transition is a conditional update (``UPDATE … WHERE status = 'active'``),
 so two clicks, two nodes or the timer racing a teacher give one result and
-one announcement. A session's roster is written at its start: every approved
-enrollment, each with an ``absent`` record. The check-in is in
-``service.checkin``.
+one announcement. A session's roster (every approved enrollment, each with an
+``absent`` record) is written just after its start has been announced, in a
+second transaction (``service.roster_fill``); an end writes it first if it is
+still pending. The check-in is in ``service.checkin``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, select, update
 
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Enrollment, RecordChange
@@ -106,25 +107,23 @@ class Sessions(Reads):
                     code_period_seconds=code_period_seconds,
                     code_secret=new_secret(),
                     allowed_networks=networks_json,
+                    roster_pending=True,
                 )
             )
+            # The roster (every approved enrollment, absent until it checks in) is written after
+            # the announcement (service.roster_fill); the course's lock orders this start with
+            # enrollment changes (PostgreSQL).
+            await unit.db.run_sync(lambda sync: self.rosters.lock_course(sync.connection(), course_id))
+            # The answer, read here so that nothing is left to wait for once committed: without
+            # the records (GET /api/sessions/{id}/records has them); the statistics count the
+            # roster (the approved enrollments now, all absent).
             await unit.db.flush()
-            # The roster: every approved enrollment, each absent until it checks in.
-            await unit.db.execute(
-                insert(AttendanceRecord).from_select(
-                    ["session_id", "user_id", "status"],
-                    select(
-                        literal(session_id, AttendanceRecord.session_id.type),
-                        Enrollment.user_id,
-                        literal("absent", AttendanceRecord.status.type),
-                    ).where(Enrollment.course_id == course_id, Enrollment.status == "approved"),
-                )
-            )
+            view = await self._session_view(unit.db, session_id, access, actor, with_records=False)
             unit.events.append(SessionStarted(course_id, session_id))
-        # Read after the commit: the announcement goes out while this response,
-        # with the whole roster, is being built.
-        async with self.database.read() as db:
-            return await self._session_view(db, session_id, access, actor)
+        # Committed and handed to the relay: announced. The roster's rows follow in their own
+        # transaction; meanwhile every read counts the missing ones as absent.
+        self.rosters.after_start(session_id)
+        return view
 
     async def mark_record(
         self,
@@ -207,6 +206,9 @@ class Sessions(Reads):
         return view
 
     async def end_session(self, actor: Identity, session_id: str) -> SessionView:
+        # A roster still pending is written first, in its own transaction: the final statistics
+        # then count every roster student.
+        await self.rosters.complete(session_id)
         async with self._write() as unit:
             attendance, access = await self._session_access(unit.db, actor, session_id)
             if not access.manages:
@@ -235,6 +237,7 @@ class Sessions(Reads):
             ).all()
         ended: list[str] = []
         for session_id, course_id in rows:
+            await self.rosters.complete(session_id)
             async with self._write() as unit:
                 if await self._end(unit, course_id, session_id, None, SYSTEM):
                     ended.append(session_id)

@@ -9,13 +9,14 @@ parameters (``p_cid``, ``p_sid``). No access check: callers have authorized.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import CompoundSelect, String, bindparam, case, func, literal, select, union_all
+from sqlalchemy.engine import Connection, Row
 
 from attendance_live.db.models import AttendanceRecord, AttendanceSession, Course, User
+from attendance_live.service.roster_fill import missing_count
 from attendance_live.service.views import (
     ActiveSessionsView,
     ActiveSessionView,
@@ -26,7 +27,16 @@ from attendance_live.service.views import (
 from attendance_live.timeutil import iso_z
 from attendance_live.vocabulary import PRESENT_STATUSES
 
-__all__ = ["STATEMENTS", "active_sessions_in", "session_view_of", "summary_in"]
+__all__ = ["STATEMENTS", "active_sessions_in", "counts_of", "session_view_of", "summary_in"]
+
+
+def counts_of(rows: Iterable[Row[str, int]]) -> Statistics:
+    """Statistics from ``STATEMENTS.statistics``' rows (status, count); a status may come twice:
+    the roster's missing rows are added as ``absent`` while it is pending (service.roster_fill)."""
+    counts: dict[str, int] = {}
+    for status, n in rows:
+        counts[status] = counts.get(status, 0) + int(n)
+    return Statistics.from_counts(counts)
 
 
 def session_view_of(
@@ -81,7 +91,8 @@ class _Statements:
                 AttendanceSession.topic,
                 Course.teacher_id,
                 func.coalesce(counted, 0),
-                func.count(AttendanceRecord.user_id),
+                # The roster: its records, and while it is pending its missing rows (absent).
+                func.count(AttendanceRecord.user_id) + missing_count(AttendanceSession),
             )
             .join(Course, Course.id == AttendanceSession.course_id)
             .outerjoin(AttendanceRecord, AttendanceRecord.session_id == AttendanceSession.id)
@@ -102,10 +113,12 @@ class _Statements:
             .join(User, User.id == Course.teacher_id)
             .where(AttendanceSession.id == sid)
         )
-        self.statistics = (
+        # Per status; then, while the roster is pending, its missing rows as absent.
+        self.statistics: CompoundSelect[str, int] = union_all(
             select(AttendanceRecord.status, func.count())
             .where(AttendanceRecord.session_id == sid)
-            .group_by(AttendanceRecord.status)
+            .group_by(AttendanceRecord.status),
+            select(literal("absent", String()), missing_count()),
         )
 
 
@@ -131,13 +144,16 @@ def active_sessions_in(conn: Connection, course_id: str) -> ActiveSessionsView:
     )
 
 
-def summary_in(conn: Connection, session_id: str) -> SessionView | None:
+def summary_in(conn: Connection, session_id: str, *, statistics: bool = True) -> SessionView | None:
+    """The session without records; its statistics zero unless ``statistics`` (a start's
+    announcement carries none, so its transaction reads no roster)."""
     row = conn.execute(STATEMENTS.summary, {"p_sid": session_id}).first()
     if row is None:
         return None
     m = row._mapping
-    rows = conn.execute(STATEMENTS.statistics, {"p_sid": session_id})
-    counts: dict[str, int] = {status: n for status, n in rows}
-    return session_view_of(
-        m.__getitem__, m["teacher_id_"], m["teacher_name_"], Statistics.from_counts(counts), records=[]
+    stats = (
+        counts_of(conn.execute(STATEMENTS.statistics, {"p_sid": session_id}))
+        if statistics
+        else Statistics.of(0, 0, 0, 0)
     )
+    return session_view_of(m.__getitem__, m["teacher_id_"], m["teacher_name_"], stats, records=[])

@@ -35,6 +35,7 @@ __all__ = [
     "ManagerView",
     "RecordAudit",
     "RecordView",
+    "RecordsPage",
     "SessionView",
     "Statistics",
     "UserView",
@@ -254,3 +255,13 @@ class ActiveSessionsView(_View):
 
     course_id: str
     sessions: list[ActiveSessionView]
+
+
+class RecordsPage(_View):
+    """One page of a session's roster (``GET /api/sessions/{id}/records``)."""
+
+    session_id: str
+    total: int = Field(description="Records the caller may see: the roster (a student: its own, 0 or 1)")
+    offset: int
+    limit: int
+    records: list[RecordView] = Field(description="Ordered by name, then user id")

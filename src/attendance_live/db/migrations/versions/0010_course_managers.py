@@ -3,7 +3,7 @@
 ``course_managers`` is new; ``courses.teacher_id`` stays the owner (the ``teacher_id`` and
 ``teacher_name`` of every payload).
 
-Revision ID: 0013
+Revision ID: 0010
 Revises: 0009
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
