@@ -68,6 +68,7 @@ class _Polling:
         self.http = http
         self.url = url
         self.closed = False
+        self._poll: asyncio.Future[httpx.Response] | None = None  # the GET in flight
 
     async def send(self, packet: str) -> None:
         response = await self.http.post(self.url, content=packet.encode())
@@ -77,10 +78,16 @@ class _Polling:
     async def receive(self) -> list[str]:
         if self.closed:
             return []
+        self._poll = poll = asyncio.ensure_future(self.http.get(self.url, timeout=60))
         try:
-            response = await self.http.get(self.url, timeout=60)
+            response: httpx.Response | None = await poll
         except httpx.TransportError:
             response = None
+        except asyncio.CancelledError:
+            reader = asyncio.current_task()
+            if self.closed and poll.cancelled() and reader is not None and not reader.cancelling():
+                return []  # close() dropped the poll in flight: the connection is gone
+            raise
         if response is None or response.status_code != 200:  # "Invalid session" from another node
             self.closed = True
             return []
@@ -88,6 +95,10 @@ class _Polling:
 
     async def close(self) -> None:
         self.closed = True
+        # A pending long-poll is not ended by closing the client's pool: the server would answer
+        # it only at its next ping, after the reader had waited for its disconnect in vain.
+        if self._poll is not None:
+            self._poll.cancel()
         await self.http.aclose()
 
 

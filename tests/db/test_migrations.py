@@ -9,7 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from attendance_live.config import Settings
-from attendance_live.db import term_models  # noqa: F401  (its tables are on Base)
+from attendance_live.db import (
+    lti_models,  # noqa: F401  (registers the LMS tables on Base)
+    term_models,  # noqa: F401  (its tables are on Base)
+)
 from attendance_live.db.engine import Database
 from attendance_live.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from attendance_live.db.models import Base

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from attendance_live.app import Application
-from attendance_live.db.models import Course, Enrollment, LtiLogin
+from attendance_live.db.lti_models import LtiLogin
+from attendance_live.db.models import Course, Enrollment
 from attendance_live.lti.registry import register_platform
 from attendance_live.lti.service import lti_course_id, lti_user_id
 from tests.auth.provider import SigningKey

@@ -33,6 +33,11 @@ async def connected(recorders: Callable[[str], Recorder], live_url: str, world: 
     return recorder
 
 
+# Absent, or no row yet: the roster's rows follow the start's announcement, and a missing row reads
+# as absent everywhere.
+NOT_CHECKED_IN = (None, ("absent", None))
+
+
 async def record_of(app: Application, sid: str, user: str) -> tuple[str, str | None] | None:
     async with app.context.database.read() as db:
         row = (
@@ -213,7 +218,7 @@ async def test_code_rules_answer_as_http_does(
         "event": "checkIn",
         "session_id": sid,
     }
-    assert await record_of(app, sid, "s1") == ("absent", None)
+    assert await record_of(app, sid, "s1") in NOT_CHECKED_IN
 
     typed = f"{right[:3].lower()}-{right[3:].lower()}"  # case and dashes ignored, as over HTTP
     good = await s1.call("checkIn", {"session_id": sid, "code": typed})
@@ -320,7 +325,7 @@ async def test_wrong_codes_over_http_and_the_socket_count_against_one_limit(
     flagged = await teacher.next("attendanceUpdated")
     assert flagged["user_id"] == "s1"
     assert flagged["code_attempts_blocked_at"] is not None
-    assert await record_of(app, sid, "s1") == ("absent", None)
+    assert await record_of(app, sid, "s1") in NOT_CHECKED_IN
     # Another student is not affected.
     s2 = await connected(recorders, live_url, world, "s2")
     assert (await s2.call("checkIn", {"session_id": sid, "code": right}))["ok"] is True
@@ -374,7 +379,7 @@ async def test_a_malformed_payload_is_refused_and_names_the_fix(
         "checkIn",
         answer["message"],
     )
-    assert await record_of(app, sid, "s1") == ("absent", None)
+    assert await record_of(app, sid, "s1") in NOT_CHECKED_IN
     # The connection stays usable.
     assert (await s1.call("checkIn", {"session_id": sid}))["ok"] is True
 

@@ -49,6 +49,7 @@ __all__ = [
     "UNAVAILABLE",
     "Unauthorized",
     "allowed_methods",
+    "database_error_name",
     "error_response",
     "install_error_handlers",
     "retry_after",

@@ -30,7 +30,8 @@ from typing import Any, Final
 from sqlalchemy import func, select, update
 
 from attendance_live.auth.tokens import Identity
-from attendance_live.db.models import Course, LtiContext, LtiCursor, LtiScorePost, LtiUser, OutboxEvent, User
+from attendance_live.db.lti_models import LtiContext, LtiCursor, LtiScorePost, LtiUser
+from attendance_live.db.models import Course, OutboxEvent, User
 from attendance_live.lti.platform import PlatformError
 from attendance_live.lti.service import LtiTool
 from attendance_live.service.events import DomainEvent, SessionEnded

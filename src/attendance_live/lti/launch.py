@@ -34,7 +34,7 @@ from sqlalchemy import delete, update
 
 from attendance_live.auth.jwks import JwksKeys
 from attendance_live.db.engine import Database
-from attendance_live.db.models import LtiLogin
+from attendance_live.db.lti_models import LtiLogin
 from attendance_live.lti.registry import LTI_ALGORITHM, PlatformInfo, list_platforms
 from attendance_live.timeutil import Clock
 

@@ -23,7 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import delete, select
 
 from attendance_live.db.engine import Database
-from attendance_live.db.models import LtiDeployment, LtiPlatform, LtiToolKey
+from attendance_live.db.lti_models import LtiDeployment, LtiPlatform, LtiToolKey
 
 __all__ = [
     "LTI_ALGORITHM",

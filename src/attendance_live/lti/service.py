@@ -37,7 +37,8 @@ from sqlalchemy.exc import IntegrityError
 from attendance_live.auth.session_keys import SessionKeys
 from attendance_live.auth.tokens import Identity
 from attendance_live.db.engine import Database
-from attendance_live.db.models import Course, Enrollment, LtiContext, LtiUser, User
+from attendance_live.db.lti_models import LtiContext, LtiUser
+from attendance_live.db.models import Course, Enrollment, User
 from attendance_live.lti.launch import Launch, Launcher, LaunchError
 from attendance_live.lti.platform import PlatformClient, PlatformError
 from attendance_live.lti.registry import PlatformInfo, ToolKey, list_platforms, load_tool_key

@@ -88,7 +88,7 @@ class _Refusal(Exception):
 
 EventHandler = Callable[[Socket, Connection, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
 
-DATABASE_DOWN = "The server cannot reach its database; try again shortly"
+_DATABASE_DOWN = "The server cannot reach its database; try again shortly"
 
 
 class ClientEvents(Rooms):
@@ -129,7 +129,7 @@ class ClientEvents(Rooms):
                 return self._error(socket, event, socket_code(exc), exc.message, args)
             except (OperationalError, DBAPIError, OSError):
                 log.exception("database unavailable while handling %s", event)
-                return self._error(socket, event, "internal", DATABASE_DOWN, args)
+                return self._error(socket, event, "internal", _DATABASE_DOWN, args)
             except Exception:
                 log.exception("handler for %s failed", event)
                 return self._error(socket, event, "internal", "Internal server error; try again", args)
@@ -298,7 +298,7 @@ class ClientEvents(Rooms):
             return self._check_in_refused(socket, args, refusal_reason(exc), exc.message)
         except (OperationalError, DBAPIError, PoolTimeout, OSError):
             log.exception("database unavailable while handling %s", CHECK_IN_EVENT)
-            return self._check_in_refused(socket, args, "unavailable", DATABASE_DOWN, 2)
+            return self._check_in_refused(socket, args, "unavailable", _DATABASE_DOWN, 2)
         except Exception:
             log.exception("handler for %s failed", CHECK_IN_EVENT)
             return self._check_in_refused(socket, args, "internal", "Internal server error; try again")

@@ -8,7 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from attendance_live.db import term_models  # noqa: F401  (registers the term's tables on Base)
+from attendance_live.db import (
+    lti_models,  # noqa: F401  (registers the LMS tables on Base)
+    term_models,  # noqa: F401  (registers the term's tables on Base)
+)
 from attendance_live.db.models import Base
 
 config = context.config
