@@ -101,7 +101,9 @@ class AccessRules(ServiceCore):
         course, teacher_name, enrollment, manager_role = row
         return self._relation(actor, course, teacher_name, enrollment, course_id, manager_role)
 
-    async def _member_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
+    async def member_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
+        """The caller's access to a course it belongs to (approved student, manager, admin): a
+        pending student is refused, anyone else finds no such course (NotFound)."""
         access = await self._access(db, actor, course_id)
         if access.relation == "pending":
             raise Forbidden(
@@ -109,8 +111,9 @@ class AccessRules(ServiceCore):
             )
         return access
 
-    async def _manager_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
-        access = await self._member_access(db, actor, course_id)
+    async def manager_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
+        """The caller's access to a course it manages (its teacher, a co-manager, an admin)."""
+        access = await self.member_access(db, actor, course_id)
         if not access.manages:
             raise Forbidden(
                 f"Only the teachers of course {course_id!r} (its teacher, co-teachers and teaching "
@@ -118,9 +121,9 @@ class AccessRules(ServiceCore):
             )
         return access
 
-    async def _owner_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
+    async def owner_access(self, db: AsyncSession, actor: Identity, course_id: str) -> Access:
         """The course's teacher (its owner) or an admin: who may change who manages it."""
-        access = await self._manager_access(db, actor, course_id)
+        access = await self.manager_access(db, actor, course_id)
         if not manages(actor, access.course.teacher_id, co_manager=False):  # a co-manager may not
             raise Forbidden(
                 f"Only the teacher who owns course {course_id!r} or an admin can change its co-teachers"

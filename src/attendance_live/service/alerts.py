@@ -133,7 +133,7 @@ class Alerts:
             for r in rules
         ]
         async with self.database.write() as db:
-            await self.service._manager_access(db, actor, course_id)
+            await self.service.manager_access(db, actor, course_id)
             await db.execute(delete(AbsenceRule).where(AbsenceRule.course_id == course_id))
             db.add_all(rows)
             if await db.get(TermCursor, CURSOR) is None:
@@ -147,7 +147,7 @@ class Alerts:
 
     async def list_rules(self, actor: Identity, course_id: str) -> list[RuleView]:
         async with self.database.read() as db:
-            await self.service._member_access(db, actor, course_id)
+            await self.service.member_access(db, actor, course_id)
             rows = (
                 await db.execute(
                     select(AbsenceRule)
@@ -170,7 +170,7 @@ class Alerts:
         if open_only:
             query = query.where(AbsenceAlert.acknowledged_at.is_(None))
         async with self.database.read() as db:
-            access = await self.service._member_access(db, actor, course_id)
+            access = await self.service.member_access(db, actor, course_id)
             if not access.manages:
                 query = query.where(AbsenceAlert.user_id == actor.user_id)
             return [self._alert_view(a) for a in (await db.execute(query.limit(500))).scalars()]
@@ -182,7 +182,7 @@ class Alerts:
             if alert is None:
                 raise NotFound(f"Alert {alert_id!r} not found")
             try:
-                await self.service._manager_access(db, actor, alert.course_id)
+                await self.service.manager_access(db, actor, alert.course_id)
             except NotFound:
                 raise NotFound(f"Alert {alert_id!r} not found") from None
             except Forbidden:

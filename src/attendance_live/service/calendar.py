@@ -215,7 +215,7 @@ class CalendarFeeds:
 
     async def course_feed(self, actor: Identity, course_id: str) -> bytes:
         async with self.service.database.read() as db:
-            access = await self.service._member_access(db, actor, course_id)
+            access = await self.service.member_access(db, actor, course_id)
         course = access.course
         entries = await self._entries([course_id])
         return build_calendar(f"{course.code} {course.title}", entries, self.service.clock())

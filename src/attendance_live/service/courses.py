@@ -79,7 +79,7 @@ class Courses(AccessRules):
 
     async def get_course(self, actor: Identity, course_id: str) -> CourseView:
         async with self.database.read() as db:
-            access = await self._member_access(db, actor, course_id)
+            access = await self.member_access(db, actor, course_id)
         return _course_view(actor, access.course, access.teacher_name, access.manager_role)
 
     async def update_course(
@@ -87,7 +87,7 @@ class Courses(AccessRules):
     ) -> CourseView:
         """Change a course's code or title (a value left out stays)."""
         async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
+            access = await self.manager_access(unit.db, actor, course_id)
             if code is not None:
                 access.course.code = code
             if title is not None:
@@ -104,7 +104,7 @@ class Courses(AccessRules):
         """
         now = self.clock()
         async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
+            access = await self.manager_access(unit.db, actor, course_id)
             course = access.course
             if archived and course.archived_at is None:
                 running = await unit.db.scalar(
@@ -130,7 +130,7 @@ class Courses(AccessRules):
     async def remove_enrollment(self, actor: Identity, course_id: str, user_id: str) -> None:
         """Remove an enrollment; the student's past attendance records stay in the reports."""
         async with self._write() as unit:
-            await self._manager_access(unit.db, actor, course_id)
+            await self.manager_access(unit.db, actor, course_id)
             await self._before_enrollment_change(unit, course_id)
             result = await unit.db.execute(
                 delete(Enrollment).where(Enrollment.course_id == course_id, Enrollment.user_id == user_id)
@@ -153,7 +153,7 @@ class Courses(AccessRules):
         validate_id(user_id, "user id")
         now = self.clock()
         async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
+            access = await self.manager_access(unit.db, actor, course_id)
             if user_id == access.course.teacher_id:
                 raise InvalidInput(f"User {user_id!r} teaches course {course_id!r} and cannot enroll in it")
             if await self._manager_role(unit.db, course_id, user_id) is not None:
@@ -201,7 +201,7 @@ class Courses(AccessRules):
 
     async def list_enrollments(self, actor: Identity, course_id: str) -> list[EnrollmentView]:
         async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
+            await self.manager_access(db, actor, course_id)
             rows = (
                 await db.execute(
                     select(Enrollment, User)

@@ -31,7 +31,7 @@ class Invitations(AccessRules):
     async def list_invitations(self, actor: Identity, course_id: str) -> list[InvitationView]:
         """Students imported by email who have not signed in yet."""
         async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
+            await self.manager_access(db, actor, course_id)
             rows = (
                 await db.execute(
                     select(RosterInvite)

@@ -78,7 +78,7 @@ class JoinCodes(AccessRules):
             raise InvalidInput("expires_at is in the past; give a time in the future, or none")
         code = new_join_code()
         async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
+            access = await self.manager_access(unit.db, actor, course_id)
             if access.course.archived_at is not None:
                 raise Forbidden(f"Course {course_id!r} is archived; unarchive it before inviting students")
             if self.database.dialect == "postgresql":
@@ -99,7 +99,7 @@ class JoinCodes(AccessRules):
 
     async def get_join_code(self, actor: Identity, course_id: str) -> JoinCodeView | None:
         async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
+            await self.manager_access(db, actor, course_id)
             row = (
                 await db.execute(
                     select(JoinCode)
@@ -114,7 +114,7 @@ class JoinCodes(AccessRules):
 
     async def revoke_join_code(self, actor: Identity, course_id: str) -> None:
         async with self._write() as unit:
-            await self._manager_access(unit.db, actor, course_id)
+            await self.manager_access(unit.db, actor, course_id)
             if not await self._revoke(unit.db, course_id, self.clock()):
                 raise NotFound(f"Course {course_id!r} has no join code to revoke")
 

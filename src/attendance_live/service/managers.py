@@ -31,7 +31,7 @@ class CourseManagers(AccessRules):
     async def list_managers(self, actor: Identity, course_id: str) -> list[ManagerView]:
         """The owner first, then the co-managers by name (for anyone who manages the course)."""
         async with self.database.read() as db:
-            access = await self._manager_access(db, actor, course_id)
+            access = await self.manager_access(db, actor, course_id)
             owner = await db.get(User, access.course.teacher_id)
             rows = (
                 await db.execute(
@@ -74,7 +74,7 @@ class CourseManagers(AccessRules):
         validate_id(user_id, "user id")
         now = self.clock()
         async with self._write() as unit:
-            access = await self._owner_access(unit.db, actor, course_id)
+            access = await self.owner_access(unit.db, actor, course_id)
             if user_id == access.course.teacher_id:
                 raise InvalidInput(
                     f"User {user_id!r} is the teacher who owns course {course_id!r}; "
@@ -114,7 +114,7 @@ class CourseManagers(AccessRules):
     async def remove_manager(self, actor: Identity, course_id: str, user_id: str) -> None:
         """Take a co-manager off the course; from this moment they manage nothing of it."""
         async with self._write() as unit:
-            access = await self._owner_access(unit.db, actor, course_id)
+            access = await self.owner_access(unit.db, actor, course_id)
             if user_id == access.course.teacher_id:
                 raise InvalidInput(
                     f"User {user_id!r} owns course {course_id!r} and cannot be removed from its teachers"

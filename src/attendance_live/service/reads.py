@@ -45,7 +45,7 @@ class Reads(AccessRules):
     async def active_sessions(self, actor: Identity, course_id: str) -> ActiveSessionsView:
         """The course's active sessions, for a member of the course."""
         async with self.database.read() as db:
-            await self._member_access(db, actor, course_id)
+            await self.member_access(db, actor, course_id)
             return await db.run_sync(lambda session: active_sessions_in(session.connection(), course_id))
 
     async def active_sessions_snapshot(self, course_id: str) -> ActiveSessionsView:
@@ -145,7 +145,7 @@ class Reads(AccessRules):
 
     async def list_sessions(self, actor: Identity, course_id: str) -> list[SessionView]:
         async with self.database.read() as db:
-            access = await self._manager_access(db, actor, course_id)
+            access = await self.manager_access(db, actor, course_id)
             ids = (
                 (
                     await db.execute(

@@ -126,7 +126,7 @@ class Roster(Invitations):
     ) -> ImportResult:
         # The caller's right first: a CSV error must not tell a stranger the course exists.
         async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
+            await self.manager_access(db, actor, course_id)
         rows, errors = parse_roster_csv(body)
         return await self._import(actor, course_id, rows, errors, dry_run=dry_run)
 
@@ -170,7 +170,7 @@ class Roster(Invitations):
 
     async def _managers_of(self, db: AsyncSession, actor: Identity, course_id: str) -> frozenset[str]:
         """After the caller's manager check: who manages the course (none of them may enroll)."""
-        owner = (await self._manager_access(db, actor, course_id)).course.teacher_id
+        owner = (await self.manager_access(db, actor, course_id)).course.teacher_id
         co = await db.scalars(select(CourseManager.user_id).where(CourseManager.course_id == course_id))
         return frozenset({owner, *co})
 
@@ -387,7 +387,7 @@ class Roster(Invitations):
         from attendance_live.service.reports import csv_safe  # reports import the service's views
 
         async with self.database.read() as db:
-            await self._manager_access(db, actor, course_id)
+            await self.manager_access(db, actor, course_id)
             enrolled = (
                 await db.execute(
                     select(User.id, User.email, User.name, Enrollment.status, Enrollment.updated_at)

@@ -85,7 +85,7 @@ class Sessions(Reads):
             )
         session_id = session_id or uuid.uuid4().hex
         async with self._write() as unit:
-            access = await self._manager_access(unit.db, actor, course_id)
+            access = await self.manager_access(unit.db, actor, course_id)
             if access.course.archived_at is not None:
                 raise Conflict(
                     f"Course {course_id!r} is archived and takes no new session; unarchive it first"

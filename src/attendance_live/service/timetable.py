@@ -117,7 +117,7 @@ class Timetable:
         slot_id = uuid.uuid4().hex
         settings_json = settings.model_dump_json()
         async with self.database.write() as db:
-            await self.service._manager_access(db, actor, course_id)
+            await self.service.manager_access(db, actor, course_id)
             slot = TimetableSlot(
                 id=slot_id,
                 course_id=course_id,
@@ -159,7 +159,7 @@ class Timetable:
 
     async def list_slots(self, actor: Identity, course_id: str) -> list[SlotView]:
         async with self.database.read() as db:
-            await self.service._member_access(db, actor, course_id)
+            await self.service.member_access(db, actor, course_id)
             slots = (
                 await db.execute(
                     select(TimetableSlot)
@@ -181,7 +181,7 @@ class Timetable:
     async def delete_slot(self, actor: Identity, course_id: str, slot_id: str) -> None:
         """Remove a slot and its plans that have not started (held and missed ones stay)."""
         async with self.database.write() as db:
-            await self.service._manager_access(db, actor, course_id)
+            await self.service.manager_access(db, actor, course_id)
             slot = await db.get(TimetableSlot, slot_id)
             if slot is None or slot.course_id != course_id:
                 raise NotFound(f"Slot {slot_id!r} not found in course {course_id!r}")
@@ -225,7 +225,7 @@ class Timetable:
             updated_at=now,
         )
         async with self.database.write() as db:
-            await self.service._manager_access(db, actor, course_id)
+            await self.service.manager_access(db, actor, course_id)
             db.add(row)
         return self._planned_view(row, None)
 
@@ -243,7 +243,7 @@ class Timetable:
         if end is not None:
             query = query.where(PlannedSession.starts_at < end)
         async with self.database.read() as db:
-            await self.service._member_access(db, actor, course_id)
+            await self.service.member_access(db, actor, course_id)
             return [self._planned_view(p, s) for p, s in (await db.execute(query)).all()]
 
     async def skip(self, actor: Identity, planned_id: str) -> PlannedView:
@@ -368,7 +368,7 @@ class Timetable:
         if planned is None:
             raise NotFound(f"Planned session {planned_id!r} not found")
         try:
-            await self.service._manager_access(db, actor, planned.course_id)
+            await self.service.manager_access(db, actor, planned.course_id)
         except NotFound:
             raise NotFound(f"Planned session {planned_id!r} not found") from None
         except Forbidden:
