@@ -185,6 +185,31 @@ async def test_an_end_before_the_roster_is_written_writes_it_first(
     }
 
 
+async def test_a_student_guessing_codes_before_the_roster_is_written_is_flagged(
+    world: World, app: Application, gate: Gate
+) -> None:
+    started = await world.start(check_in_mode="code")
+    sid = started["id"]
+    await gate.held.get()  # no roster row yet
+    right = (await world.check_in_code(sid))["code"]
+    wrong = "AAAAAA" if right != "AAAAAA" else "BBBBBB"
+    answers = []
+    for _ in range(6):  # CHECK_IN_CODE_ATTEMPTS (5) wrong codes, then the limit
+        answer = await world.http.post(
+            f"/api/sessions/{sid}/check-in", json={"code": wrong}, headers=world.users["s1"].headers
+        )
+        answers.append(answer.status_code)
+    assert answers == [403] * 5 + [429]
+    body = await session_body(world, sid)
+    records = body["records"]
+    assert isinstance(records, list)
+    flagged = {r["user_id"] for r in records if r["code_attempts_blocked_at"] is not None}
+    assert flagged == {"s1"}  # the flag wrote the roster it needed
+    assert await stored(app, sid) == (dict.fromkeys(ROSTER, "absent"), False)
+    gate.open()
+    await app.context.service.rosters.idle()
+
+
 async def test_enrollment_changes_between_the_two_transactions_leave_the_roster_as_at_the_start(
     world: World, app: Application, gate: Gate
 ) -> None:

@@ -188,6 +188,8 @@ class Sessions(Reads):
         followers get ``attendanceUpdated`` with ``code_attempts_blocked_at``; None when the
         student has no record in the session (approved after its start, never checked in)."""
         now = self.clock()
+        # A roster still pending is written first (as the end does): the flag needs the row.
+        await self.rosters.complete(session_id)
         async with self._write() as unit:
             attendance = await unit.db.get(AttendanceSession, session_id)
             record = await unit.db.get(AttendanceRecord, (session_id, user_id))
