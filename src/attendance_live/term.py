@@ -60,7 +60,8 @@ class Term:
 
     def _committed(self, rows: Sequence[OutboxRow]) -> None:
         if rows:
-            self.webhook_loop.wake()
+            if self.webhooks.in_use:  # otherwise the periodic pass looks (WEBHOOK_POLL_SECONDS)
+                self.webhook_loop.wake()
             # Only an end counts at once (records of running sessions do not; the poll sees the rest).
             if any(r.kind == "courseSessionEnded" for r in rows):
                 self.alerts_loop.wake()

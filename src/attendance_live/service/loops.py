@@ -37,6 +37,11 @@ class Loop:
         self._progress = asyncio.Condition()
 
     @property
+    def passes(self) -> int:
+        """Passes begun since the loop was made."""
+        return self._begun
+
+    @property
     def running(self) -> bool:
         """Started and not stopped."""
         return self._task is not None

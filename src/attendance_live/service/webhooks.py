@@ -134,6 +134,10 @@ class Webhooks:
         self.allowed_networks = tuple(allowed_networks)
         self.timeout_seconds = timeout_seconds
         self._http: aiohttp.ClientSession | None = None
+        #: Whether webhooks are set up here (an endpoint was ever registered, or a delivery is
+        #: pending), as the last pass found. While not, a commit does not wake the sender: three
+        #: queries after every commit for nothing (the periodic pass still looks).
+        self.in_use = True
 
     async def close(self) -> None:
         if self._http is not None:
@@ -345,10 +349,17 @@ class Webhooks:
         """Enqueue, send what is due; how long to sleep before the next pass."""
         await self.enqueue()
         if await self.send_due():
+            self.in_use = True
             return 0  # the lines' next deliveries may be due now
         upcoming = await self.next_due()
         if upcoming is None:
+            self.in_use = await self.database.run_read(
+                lambda conn: (
+                    conn.execute(select(TermCursor.name).where(TermCursor.name == CURSOR)).first() is not None
+                )
+            )
             return poll_seconds
+        self.in_use = True
         return min(poll_seconds, (upcoming - self.clock()).total_seconds())
 
     @staticmethod
