@@ -8,8 +8,9 @@ against a fresh database on a real PostgreSQL server (started by
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,21 @@ pytest_plugins = ["tests.infra.fixtures"]
 TEST_DATABASE = os.environ.get("ATTENDANCE_TEST_DATABASE", "sqlite")
 if TEST_DATABASE not in ("sqlite", "postgresql"):
     raise pytest.UsageError(f"ATTENDANCE_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """The root logger's handlers and level as they were before the test.
+
+    ``configure_logging`` (``cli.main`` in process, the log tests) binds a handler to the
+    test's captured stderr, which pytest closes after the test: a thread that logs later (a
+    test SMTP server's) printed "--- Logging error ---" into the run.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

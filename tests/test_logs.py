@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,17 +11,6 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.logs import configure_logging, redact
 
 SECRET = "s" * 40
-
-
-@pytest.fixture(autouse=True)
-def _root_logger_restored() -> Iterator[None]:
-    """``configure_logging`` binds a handler to this test's captured stderr, which pytest closes
-    after it: later tests must not log there ("--- Logging error ---")."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_tokens_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
