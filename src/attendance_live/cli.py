@@ -274,14 +274,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tune_garbage_collector() -> None:
-    """Keep GC pauses out of broadcasts (docs/performance.md), yet free closed connections.
+    """Keep cyclic-GC pauses out of broadcasts, but still free closed connections.
 
-    Start-up is frozen, the youngest generation collected less often. Closed connections
-    are cycles in the oldest: it keeps CPython's 10, and the collect() after freeze()
-    resets its size, so "grew by a quarter" is not judged against the frozen start-up."""
+    Start-up objects are frozen and the youngest generation is collected less often
+    (pauses doubled fan-out p99: docs/performance.md). The oldest keeps CPython's 10:
+    a closed connection's objects form cycles (websockets' parser, uvicorn's, ours)
+    and are old by then; with 100 they piled up under churn (docs/performance.md#soak).
+    """
     gc.collect()
     gc.freeze()
-    gc.collect()
     gc.set_threshold(50_000, 20, 10)
 
 
