@@ -274,16 +274,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tune_garbage_collector() -> None:
-    """Keep cyclic-GC pauses out of broadcasts, but still free closed connections.
+    """Keep cyclic-GC pauses out of broadcasts.
 
-    Start-up objects are frozen and the youngest generation is collected less often
-    (pauses doubled fan-out p99: docs/performance.md). The oldest keeps CPython's 10:
-    a closed connection's objects form cycles (websockets' parser, uvicorn's, ours)
-    and are old by then; with 100 they piled up under churn (docs/performance.md#soak).
+    Everything built at start-up (modules, the app) is moved out of the
+    collector's reach, and the youngest generation is collected less often: with
+    thousands of sockets a full collection walks millions of objects, and the
+    benchmark saw such pauses double fan-out p99 (docs/performance.md).
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
