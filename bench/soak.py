@@ -40,6 +40,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -143,7 +144,14 @@ class Soak:
             LOG_LEVEL="warning",
             HTTP_RATE_LIMITS="false",
         )
+        for item in self.args.server_env:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--server-env {item!r}: expected NAME=VALUE, e.g. PYTHONMALLOC=malloc")
+            env[key] = value
         cmd = [self.args.ours, "serve", "--host", HOST, "--port", str(port)]
+        if self.args.wrap:
+            cmd = shlex.split(self.args.wrap) + cmd
         return Server("ours", cmd, env, port, os.path.join(self.tmp, "server.log"))
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -267,9 +275,19 @@ class Soak:
         for pid in srv.tree():
             with contextlib.suppress(OSError):
                 fds += len(os.listdir(f"/proc/{pid}/fd"))
+        files = {}
+        for name, suffix in (("db_kib", ""), ("wal_kib", "-wal")):
+            with contextlib.suppress(OSError):
+                files[name] = os.stat(os.path.join(self.tmp, "soak.db" + suffix)).st_size // 1024
         return {
             "minute": round((time.monotonic() - started) / 60, 2),
             "rss_kib": srv.rss_kib(),
+            # What RSS is made of: private memory (the heap), mapped files, shared memory
+            # (SQLite's WAL index, the -shm file, is mapped shared).
+            "rss_anon_kib": srv.status_kib("RssAnon:"),
+            "rss_file_kib": srv.status_kib("RssFile:"),
+            "rss_shmem_kib": srv.status_kib("RssShmem:"),
+            **files,
             "fds": fds,
             "tasks": int(gauges.get("attendance_asyncio_tasks", -1)),
             "timers": int(gauges.get("attendance_timer_entries", -1)),
@@ -292,7 +310,11 @@ class Soak:
                 sample = await self.sample(srv, started)
                 self.samples.append(sample)
                 log(
-                    f"minute {sample['minute']:5.2f}: RSS {sample['rss_kib'] / 1024:7.1f} MiB, "
+                    f"minute {sample['minute']:5.2f}: RSS {sample['rss_kib'] / 1024:7.1f} MiB "
+                    f"(anon {sample['rss_anon_kib'] / 1024:.1f}, file {sample['rss_file_kib'] / 1024:.1f}, "
+                    f"shmem {sample['rss_shmem_kib'] / 1024:.1f}; "
+                    f"db {sample.get('db_kib', 0) / 1024:.1f} MiB, "
+                    f"wal {sample.get('wal_kib', 0) / 1024:.1f} MiB), "
                     f"fds {sample['fds']:5d}, tasks {sample['tasks']:4d}, timers {sample['timers']:5d} "
                     f"(heap {sample['timer_heap']:5d}), "
                     f"connections {sample['connections']:5d} | sessions {self.counts.sessions}, "
@@ -387,6 +409,18 @@ def main() -> None:
     ap.add_argument("--blip-seconds", type=float, default=1.0, help="how long a blip lasts")
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--json", help="also write the report to this file")
+    ap.add_argument(
+        "--wrap",
+        default="",
+        help="run the server under this command, e.g. 'heaptrack -o /tmp/soak' (RSS then includes it)",
+    )
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one more environment variable for the server (repeatable), e.g. PYTHONMALLOC=malloc",
+    )
     ap.add_argument("--ours", default=os.path.join(ROOT, ".venv", "bin", "attendance-live"))
     args = ap.parse_args()
     with contextlib.suppress(ImportError):

@@ -144,6 +144,10 @@ class Server:
                 continue
         return total  # KiB
 
+    def status_kib(self, key: str) -> int:
+        """A ``/proc/<pid>/status`` line in KiB (``"RssAnon:"``), summed over the tree."""
+        return self._status(key)
+
     def rss_kib(self) -> int:
         return self._status("VmRSS:")
 
