@@ -279,8 +279,8 @@ def _tune_garbage_collector() -> None:
     Everything built at start-up (modules, the app) is moved out of the
     collector's reach, and the youngest generation is collected less often: with
     thousands of sockets a full collection walks millions of objects, and the
-    benchmark saw such pauses double fan-out p99 (docs/performance.md).
-    """
+    benchmark saw such pauses double fan-out p99 (docs/performance.md); full
+    collections come from ``realtime.collector``, paced by closed connections."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from attendance_live.auth.tokens import TokenError, TokenService
 from attendance_live.config import Settings
 from attendance_live.logs import connection_id
+from attendance_live.realtime.collector import CycleCollector
 from attendance_live.realtime.expiry import (
     TOKEN_EXPIRED_EVENT,
     Deadlines,
@@ -53,6 +54,7 @@ class Lifecycle(Rooms):
     settings: Settings
     tokens: TokenService
     deadlines: Deadlines
+    collector: CycleCollector
     recovery: RecoveryStore | None
     stream: CourseStream | None
     on_resubscribed: Callable[[], Coroutine[Any, Any, None]] | None
@@ -186,6 +188,7 @@ class Lifecycle(Rooms):
             # A server-side disconnect at the token's exp may not be recovered; any other may.
             conn.recovery.disconnected(forget=conn.expired)
         self.deadlines.cancel(socket.sid)
+        self.collector.closed()
         self.metrics.connections.dec()
         self.metrics.subscriptions.dec(len(conn.courses))
         sockets = self.user_sockets.get(conn.identity.user_id)

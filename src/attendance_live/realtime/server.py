@@ -56,6 +56,7 @@ from attendance_live.auth.tokens import TokenService
 from attendance_live.config import Settings
 from attendance_live.metrics import Metrics
 from attendance_live.realtime.codes import CodeTicker
+from attendance_live.realtime.collector import CycleCollector
 from attendance_live.realtime.expiry import Deadlines
 from attendance_live.realtime.handlers import ClientEvents, EventHandler
 from attendance_live.realtime.lifecycle import Lifecycle
@@ -136,6 +137,7 @@ class RealtimeServer(Lifecycle, ClientEvents):
             on_overflow=self._overflowed,
         )
         self.namespace = self.server.namespace("/")
+        self.collector = CycleCollector(lambda: len(self.namespace.sockets))
         self.user_sockets: dict[str, set[Socket]] = {}
         self.codes = CodeTicker(self.namespace, service, service.clock)
         self.deadlines = Deadlines(self._expire)
