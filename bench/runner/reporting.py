@@ -270,7 +270,13 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
         f"versions: {m['versions']}",
         f"N={cfg['n']} subscribers, rounds={cfg['rounds']} (servers alternate order), fan-out triggers/round="
         f"{cfg['triggers']}, check-in burst={cfg['burst']} (+{cfg['dup']} racing duplicates) over 1 s, "
-        f"generator processes={cfg['procs']}, stalled subscribers={100 * cfg['stalled_fraction']:g} %",
+        f"generator processes={cfg['procs']}, stalled subscribers={100 * cfg['stalled_fraction']:g} %"
+        + (
+            f"; three nodes (nodes3): N/3 per node, {cfg.get('node_triggers')} fan-out triggers "
+            "through node A (3-node rows: medians over those triggers; ours only)"
+            if "nodes3" in cfg.get("scenarios", ())
+            else ""
+        ),
         f"elapsed {result['elapsed_s']:.0f}s; load generator CPU total "
         f"{result['generator_cpu_s_total']:.1f}s (workers + driver)",
         "",
