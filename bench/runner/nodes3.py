@@ -37,7 +37,19 @@ from typing import Any
 
 from .harness import COURSE, STUDENT_PREFIX, Harness
 from .reporting import pct
-from .servers import HOST, ROOT, Server, log, machine_busy, monotonic, redis_server, wait_healthy
+from .servers import (
+    HOST,
+    REDIS_PIDS,
+    ROOT,
+    Server,
+    log,
+    machine_busy,
+    machine_parts,
+    monotonic,
+    redis_server,
+    tree_cpu,
+    wait_healthy,
+)
 
 NODES = ("A", "B", "C")
 #: The open-file limit of every node process (issue 22: "each node under the 20,000 open-file limit").
@@ -117,7 +129,9 @@ async def three_nodes(h: Harness) -> None:
     if h.args.nodes3_db == "sqlite":
         path = os.path.join(h.tmp, "nodes3.db")
         with redis_server(h.logdir, "redis-nodes3") as url:
-            await _three_nodes(h, url, f"sqlite+aiosqlite:///{path}", "SQLite (one file)")
+            await _three_nodes(
+                h, url, f"sqlite+aiosqlite:///{path}", "SQLite (one file)", _pids(REDIS_PIDS.get(url))
+            )
         return
     sys.path.insert(0, ROOT)
     from tests.infra.postgres import PostgresServer  # the tests' throw-away server, made durable
@@ -131,7 +145,11 @@ async def three_nodes(h: Harness) -> None:
     try:
         with redis_server(h.logdir, "redis-nodes3") as url:
             await _three_nodes(
-                h, url, pg.create_database("bench3"), "PostgreSQL 15 (fsync and synchronous commits on)"
+                h,
+                url,
+                pg.create_database("bench3"),
+                "PostgreSQL 15 (fsync and synchronous commits on)",
+                _pids(REDIS_PIDS.get(url), pg.pid),
             )
     finally:
         pg.close()
@@ -169,7 +187,14 @@ def _nodes(h: Harness, url: str, database_url: str) -> Iterator[dict[str, Server
             srv.stop()
 
 
-async def _three_nodes(h: Harness, url: str, database_url: str, db_label: str) -> None:
+def _pids(*pids: int | None) -> tuple[int, ...]:
+    return tuple(pid for pid in pids if pid is not None)
+
+
+async def _three_nodes(
+    h: Harness, url: str, database_url: str, db_label: str, services: tuple[int, ...]
+) -> None:
+    """``services``: the pids of Redis and PostgreSQL, whose CPU the storm reports on its own."""
     with _nodes(h, url, database_url) as nodes:
         a = nodes["A"]
         servers = list(nodes.values())
@@ -203,7 +228,7 @@ async def _three_nodes(h: Harness, url: str, database_url: str, db_label: str) -
                 return
             tags = await _tokens(h)
             await _ramp_and_fanout(h, nodes, fds, tags, info)
-            await _storm(h, nodes, fds, tags)
+            await _storm(h, nodes, fds, tags, services)
         except Exception as exc:
             log(f"  nodes3 FAILED: {exc!r}")
             h.notes.append(f"nodes3: failed: {exc or type(exc).__name__}".splitlines()[0][:300])
@@ -395,7 +420,13 @@ def _fd_summary(sample: dict[str, Any]) -> None:
     sample["fd_peak_gen_max"] = max((v for k, v in peaks.items() if k.startswith("gen")), default=None)
 
 
-async def _storm(h: Harness, nodes: dict[str, Server], fds: FdWatch, tags: list[dict[str, Any]]) -> None:
+async def _storm(
+    h: Harness,
+    nodes: dict[str, Server],
+    fds: FdWatch,
+    tags: list[dict[str, Any]],
+    services: tuple[int, ...],
+) -> None:
     servers = list(nodes.values())
     await asyncio.sleep(0.3)
     for s in servers:
@@ -404,6 +435,8 @@ async def _storm(h: Harness, nodes: dict[str, Server], fds: FdWatch, tags: list[
     c0 = sum(s.cpu() for s in servers)
     g0 = await h.gen_cpu()
     m0 = machine_busy()
+    irq0, steal0 = machine_parts()
+    s0 = sum(tree_cpu(pid) for pid in services)
     res = await h.lg.open(
         host=HOST,
         mode="sio",
@@ -417,6 +450,8 @@ async def _storm(h: Harness, nodes: dict[str, Server], fds: FdWatch, tags: list[
     c1 = sum(s.cpu() for s in servers)
     g1 = await h.gen_cpu()
     m1 = machine_busy()
+    irq1, steal1 = machine_parts()
+    s1 = sum(tree_cpu(pid) for pid in services)
     lat = [(t - res["t0"]) * 1000 for t in res["times"]]
     completion = max(lat) / 1000 if lat else None
     opened_by = {tag: int(v[0]) for tag, v in res["by_tag"].items()}
@@ -435,6 +470,11 @@ async def _storm(h: Harness, nodes: dict[str, Server], fds: FdWatch, tags: list[
         "peak_mib": sum(s.peak_kib() for s in servers) / 1024,
         "gen_cpu_s": g1 - g0,
         "other_cpu_s": (m1 - m0) - (c1 - c0) - (g1 - g0),
+        "services_cpu_s": s1 - s0,  # PostgreSQL's postmaster tree and Redis: part of other_cpu_s
+        "irq_cpu_s": irq1 - irq0,  # hard and soft interrupts (loopback TCP): part of other_cpu_s
+        "steal_s": steal1 - steal0,
+        "busy_s": m1 - m0,
+        "deciles_ms": [pct(lat, q) for q in range(10, 100, 10)],
     }
     log(
         f"  nodes3 storm: {res['opened']}/{h.N} ({opened_by}) in {completion or float('nan'):.1f}s "

@@ -134,6 +134,9 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("nodes3-storm", "server_cpu_s", "3 nodes storm CPU, all nodes (s)", "none"),
     ("nodes3-storm", "peak_mib", "3 nodes storm peak RSS, sum of the nodes' peaks (MiB)", "none"),
     ("nodes3-storm", "gen_cpu_s", "3 nodes storm generator CPU (s)", "none"),
+    ("nodes3-storm", "other_cpu_s", "3 nodes storm other CPU: kernel + other procs (s)", "none"),
+    ("nodes3-storm", "services_cpu_s", "3 nodes storm of that: PostgreSQL + Redis (s)", "none"),
+    ("nodes3-storm", "irq_cpu_s", "3 nodes storm of that: interrupts, hard and soft (s)", "none"),
     ("nodes3-storm", "fanout_after_p99_ms", "3 nodes: fan-out p99 to the stormed clients (ms)", "none"),
     ("nodes3-storm", "fd_peak_node_max", "3 nodes storm: open files, largest node's peak", "none"),
 ]
