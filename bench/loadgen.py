@@ -111,6 +111,8 @@ class Worker:
         self.watch: dict[bytes, dict[int, float]] = {}
         self.watch_target: dict[bytes, int] = {}
         self.watch_done: dict[bytes, asyncio.Event] = {}
+        # event name -> how many times an armed event reached a connection that already had it
+        self.watch_dups: dict[bytes, int] = {}
         self.keep_last: dict[bytes, bytes] = {}  # event -> last payload seen
         self.keep: set[bytes] = set()
         self.pings = 0
@@ -127,10 +129,13 @@ class Worker:
     # -- called by connections -------------------------------------------------
     def on_event(self, conn: Conn, name: bytes, payload: bytes, now: float) -> None:
         d = self.watch.get(name)
-        if d is not None and conn.index not in d:
-            d[conn.index] = now
-            if len(d) >= self.watch_target[name]:
-                self.watch_done[name].set()
+        if d is not None:
+            if conn.index not in d:
+                d[conn.index] = now
+                if len(d) >= self.watch_target[name]:
+                    self.watch_done[name].set()
+            else:
+                self.watch_dups[name] = self.watch_dups.get(name, 0) + 1
         if name in self.keep:
             self.keep_last[name] = payload
 
@@ -449,6 +454,13 @@ class WorkerServer:
         gc.collect()
         errors: dict[str, int] = {}
         times: list[float] = []
+        last_by_tag: dict[str, tuple[int, float]] = {}  # tag -> (ready connections, last ready at)
+
+        def ready(conn: Conn, at: float) -> None:
+            times.append(at)
+            w.conns[conn.index] = conn
+            count, last = last_by_tag.get(conn.tag, (0, 0.0))
+            last_by_tag[conn.tag] = (count + 1, max(last, at))
 
         async def one(i: int) -> None:
             tport, hh, tok, ttag = plan[i]
@@ -461,12 +473,10 @@ class WorkerServer:
                 async with sem:
                     await loop.create_connection(lambda: conn, host, tport, local_addr=local)
                     if gate == "all":
-                        times.append(await conn.ready)
-                        w.conns[conn.index] = conn
+                        ready(conn, await conn.ready)
                         return
                     await conn.upgraded
-                times.append(await conn.ready)
-                w.conns[conn.index] = conn
+                ready(conn, await conn.ready)
             except Exception as exc:
                 msg = str(exc) or type(exc).__name__
                 errors[msg[:120]] = errors.get(msg[:120], 0) + 1
@@ -481,11 +491,19 @@ class WorkerServer:
             errors["timeout"] = errors.get("timeout", 0) + len(pending)
         t1 = monotonic()
         gc.collect()
-        return {"t0": t0, "t1": t1, "times": times, "opened": len(times), "errors": errors}
+        return {
+            "t0": t0,
+            "t1": t1,
+            "times": times,
+            "opened": len(times),
+            "errors": errors,
+            "by_tag": {tag: list(v) for tag, v in last_by_tag.items()},
+        }
 
     async def cmd_arm(self, event: str, keep: bool = False) -> dict[str, Any]:
         name = event.encode()
         self.w.watch[name] = {}
+        self.w.watch_dups[name] = 0
         live = sum(1 for c in self.w.conns.values() if not c.closed and not c.stalled)
         self.w.watch_target[name] = live
         self.w.watch_done[name] = asyncio.Event()
@@ -496,14 +514,22 @@ class WorkerServer:
             self.w.keep_last.pop(name, None)
         return {"armed": event, "target": live}
 
-    async def cmd_wait(self, event: str, timeout: float = 30.0, times: bool = True) -> dict[str, Any]:
+    async def cmd_wait(
+        self, event: str, timeout: float = 30.0, times: bool = True, grace: float = 0.0
+    ) -> dict[str, Any]:
+        """Wait until every armed connection has ``event`` (or ``timeout``), then ``grace`` seconds
+        more, still counting arrivals: ``duplicates`` is how many times the event reached a
+        connection that already had it (exactly once means 0)."""
         name = event.encode()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.w.watch_done[name].wait(), timeout)
+        if grace > 0:
+            await asyncio.sleep(grace)
         d = self.w.watch.pop(name, {})
         target = self.w.watch_target.pop(name, 0)
         self.w.watch_done.pop(name, None)
-        out: dict[str, Any] = {"received": len(d), "target": target}
+        dups = self.w.watch_dups.pop(name, 0)
+        out: dict[str, Any] = {"received": len(d), "target": target, "duplicates": dups}
         by_tag: dict[str, int] = {}
         conns = self.w.conns
         for idx in d:
@@ -511,6 +537,11 @@ class WorkerServer:
             t = c.tag if c is not None else "?"
             by_tag[t] = by_tag.get(t, 0) + 1
         out["by_tag"] = by_tag
+        live_by_tag: dict[str, int] = {}  # connections still open now, per tag (a closed one is a miss)
+        for c in conns.values():
+            if not c.closed and not c.stalled:
+                live_by_tag[c.tag] = live_by_tag.get(c.tag, 0) + 1
+        out["live_by_tag"] = live_by_tag
         if times:
             out["times"] = list(d.values())
         if name in self.w.keep:
@@ -727,22 +758,32 @@ class LoadGen:
         for r in res:
             for k, v in r["errors"].items():
                 errors[k] = errors.get(k, 0) + v
+        by_tag: dict[str, list[float]] = {}  # tag -> [ready connections, last ready at]
+        for r in res:
+            for tag, (count, last) in r["by_tag"].items():
+                have = by_tag.setdefault(tag, [0, 0.0])
+                have[0] += count
+                have[1] = max(have[1], last)
         return {
             "t0": min(r["t0"] for r in res),
             "t1": max(r["t1"] for r in res),
             "times": [t for r in res for t in r["times"]],
             "opened": sum(r["opened"] for r in res),
             "errors": errors,
+            "by_tag": by_tag,
         }
 
     async def arm(self, event: str, keep: bool = False) -> int:
         return sum(r["target"] for r in await self.all("arm", event=event, keep=keep))
 
-    async def wait(self, event: str, timeout: float = 30.0, times: bool = True) -> dict[str, Any]:
-        res = await self.all("wait", event=event, timeout=timeout, times=times)
+    async def wait(
+        self, event: str, timeout: float = 30.0, times: bool = True, grace: float = 0.0
+    ) -> dict[str, Any]:
+        res = await self.all("wait", event=event, timeout=timeout, times=times, grace=grace)
         out: dict[str, Any] = {
             "received": sum(r["received"] for r in res),
             "target": sum(r["target"] for r in res),
+            "duplicates": sum(r["duplicates"] for r in res),
             "times": [t for r in res for t in r.get("times", [])],
         }
         by_tag: dict[str, int] = {}
@@ -750,6 +791,11 @@ class LoadGen:
             for k, v in r["by_tag"].items():
                 by_tag[k] = by_tag.get(k, 0) + v
         out["by_tag"] = by_tag
+        live_by_tag: dict[str, int] = {}
+        for r in res:
+            for k, v in r["live_by_tag"].items():
+                live_by_tag[k] = live_by_tag.get(k, 0) + v
+        out["live_by_tag"] = live_by_tag
         lasts = [r.get("last") for r in res if r.get("last")]
         out["last"] = lasts[-1] if lasts else None
         return out

@@ -27,6 +27,10 @@ peak RSS, read from /proc for the server's process tree):
              latency to the others, reported beside the same round's fan-out
              without them (target: p99 within 1.1x).
 * nodes    - fan-out across two of our nodes over Redis (ours only).
+* nodes3   - N over three of our nodes sharing PostgreSQL and Redis, each
+             node under 20,000 open files: fan-out through one node to every
+             client, the storm spread over the three, every client served
+             exactly once (ours only; on its own: --scenarios nodes3).
 
 Peak RSS is each node's VmHWM, summed over the nodes a scenario runs. Rounds
 alternate the order of the servers; each round starts every server afresh.
@@ -35,6 +39,6 @@ load is bounded in count and time.
 
 The modules, each readable alone: :mod:`.servers` (processes and /proc),
 :mod:`.harness` (what every scenario shares), :mod:`.fanout` and
-:mod:`.checkin` (the scenarios), :mod:`.reporting` (the table) and
+:mod:`.checkin` and :mod:`.nodes3` (the scenarios), :mod:`.reporting` (the table) and
 :mod:`.cli` (options and rounds). ``bench/run.py`` is the command.
 """

@@ -30,6 +30,7 @@ import runner
 from .checkin import checkin_burst, checkin_postgres, checkin_socket_burst
 from .fanout import fanout_and_memory, many_nodes, storm
 from .harness import SPREAD_SOURCES_ABOVE, Harness
+from .nodes3 import NODE_NOFILE, NODES, three_nodes
 from .reporting import collect, render, summarize
 from .servers import HERE, ROOT, log, machine_busy, monotonic, wait_healthy
 
@@ -37,6 +38,9 @@ from .servers import HERE, ROOT, log, machine_busy, monotonic, wait_healthy
 CONNECTIONS_PER_WORKER = 20000
 # File descriptors a server needs besides its N websockets (HTTP pool of the burst, database, logs).
 FD_MARGIN = 1500
+# The scenarios of the rounds (one server process holds all N); the many-node ones run after them.
+ROUND_SCENARIOS = {"fanout", "memory", "stalled", "storm", "checkin", "checkin-socket"}
+ALL_SCENARIOS = "fanout,memory,stalled,storm,checkin,checkin-socket,nodes,checkin-pg,nodes3"
 
 
 async def run(h: Harness) -> dict[str, Any]:
@@ -46,7 +50,7 @@ async def run(h: Harness) -> dict[str, Any]:
     await h.lg.start()
     kinds = [k for k in h.args.servers.split(",") if k]
     try:
-        for rnd in range(h.args.rounds):
+        for rnd in range(h.args.rounds if h.args.scenarios & ROUND_SCENARIOS else 0):
             if rnd > 0 and monotonic() > h.t_start + h.args.budget * 0.7:
                 h.notes.append(f"stopped after {rnd} rounds: time budget ({h.args.budget}s)")
                 break
@@ -102,6 +106,9 @@ async def run(h: Harness) -> dict[str, Any]:
             await checkin_postgres(
                 h,
             )
+        if "nodes3" in h.args.scenarios and "ours" in kinds:
+            log(f"three nodes: ours x3 over Redis, N={h.N:,}")
+            await three_nodes(h)
         h.gen_total = await h.gen_cpu()
     finally:
         await h.lg.stop()
@@ -124,14 +131,27 @@ def plan_scale(args: argparse.Namespace) -> None:
     if args.procs is None:
         args.procs = max(1, -(-n // min(CONNECTIONS_PER_WORKER, hard - FD_MARGIN)))
     per_worker = -(-n // args.procs)
-    needs = {
-        "one server process": n + args.burst_pool + FD_MARGIN,
-        f"one of {args.procs} load generator processes": per_worker + FD_MARGIN,
+    needs: dict[str, tuple[int, int]] = {  # who: (open files needed, the limit it has)
+        f"one of {args.procs} load generator processes": (per_worker + FD_MARGIN, hard)
     }
-    for who, need in needs.items():
-        if need > hard:
+    if args.scenarios - {"nodes3"}:
+        needs["one server process"] = (n + args.burst_pool + FD_MARGIN, hard)
+    if "nodes3" in args.scenarios:
+        if args.node_nofile > hard:
+            raise SystemExit(f"--node-nofile {args.node_nofile:,} is above the hard limit here ({hard:,})")
+        needs[f"one of the {len(NODES)} nodes (--node-nofile)"] = (
+            -(-n // len(NODES)) + FD_MARGIN,
+            args.node_nofile,
+        )
+    for who, (need, limit) in needs.items():
+        if need > limit:
+            if "nodes" in who:
+                raise SystemExit(
+                    f"N={n:,} needs {need:,} open files in {who}, above its limit of {limit:,}: "
+                    "run a smaller -n or give the nodes a larger --node-nofile."
+                )
             raise SystemExit(
-                f"N={n:,} needs {need:,} open files in {who}, but the hard limit here is {hard:,} "
+                f"N={n:,} needs {need:,} open files in {who}, but the hard limit here is {limit:,} "
                 "(ulimit -Hn). Raise it for the shell that runs the benchmark (as root with "
                 f"CAP_SYS_RESOURCE: `prlimit --nofile={2 * need}:{2 * need} --pid $$`; under systemd "
                 f"LimitNOFILE={2 * need}; in a container --ulimit nofile={2 * need}:{2 * need})"
@@ -163,7 +183,27 @@ def main() -> None:
     ap.add_argument(
         "--scenarios",
         default="fanout,memory,stalled,storm,checkin,checkin-socket,nodes,checkin-pg",
-        help="comma list of fanout,memory,stalled,storm,checkin,checkin-socket,nodes,checkin-pg",
+        help=f"comma list of {ALL_SCENARIOS} (default: all but nodes3, which runs alone: "
+        "--servers ours --scenarios nodes3 -n 50000)",
+    )
+    ap.add_argument(
+        "--nodes3-db",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the three nodes' shared database: a throw-away durable PostgreSQL, or one SQLite file",
+    )
+    ap.add_argument(
+        "--node-nofile",
+        type=int,
+        default=NODE_NOFILE,
+        help=f"open-file limit (soft and hard) of each node in nodes3 (default {NODE_NOFILE:,})",
+    )
+    ap.add_argument(
+        "--dup-grace",
+        type=float,
+        default=0.5,
+        help="nodes3: seconds to keep counting arrivals after the last client has an event, "
+        "so a second copy is seen",
     )
     ap.add_argument(
         "--stalled-fraction",
@@ -227,6 +267,9 @@ def main() -> None:
     args.rounds = args.rounds or (2 if args.quick else 3)
     args.triggers = args.triggers or (2 if args.quick else 3)
     args.scenarios = set(args.scenarios.split(","))
+    unknown = args.scenarios - set(ALL_SCENARIOS.split(","))
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {ALL_SCENARIOS}")
     if not 0 < args.stalled_fraction <= 0.5:
         ap.error(f"--stalled-fraction must be above 0 and at most 0.5, not {args.stalled_fraction}")
     plan_scale(args)

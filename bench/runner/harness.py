@@ -70,7 +70,12 @@ class Harness:
 
     # -- servers -----------------------------------------------------------------
     def make(
-        self, kind: str, tag: str, redis_url: str | None = None, database_url: str | None = None
+        self,
+        kind: str,
+        tag: str,
+        redis_url: str | None = None,
+        database_url: str | None = None,
+        nofile: int | None = None,
     ) -> Server:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
@@ -97,7 +102,7 @@ class Harness:
             cmd = [sys.executable, os.path.join(HERE, "floor.py"), "--host", HOST, "--port", str(port)]
         else:
             raise ValueError(kind)
-        return Server(kind, cmd, env, port, logpath)
+        return Server(kind, cmd, env, port, logpath, nofile=nofile)
 
     async def api(
         self, srv: Server, method: str, path: str, token: str | None = None, body: Any = None

@@ -111,6 +111,34 @@ METRICS: list[tuple[str, str, str, str]] = [
         "check-in on PostgreSQL, 2 nodes: all processes' CPU per check-in (ms; nodes, PostgreSQL, Redis)",
         "low",
     ),
+    # nodes3: ours only (the peer is one node with its state in memory); N over three nodes
+    ("nodes3-ramp", "opened", "3 nodes: clients subscribed by the gentle ramp (of N)", "none"),
+    ("nodes3-ramp", "ramp_s", "3 nodes: gentle ramp of N (s)", "none"),
+    ("nodes3", "first_ms", "3 nodes fan-out first arrival (ms)", "none"),
+    ("nodes3", "p50_ms", "3 nodes fan-out p50 (ms)", "none"),
+    ("nodes3", "p99_ms", "3 nodes fan-out p99 (ms)", "none"),
+    ("nodes3", "max_ms", "3 nodes fan-out max (ms)", "none"),
+    ("nodes3", "http_ms", "3 nodes fan-out HTTP response, node A (ms)", "none"),
+    ("nodes3", "server_cpu_s", "3 nodes fan-out CPU, all nodes (s)", "none"),
+    ("nodes3", "misses", "3 nodes fan-out: clients without the start (of N)", "none"),
+    ("nodes3", "duplicates", "3 nodes fan-out: second copies of the start", "none"),
+    ("nodes3", "ended_misses", "3 nodes fan-out: clients without the end (of N)", "none"),
+    ("nodes3-ramp", "fd_peak_node_max", "3 nodes: open files, largest node's peak (ramp + fan-out)", "none"),
+    ("nodes3-ramp", "fd_peak_gen_max", "3 nodes: open files, largest generator worker's peak", "none"),
+    ("nodes3-ramp", "rss_mib_total", "3 nodes: RSS with N subscribed, all nodes (MiB)", "none"),
+    ("nodes3-ramp", "teardown_s", "3 nodes: teardown of N, nodes busy (s)", "none"),
+    ("nodes3-storm", "opened", "3 nodes storm: clients with snapshot (of N)", "none"),
+    ("nodes3-storm", "completion_s", "3 nodes storm completion (s)", "none"),
+    ("nodes3-storm", "p50_ms", "3 nodes storm p50 (ms)", "none"),
+    ("nodes3-storm", "p99_ms", "3 nodes storm p99 (ms)", "none"),
+    ("nodes3-storm", "server_cpu_s", "3 nodes storm CPU, all nodes (s)", "none"),
+    ("nodes3-storm", "peak_mib", "3 nodes storm peak RSS, sum of the nodes' peaks (MiB)", "none"),
+    ("nodes3-storm", "gen_cpu_s", "3 nodes storm generator CPU (s)", "none"),
+    ("nodes3-storm", "other_cpu_s", "3 nodes storm other CPU: kernel + other procs (s)", "none"),
+    ("nodes3-storm", "services_cpu_s", "3 nodes storm of that: PostgreSQL + Redis (s)", "none"),
+    ("nodes3-storm", "irq_cpu_s", "3 nodes storm of that: interrupts, hard and soft (s)", "none"),
+    ("nodes3-storm", "fanout_after_p99_ms", "3 nodes: fan-out p99 to the stormed clients (ms)", "none"),
+    ("nodes3-storm", "fd_peak_node_max", "3 nodes storm: open files, largest node's peak", "none"),
 ]
 
 
@@ -207,7 +235,16 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             for s in samples:
                 if s["received"] != s["target"]:
                     errors.append(f"{scen} {k}: received {s['received']}/{s['target']}")
+    for scen in ("nodes3", "nodes3-storm"):
+        for s in by_scenario.get(scen, {}).get("ours", []):
+            if not s.get("served_all"):
+                errors.append(f"{scen}: not every client served: {_served(s)}")
     return {"rows": rows, "checkin_checks": checks, "errors": errors}
+
+
+def _served(s: dict[str, Any]) -> str:
+    keys = ("misses", "duplicates", "ended_misses", "ended_duplicates", "errors", "fanout_after")
+    return ", ".join(f"{k}={s[k]}" for k in keys if k in s)
 
 
 def fmt(v: Any) -> str:
@@ -236,7 +273,13 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
         f"versions: {m['versions']}",
         f"N={cfg['n']} subscribers, rounds={cfg['rounds']} (servers alternate order), fan-out triggers/round="
         f"{cfg['triggers']}, check-in burst={cfg['burst']} (+{cfg['dup']} racing duplicates) over 1 s, "
-        f"generator processes={cfg['procs']}, stalled subscribers={100 * cfg['stalled_fraction']:g} %",
+        f"generator processes={cfg['procs']}, stalled subscribers={100 * cfg['stalled_fraction']:g} %"
+        + (
+            f"; three nodes (nodes3): N/3 per node, {cfg.get('node_triggers')} fan-out triggers "
+            "through node A (3-node rows: medians over those triggers; ours only)"
+            if "nodes3" in cfg.get("scenarios", ())
+            else ""
+        ),
         f"elapsed {result['elapsed_s']:.0f}s; load generator CPU total "
         f"{result['generator_cpu_s_total']:.1f}s (workers + driver)",
         "",
@@ -283,11 +326,39 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
                 for k, v in result["setup"].items()
             )
         )
+    out.extend(_three_nodes_lines(result["samples"]))
     for e in summary["errors"]:
         out.append("error: " + e)
     for n in result["notes"]:
         out.append("note: " + n)
     return "\n".join(out)
+
+
+def _three_nodes_lines(by_scenario: dict[str, Any]) -> list[str]:
+    """nodes3: the database, each process's open-file limit and peak, and whether every client was
+    served (every event once; the storm's every client its snapshot)."""
+    out = []
+    for ramp in by_scenario.get("nodes3-ramp", {}).get("ours", []):
+        out.append(
+            f"three nodes: {ramp['database']}; open-file limit per node {ramp['node_nofile']}, per "
+            f"generator worker {ramp['generator_nofile']}; peak open files, ramp + fan-out: "
+            f"{ramp['fd_peak']}; "
+            f"RSS with N subscribed (MiB): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ramp["rss_mib_by_node"].items())
+        )
+    for storm in by_scenario.get("nodes3-storm", {}).get("ours", []):
+        out.append(f"three nodes storm: peak open files {storm['fd_peak']}; errors {storm['errors']}")
+    samples = [
+        *by_scenario.get("nodes3", {}).get("ours", []),
+        *by_scenario.get("nodes3-storm", {}).get("ours", []),
+    ]
+    if samples:
+        served = all(s.get("served_all") for s in samples)
+        out.append(
+            "three nodes, every client served (each event exactly once at each of the N clients, and "
+            f"every stormed client its snapshot): {'yes' if served else 'NO'} ({len(samples)} checks)"
+        )
+    return out
 
 
 def machine_facts(node: str) -> dict[str, Any]:

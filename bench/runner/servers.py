@@ -100,14 +100,27 @@ REDIS_PIDS: dict[str, int] = {}
 class Server:
     """A server process and its tree, measured from /proc."""
 
-    def __init__(self, kind: str, cmd: list[str], env: dict[str, str], port: int, logpath: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        cmd: list[str],
+        env: dict[str, str],
+        port: int,
+        logpath: str,
+        nofile: int | None = None,
+    ) -> None:
+        """``nofile``: the process's open-file limit, soft and hard (default: the hard limit here)."""
         self.kind, self.cmd, self.env, self.port, self.logpath = kind, cmd, env, port, logpath
+        self.nofile = nofile
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        nofile = self.nofile
+
         def limits() -> None:
             _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # no CAP_SYS_RESOURCE: soft up to hard
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            limit = hard if nofile is None or (hard != resource.RLIM_INFINITY and nofile > hard) else nofile
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
             os.setsid()
 
         self.logf = open(self.logpath, "ab")  # noqa: SIM115 - closed in stop()
@@ -147,6 +160,25 @@ class Server:
     def status_kib(self, key: str) -> int:
         """A ``/proc/<pid>/status`` line in KiB (``"RssAnon:"``), summed over the tree."""
         return self._status(key)
+
+    def open_files(self) -> int:
+        """File descriptors open now, summed over the process tree (/proc/PID/fd)."""
+        total = 0
+        for p in self.tree():
+            with contextlib.suppress(OSError):
+                total += len(os.listdir(f"/proc/{p}/fd"))
+        return total
+
+    def nofile_limit(self) -> int | None:
+        """The soft open-file limit in effect in the process (/proc/PID/limits)."""
+        try:
+            with open(f"/proc/{self.pid}/limits") as f:
+                for line in f:
+                    if line.startswith("Max open files"):
+                        return int(line.split()[3])
+        except (OSError, ValueError):
+            pass
+        return None
 
     def rss_kib(self) -> int:
         return self._status("VmRSS:")
