@@ -61,3 +61,6 @@ async def test_commits_wake_the_sender_only_once_an_endpoint_exists(
     # Delivered at once: the commit woke the sender (its periodic pass is 300 s away).
     (got,) = await receiver.wait_count(1)
     assert got.body["data"]["session_id"] == started["id"]
+    # The pass that sent it has recorded the answer (no request in flight when the app stops:
+    # an aiohttp connection cut off mid-answer is an unclosed-resource warning later).
+    await loop.settled()
